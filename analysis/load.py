@@ -1,0 +1,144 @@
+"""Read an lmsweep experiment from any MLflow tracking URI into tidy DataFrames.
+
+``runs``: one row per job run (tag lmsweep.role=job) with its flattened config params, outcome,
+parameter counts, final tokens / FLOPs / wall-clock, final and best val loss and a ``diverged``
+flag. ``histories``: one row per (run, step, metric) with the run's tokens, FLOPs and
+wall-clock at that step joined on, so any curve can be put on any of the three axes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from analysis.errors import AnalysisError, unknown
+from trainer import schema
+
+# --x choices -> runs-table columns
+X_AXES = {"params": "params_total", "non_embedding_params": "params_non_embedding",
+          "tokens": schema.TOKENS, "flops": schema.FLOPS, "wall_clock": schema.WALL_CLOCK}
+AXES = (schema.TOKENS, schema.FLOPS, schema.WALL_CLOCK)
+HISTORY_METRICS = (schema.TRAIN_LOSS, schema.VAL_LOSS, schema.LR, schema.GRAD_NORM,
+                   schema.TOKENS_PER_S, schema.BATCH_TOKENS)
+SUMMARY_METRICS = (schema.FINAL_VAL_LOSS, schema.BEST_VAL_LOSS, schema.UNIGRAM_ENTROPY,
+                   schema.OPTIMIZER_STATE_BYTES_PER_PARAM)
+_COUNT_TAGS = {"params_total": schema.TAG_PARAMS_TOTAL,
+               "params_non_embedding": schema.TAG_PARAMS_NON_EMBEDDING,
+               "flops_per_token": schema.TAG_FLOPS_PER_TOKEN}
+# SQL stores keep +-inf as +-float max (mlflow SqlAlchemyStore.sanitize_metric_value)
+_FLOAT_MAX = np.finfo(float).max
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    runs: pd.DataFrame             # one row per job run, index-free, column "run_id"
+    histories: pd.DataFrame        # run_id, step, tokens, flops, wall_clock_s, metric, value
+    param_columns: tuple[str, ...]  # the config params among runs' columns
+
+    def parent_run_id(self) -> str:
+        """The sweep (parent) run the loaded job runs hang under, for attaching artifacts."""
+        parents = self.runs.dropna(subset=["parent_run_id"]).groupby("parent_run_id")["sweep_id"].first()
+        if len(parents) != 1:
+            raise AnalysisError(f"runs belong to {len(parents)} sweeps; pick one with --sweep-id: "
+                                + ", ".join(map(str, parents)) if len(parents) else
+                                "no loaded run has a parent sweep run (tag mlflow.parentRunId)")
+        return str(parents.index[0])
+
+
+def load_experiment(tracking_uri: str, experiment: str, *, sweep_id: str | None = None,
+                    metrics: Sequence[str] | None = HISTORY_METRICS) -> Experiment:
+    """All job runs of ``experiment`` (a name or id), or of one sweep; ``metrics=None`` skips the
+    histories (one ``get_metric_history`` call per run and metric)."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None and experiment.isdigit():
+        exp = client.get_experiment(experiment)
+    if exp is None:
+        raise unknown("experiment", experiment, [e.name for e in client.search_experiments()])
+    runs = _search(client, exp.experiment_id, f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'")
+    if not runs:
+        raise AnalysisError(f"experiment {exp.name!r} has no job runs "
+                            f"(tag {schema.TAG_ROLE}={schema.ROLE_JOB})")
+    if sweep_id is not None:
+        sweeps = {r.data.tags.get(schema.TAG_SWEEP_ID) for r in runs}
+        runs = [r for r in runs if r.data.tags.get(schema.TAG_SWEEP_ID) == sweep_id]
+        if not runs:
+            raise unknown(f"sweep id in experiment {exp.name!r}:", sweep_id, sweeps - {None})
+    table = pd.DataFrame([_run_row(r) for r in runs])
+    param_columns = tuple(sorted({k for r in runs for k in r.data.params}))
+    for col in param_columns:
+        table[col] = _typed(table[col])
+    histories = (_histories(client, runs, metrics) if metrics is not None
+                 else pd.DataFrame(columns=["run_id", "step", *AXES, "metric", "value"]))
+    return Experiment(name=exp.name, runs=table, histories=histories, param_columns=param_columns)
+
+
+def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _metric(run: Run, key: str) -> float:
+    value = run.data.metrics.get(key, np.nan)
+    return float(np.sign(value) * np.inf) if abs(value) >= _FLOAT_MAX else float(value)
+
+
+def _run_row(run: Run) -> dict[str, object]:
+    tags = run.data.tags
+    row: dict[str, object] = {
+        "run_id": run.info.run_id, "run_name": run.info.run_name,
+        "sweep_id": tags.get(schema.TAG_SWEEP_ID), "parent_run_id": tags.get(schema.PARENT_RUN_TAG),
+        "status": run.info.status, "outcome": tags.get(schema.TAG_OUTCOME),
+        "overrides": tags.get(schema.TAG_OVERRIDES), "fingerprint": tags.get(schema.TAG_FINGERPRINT),
+    }
+    row.update({col: float(tags.get(tag, np.nan)) for col, tag in _COUNT_TAGS.items()})
+    row.update({key: _metric(run, key) for key in AXES + SUMMARY_METRICS})
+    # a run still running (or killed) has no summary metrics: fall back to its last val_loss
+    last_val = _metric(run, schema.VAL_LOSS)
+    if np.isnan(row[schema.FINAL_VAL_LOSS]):
+        row[schema.FINAL_VAL_LOSS] = last_val
+    logged_nonfinite = any(k in run.data.metrics and not np.isfinite(_metric(run, k))
+                           for k in (schema.FINAL_VAL_LOSS, schema.VAL_LOSS, schema.TRAIN_LOSS))
+    row["diverged"] = row["outcome"] == schema.OUTCOME_DIVERGED or logged_nonfinite
+    row.update(run.data.params)
+    return row
+
+
+def _typed(column: pd.Series) -> pd.Series:
+    """Params arrive as strings: make a column numeric when every present value parses."""
+    numeric = pd.to_numeric(column, errors="coerce")
+    return numeric if numeric.notna().sum() == column.notna().sum() else column
+
+
+def _histories(client: MlflowClient, runs: list[Run], metrics: Sequence[str]) -> pd.DataFrame:
+    frames = []
+    for run in runs:
+        run_id = run.info.run_id
+
+        def history(key: str) -> pd.Series:
+            points = client.get_metric_history(run_id, key)
+            series = pd.Series({m.step: m.value for m in sorted(points, key=lambda m: (m.step, m.timestamp))},
+                               dtype=float)
+            return series.where(series.abs() < _FLOAT_MAX, np.sign(series) * np.inf)
+
+        axes = pd.DataFrame({key: history(key) for key in AXES if key in run.data.metrics})
+        for key in metrics:
+            if key in run.data.metrics:
+                values = history(key).rename("value").rename_axis("step").reset_index()
+                frames.append(values.assign(run_id=run_id, metric=key)
+                              .merge(axes, left_on="step", right_index=True, how="left"))
+    columns = ["run_id", "step", *AXES, "metric", "value"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True).reindex(columns=columns)

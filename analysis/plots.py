@@ -1,0 +1,109 @@
+"""PNG figures: fitted laws, IsoFLOP parabolas, compute-optimal frontier, loss curves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")   # files only, never a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.groups import GroupFits  # noqa: E402
+from analysis.isoflop import IsoFlopFit  # noqa: E402
+
+_BEYOND = 3.0   # draw fitted curves this factor past the data, dashed (extrapolation)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_group_fits(points: pd.DataFrame, group: pd.Series, fits: GroupFits, path: Path) -> Path:
+    """Loss against x per group, with each group's fitted law (dashed where extrapolated)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for i, (name, rows) in enumerate(points.groupby(group, sort=True)):
+        color = f"C{i}"
+        ok = np.isfinite(rows[fits.y]) & ~rows["diverged"].astype(bool)
+        ax.scatter(rows.loc[ok, fits.x], rows.loc[ok, fits.y], color=color, s=18, label=name)
+        if name in fits.fits:
+            fit = fits.fits[name]
+            inside = np.geomspace(fit.x_min, fit.x_max, 100)
+            beyond = np.geomspace(fit.x_max, fit.x_max * _BEYOND, 30)
+            ax.plot(inside, fit.predict(inside), color=color)
+            ax.plot(beyond, fit.predict(beyond), color=color, ls="--")
+    ax.set(xscale="log", yscale="log", xlabel=fits.x, ylabel=fits.y,
+           title=f"{fits.y} vs {fits.x}: L = E + A x^-alpha")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_isoflop(budget: np.ndarray, n: np.ndarray, loss: np.ndarray, fit: IsoFlopFit,
+                 path: Path) -> Path:
+    """Left: loss against N per budget with its parabola and vertex (red edge = at grid edge);
+    right: the vertices against C with the fitted N_opt = k C^a."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    budget = np.asarray(budget).astype(str)
+    for i, (label, row) in enumerate(fit.budgets.iterrows()):
+        mine = (budget == label) & np.isfinite(loss)
+        left.scatter(n[mine], loss[mine], color=f"C{i}", s=18, label=f"{label} (C={row.compute:.2g})")
+        u = np.linspace(np.log(n[mine].min()), np.log(n[mine].max()), 100)
+        left.plot(np.exp(u), row.c0 + row.c1 * u + row.c2 * u ** 2, color=f"C{i}")
+        left.scatter([row.n_opt], [row.loss_opt], marker="*", s=120,
+                     color="red" if row.at_edge else f"C{i}", edgecolor="k", zorder=3)
+    left.set(xscale="log", xlabel="parameters N", ylabel="loss", title="IsoFLOP profiles")
+    left.legend(fontsize=8)
+    c = fit.budgets["compute"].to_numpy()
+    grid = np.geomspace(c.min(), c.max() * _BEYOND, 50)
+    right.scatter(c, fit.budgets["n_opt"], color="k", s=20, label="parabola vertices")
+    right.plot(grid, fit.n_opt(grid), label=f"N_opt = {fit.coefficient:.3g} C^{fit.exponent:.3f}")
+    right.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="N_opt",
+              title="compute-optimal model size")
+    right.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_frontier(compute_range: tuple[float, float], laws: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+                  path: Path, *, points: pd.DataFrame | None = None,
+                  intervals: pd.DataFrame | None = None) -> Path:
+    """Compute-optimal N_opt(C) per law; ``points`` (columns compute, n, loss) shown coloured by
+    loss; ``intervals`` (columns compute, lo, hi) drawn as bootstrap error bars."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    if points is not None:
+        sc = ax.scatter(points["compute"], points["n"], c=points["loss"], s=14, cmap="viridis")
+        fig.colorbar(sc, ax=ax, label="loss")
+    grid = np.geomspace(*compute_range, 100)
+    for i, (label, n_opt) in enumerate(laws.items()):
+        ax.plot(grid, n_opt(grid), color=f"C{i + 1}", label=label)
+    if intervals is not None:
+        mid = np.sqrt(intervals["lo"] * intervals["hi"])
+        ax.errorbar(intervals["compute"], mid, yerr=[mid - intervals["lo"], intervals["hi"] - mid],
+                    fmt="none", ecolor="k", capsize=3, label="bootstrap interval")
+    ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="parameters N",
+           title="compute-optimal frontier")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_curves(runs: pd.DataFrame, histories: pd.DataFrame, axis: str, variant: pd.Series,
+                metric: str, path: Path, common_range: Sequence[float] | None = None) -> Path:
+    """Every run's ``metric`` against ``axis``, coloured by variant; the shared range shaded."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    colors = {v: f"C{i}" for i, v in enumerate(sorted(variant.unique()))}
+    values = histories[histories["metric"] == metric]
+    for run_id, name in zip(runs["run_id"], variant):
+        curve = values[values["run_id"] == run_id].sort_values(axis)
+        ax.plot(curve[axis], curve["value"], color=colors[name], alpha=0.6, lw=1)
+    for name, color in colors.items():
+        ax.plot([], [], color=color, label=name)
+    if common_range is not None:
+        ax.axvspan(*common_range, color="0.9", zorder=0, label="range all runs cover")
+    ax.set(xscale="log", yscale="log", xlabel=axis, ylabel=metric, title=f"{metric} vs {axis}")
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,77 @@
+"""One-variable laws L(x) = E + A x^-alpha, x = parameters, tokens, FLOPs or wall-clock.
+
+Saturating form: Hoffmann et al. 2022 eq. (2) restricted to one variable (the E term is the
+entropy of natural text). Pure form (E = 0): Kaplan et al. 2020 eq. (1.1)-(1.3),
+L(x) = (x_c / x)^alpha, i.e. A = x_c^alpha. Both are fitted by the generic ``lse`` fitter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis.bootstrap import Intervals, bootstrap_lse
+from analysis.lse import LSEProblem, grid_starts, require_points, usable
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    E: float              # irreducible loss (0 for the pure power law)
+    A: float
+    alpha: float
+    irreducible: bool
+    objective: float      # summed Huber loss at the optimum
+    n_points: int
+    x_min: float          # range of the fitted x, to tell interpolation from extrapolation
+    x_max: float
+
+    @classmethod
+    def from_params(cls, params: np.ndarray, irreducible: bool, **meta) -> PowerLawFit:
+        """From the lse layout [a, (e,) alpha]."""
+        return cls(E=float(np.exp(params[1])) if irreducible else 0.0, A=float(np.exp(params[0])),
+                   alpha=float(params[-1]), irreducible=irreducible, **meta)
+
+    @property
+    def params(self) -> np.ndarray:
+        return np.array([np.log(self.A)] + ([np.log(self.E)] if self.irreducible else []) + [self.alpha])
+
+    def predict(self, x: np.ndarray | float) -> np.ndarray:
+        return self.E + self.A * np.asarray(x, dtype=float) ** -self.alpha
+
+    def estimates(self) -> dict[str, float]:
+        if self.irreducible:
+            return {"E": self.E, "A": self.A, "alpha": self.alpha}
+        # Kaplan's parametrisation (x_c / x)^alpha: x_c = A^(1/alpha)
+        return {"A": self.A, "alpha": self.alpha, "x_c": self.A ** (1 / self.alpha)}
+
+
+def _points(x: np.ndarray, y: np.ndarray, irreducible: bool) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = usable(x, y)
+    require_points(int(keep.sum()), 2 + irreducible, "power-law fit")
+    return x[keep], y[keep]
+
+
+def _problem(x: np.ndarray, y: np.ndarray, irreducible: bool) -> LSEProblem:
+    return LSEProblem(log_x=np.log(x)[None, :], log_y=np.log(y), irreducible=irreducible)
+
+
+def fit_power_law(x: np.ndarray, y: np.ndarray, *, irreducible: bool = True,
+                  starts: np.ndarray | None = None) -> PowerLawFit:
+    """Best fit over ``starts`` (default: Besiroglu et al.'s grid for one term, 150 starts);
+    non-finite or non-positive points (diverged runs) are dropped."""
+    x, y = _points(x, y, irreducible)
+    starts = grid_starts(1, irreducible) if starts is None else starts
+    params, objective, _ = _problem(x, y, irreducible).fit(starts)
+    return PowerLawFit.from_params(params, irreducible, objective=objective, n_points=x.size,
+                                   x_min=float(x.min()), x_max=float(x.max()))
+
+
+def bootstrap_power_law(x: np.ndarray, y: np.ndarray, fit: PowerLawFit, *, n_resamples: int,
+                        seed: int, level: float = 0.95) -> Intervals:
+    x, y = _points(x, y, fit.irreducible)
+    meta = dict(objective=np.nan, n_points=x.size, x_min=fit.x_min, x_max=fit.x_max)
+    return bootstrap_lse(_problem(x, y, fit.irreducible), fit.params,
+                         lambda p: PowerLawFit.from_params(p, fit.irreducible, **meta).estimates(),
+                         n_resamples=n_resamples, seed=seed, level=level)

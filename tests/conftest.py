@@ -1,0 +1,50 @@
+"""Shared fixtures. The real corpus is fetched once (by `make setup`, or here) and shared;
+everything a test writes (data caches, MLflow stores) goes under its own tmp_path."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from trainer.config import register_configs, to_job
+from trainer.data.corpus import corpus_dir, ensure_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SHARED_CACHE = Path(os.environ.get("LMSWEEP_CACHE", ROOT / ".cache" / "lmsweep")).resolve()
+
+register_configs()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    return ensure_corpus(SHARED_CACHE)
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, corpus: Path) -> Path:
+    """A fresh data cache that reuses the downloaded corpus."""
+    cache = tmp_path / "cache"
+    corpus_dir(cache).parent.mkdir(parents=True)
+    corpus_dir(cache).symlink_to(corpus)
+    return cache
+
+
+def compose_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def compose_job(*overrides: str):
+    return to_job(compose_cfg(*overrides))
+
+
+def run_launch(*args: str, cwd: Path, env: dict | None = None, timeout: int = 600):
+    """Run `python launch.py ARGS` as a user would, from `cwd`."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,96 @@
+"""End to end: `python launch.py -m ...` trains real models and records them in MLflow."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import run_launch
+from trainer import schema
+
+pytestmark = pytest.mark.slow
+
+TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_batch=8",
+        "ramp.start=8", "budget.steps=40", "train.eval_every=20", "train.log_every=5",
+        "train.eval_sequences=16"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, corpus):
+    from trainer.data.corpus import corpus_dir
+
+    cwd = tmp_path_factory.mktemp("sweep")
+    cache = cwd / "cache"
+    corpus_dir(cache).parent.mkdir(parents=True)
+    corpus_dir(cache).symlink_to(corpus)
+    r = run_launch("-m", "model=mixer,transformer", *TINY, cwd=cwd,
+                   env={"LMSWEEP_CACHE": str(cache), "MLFLOW_TRACKING_URI": ""})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    uri = f"sqlite:///{cwd / 'mlflow.db'}"          # the default store: the launch directory
+    return r, MlflowClient(uri)
+
+
+def job_runs(client):
+    exp = client.get_experiment_by_name("lmsweep")
+    runs = client.search_runs([exp.experiment_id])
+    return [r for r in runs if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_JOB], runs
+
+
+def test_two_finished_runs_nested_under_one_sweep(sweep):
+    _, client = sweep
+    jobs, runs = job_runs(client)
+    assert len(jobs) == 2 and {r.info.status for r in jobs} == {"FINISHED"}
+    parents = [r for r in runs if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_SWEEP]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    sweep_id = parents[0].data.tags[schema.TAG_SWEEP_ID]
+    for r in jobs:
+        assert r.data.tags[schema.PARENT_RUN_TAG] == parents[0].info.run_id
+        assert r.data.tags[schema.TAG_SWEEP_ID] == sweep_id
+    assert sorted(r.info.run_name for r in jobs) == ["model=mixer", "model=transformer"]
+
+
+def test_params_tags_and_config_artifact(sweep):
+    _, client = sweep
+    jobs, _ = job_runs(client)
+    for r in jobs:
+        p, t = r.data.params, r.data.tags
+        assert p["model.name"] in ("mixer", "transformer")
+        assert p["optim.name"] == "adam" and p["budget.steps"] == "40" and p["seed"] == "0"
+        assert p["data.seq_len"] == "32" and p["model.max_seq_len"] == "32"
+        for tag in (schema.TAG_FINGERPRINT, schema.TAG_GIT_COMMIT, schema.TAG_OVERRIDES):
+            assert t[tag]
+        total, non_emb = int(t[schema.TAG_PARAMS_TOTAL]), int(t[schema.TAG_PARAMS_NON_EMBEDDING])
+        assert 0 < non_emb < total
+        assert int(t[schema.TAG_FLOPS_PER_TOKEN]) > 6 * non_emb
+        assert t[schema.TAG_OUTCOME] == schema.OUTCOME_FINISHED
+        arts = [a.path for a in client.list_artifacts(r.info.run_id)]
+        assert schema.CONFIG_ARTIFACT in arts
+
+
+def test_metric_histories_exist_and_the_loss_fell(sweep):
+    _, client = sweep
+    jobs, _ = job_runs(client)
+    for r in jobs:
+        rid = r.info.run_id
+        hist = {m: client.get_metric_history(rid, m) for m in (
+            schema.TRAIN_LOSS, schema.VAL_LOSS, schema.LR, schema.TOKENS, schema.FLOPS,
+            schema.WALL_CLOCK, schema.TOKENS_PER_S, schema.BATCH_TOKENS, schema.GRAD_NORM)}
+        assert len(hist[schema.TRAIN_LOSS]) == 8                 # every 5 of 40 steps
+        assert [m.step for m in hist[schema.VAL_LOSS]] == [20, 40]
+        assert hist[schema.TOKENS][-1].value == 40 * 8 * 32
+        assert all(m.value == 8 * 32 for m in hist[schema.BATCH_TOKENS])
+        train = [m.value for m in sorted(hist[schema.TRAIN_LOSS], key=lambda m: m.step)]
+        assert train[-1] < train[0] - 0.5
+        m = r.data.metrics
+        assert m[schema.FINAL_VAL_LOSS] == hist[schema.VAL_LOSS][-1].value
+        assert m[schema.FINAL_VAL_LOSS] < math.log(257)                  # below uniform
+        assert m[schema.OPTIMIZER_STATE_BYTES_PER_PARAM] == pytest.approx(8, rel=0.01)  # Adam: 2 fp32
+        assert 2.5 < m[schema.UNIGRAM_ENTROPY] < 4
+
+
+def test_summary_table_and_ui_hint_printed(sweep):
+    r, _ = sweep
+    assert "final val loss" in r.stdout and "unigram-entropy baseline" in r.stdout
+    assert "model=mixer" in r.stdout and "model=transformer" in r.stdout
+    assert "mlflow ui --backend-store-uri sqlite:///" in r.stdout

@@ -1,0 +1,1 @@
+"""lmsweep trainer: one training job = one resolved JobConfig = one MLflow run."""

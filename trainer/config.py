@@ -1,0 +1,106 @@
+"""The typed job config: one dataclass per config group, composed by Hydra, validated early.
+
+Every option of every group is a dataclass registered in its group's Registry; here they are
+stored in Hydra's ConfigStore as `schema/<group>/<option>`, which the YAML files in conf/
+extend. Composition therefore type-checks every field and rejects unknown keys, and
+`JobConfig.__post_init__` (run by OmegaConf.to_object) checks values and cross-field limits
+before any data is touched.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
+
+from trainer.budgets import BUDGETS, BudgetConfig
+from trainer.data.filters import FILTERS, FilterConfig
+from trainer.data.sources import SOURCES, DataConfig
+from trainer.models import MODELS, ModelConfig
+from trainer.optim import OPTIMIZERS, OptimConfig
+from trainer.ramps import RAMPS, RampConfig
+from trainer.registry import Registry, check, check_choice
+from trainer.schedules import SCHEDULES, ScheduleConfig
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass
+class TrainConfig:
+    micro_batch: int = 16           # sequences per forward/backward; ramps accumulate these
+    eval_every: int = 100           # optimizer steps between validation passes (and at the end)
+    eval_sequences: int = 64        # fixed validation windows per pass
+    log_every: int = 10             # optimizer steps between metric points
+    grad_clip: float = 1.0          # max global grad norm; 0 disables
+    precision: str = "auto"         # auto: bf16 autocast on CUDA where supported, else fp32
+    device: str = "auto"            # auto | cpu | cuda | cuda:N
+    threads: int = 0                # torch intra-op threads on CPU; 0 = all cores
+
+    def __post_init__(self) -> None:
+        check(self.micro_batch > 0, "train.micro_batch", self.micro_batch, "> 0 sequences")
+        check(self.eval_every > 0, "train.eval_every", self.eval_every, "> 0 steps")
+        check(self.eval_sequences > 0, "train.eval_sequences", self.eval_sequences, "> 0")
+        check(self.log_every > 0, "train.log_every", self.log_every, "> 0 steps")
+        check(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, ">= 0 (0 disables)")
+        check_choice("train.precision", self.precision, PRECISIONS)
+
+
+@dataclass
+class TrackingConfig:
+    uri: Optional[str] = None       # None: $MLFLOW_TRACKING_URI, else sqlite:///<launch dir>/mlflow.db
+    experiment: str = "lmsweep"
+
+
+@dataclass
+class SweepContext:
+    """Filled in by the lmsweep sweeper for each job; empty for a single run."""
+
+    id: str = ""
+    experiment_id: str = ""
+    parent_run_id: str = ""
+    run_name: str = ""              # the overrides that vary across the sweep
+
+
+@dataclass
+class JobConfig:
+    model: ModelConfig = MISSING
+    optim: OptimConfig = MISSING
+    schedule: ScheduleConfig = MISSING
+    data: DataConfig = MISSING
+    filter: FilterConfig = MISSING
+    ramp: RampConfig = MISSING
+    budget: BudgetConfig = MISSING
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    sweep: SweepContext = field(default_factory=SweepContext)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check(self.data.seq_len <= self.model.max_seq_len, "data.seq_len", self.data.seq_len,
+              f"model={self.model.name} supports at most model.max_seq_len={self.model.max_seq_len}")
+        for size in (self.ramp.start, self.ramp.max_batch()):
+            check(size % self.train.micro_batch == 0, "ramp batch size", size,
+                  f"must be a multiple of train.micro_batch={self.train.micro_batch}")
+
+
+GROUPS: dict[str, Registry] = {
+    "model": MODELS, "optim": OPTIMIZERS, "schedule": SCHEDULES, "data": SOURCES,
+    "filter": FILTERS, "ramp": RAMPS, "budget": BUDGETS,
+}
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="job_schema", node=JobConfig)
+    for group, registry in GROUPS.items():
+        for name in registry.names():
+            cs.store(group=f"schema/{group}", name=name, node=registry[name].config_cls)
+
+
+def to_job(cfg: DictConfig) -> JobConfig:
+    """Resolve and validate a composed config; a `hydra` node (sweeper side) is dropped."""
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.pop("hydra", None)
+    return OmegaConf.to_object(cfg)

@@ -1,0 +1,1 @@
+"""Data pipeline: sources (the `data` group), filters (`filter`), tokenizers, cached preparation."""

@@ -1,0 +1,151 @@
+"""Documents -> split -> filter -> tokenize -> one token stream per split, cached on disk.
+
+The cache key is a hash of the resolved data and filter configs (Cramming's checksum_config),
+minus fields that do not change the tokens (seq_len: packing happens at load; cache_dir).
+Jobs of a sweep share one build: the first takes a file lock and writes into a temporary
+directory that is renamed into place, so a reader never sees a half-written cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock
+
+from trainer.data.filters import FILTERS, FilterConfig
+from trainer.data.sources import SOURCES, DataConfig
+from trainer.data.tokenizers import TOKENIZERS
+
+CACHE_FORMAT = 1                     # bump when the on-disk layout changes
+NOT_IN_KEY = ("seq_len", "cache_dir")
+
+
+@dataclass
+class Prepared:
+    directory: Path
+    train: np.ndarray                # token stream, documents separated by sep_id
+    val: np.ndarray
+    vocab_size: int
+    sep_id: int
+    stats: dict
+
+
+def cache_key(data: DataConfig, filt: FilterConfig) -> str:
+    d = {k: v for k, v in asdict(data).items() if k not in NOT_IN_KEY}
+    blob = json.dumps({"format": CACHE_FORMAT, "data": d, "filter": asdict(filt)}, sort_keys=True)
+    return hashlib.md5(blob.encode()).hexdigest()[:12]
+
+
+def is_validation(doc: str, val_fraction: float) -> bool:
+    """Split by content hash: stable whatever the order, and exact duplicates stay together."""
+    h = int.from_bytes(hashlib.md5(doc.encode("utf-8")).digest()[:8], "little")
+    return h / 2**64 < val_fraction
+
+
+def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
+    """Entropy (nats/token) of the token frequencies: the loss of the best context-free model."""
+    p = np.bincount(tokens, minlength=vocab_size).astype(np.float64)
+    p = p[p > 0] / p.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def _stream(docs: list[np.ndarray], sep: int, dtype: np.dtype) -> np.ndarray:
+    out = np.empty(sum(len(d) + 1 for d in docs), dtype=dtype)
+    i = 0
+    for d in docs:
+        out[i: i + len(d)] = d
+        out[i + len(d)] = sep
+        i += len(d) + 1
+    return out
+
+
+def _build(data: DataConfig, filt: FilterConfig, out: Path) -> None:
+    docs = SOURCES.build(data)()
+    train_docs = [d for d in docs if not is_validation(d, data.val_fraction)]
+    val_docs = [d for d in docs if is_validation(d, data.val_fraction)]
+    kept = FILTERS.build(filt)(train_docs)
+    if not kept:
+        raise ValueError(f"filter={filt.name} removed every training document ({asdict(filt)})")
+    tok = TOKENIZERS.build(data.tokenizer, kept)
+    dtype = np.uint16 if tok.vocab_size <= 2**16 else np.uint32
+    train = _stream(tok.encode_batch(kept), tok.sep_id, dtype)
+    val = _stream(tok.encode_batch(val_docs), tok.sep_id, dtype)
+    np.save(out / "train.npy", train)
+    np.save(out / "val.npy", val)
+    tok.save(out)
+    stats = {
+        "vocab_size": tok.vocab_size, "sep_id": tok.sep_id,
+        "docs_total": len(docs), "docs_val": len(val_docs),
+        "docs_train_before_filter": len(train_docs), "docs_train": len(kept),
+        "chars_train": sum(map(len, kept)),
+        "tokens_train": int(train.size), "tokens_val": int(val.size),
+        "unigram_entropy": unigram_entropy(train, tok.vocab_size),
+        "config": {"data": asdict(data), "filter": asdict(filt)},
+    }
+    (out / "meta.json").write_text(json.dumps(stats, indent=2, sort_keys=True))
+
+
+def prepare(data: DataConfig, filt: FilterConfig) -> Prepared:
+    root = data.cache_path() / "data"
+    target = root / f"{data.name}-{data.tokenizer.name}-{cache_key(data, filt)}"
+    if not (target / "meta.json").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(target) + ".lock"):
+            if not (target / "meta.json").exists():
+                tmp = Path(tempfile.mkdtemp(dir=root, prefix=".building-"))
+                try:
+                    _build(data, filt, tmp)
+                    tmp.rename(target)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+    stats = json.loads((target / "meta.json").read_text())
+    return Prepared(target, np.load(target / "train.npy", mmap_mode="r"),
+                    np.load(target / "val.npy", mmap_mode="r"),
+                    stats["vocab_size"], stats["sep_id"], stats)
+
+
+class Sequences:
+    """Fixed-length windows over a token stream: inputs x[t], targets x[t+1].
+
+    Window i covers tokens [i*T, i*T + T] (T+1 tokens; neighbours share one boundary token).
+    Training order is a seeded permutation per epoch, so the position is one integer (`cursor`)
+    and a resumed run sees exactly the batches it would have seen.
+    """
+
+    def __init__(self, tokens: np.ndarray, seq_len: int, seed: int):
+        self.tokens, self.seq_len, self.seed = tokens, seq_len, seed
+        self.n = (len(tokens) - 1) // seq_len
+        if self.n < 1:
+            raise ValueError(f"data.seq_len={seq_len} is longer than the whole split "
+                             f"({len(tokens)} tokens)")
+        self.cursor = 0
+        self._epoch, self._order = -1, np.arange(0)
+
+    def windows(self, idx: np.ndarray) -> np.ndarray:
+        offsets = idx[:, None] * self.seq_len + np.arange(self.seq_len + 1)[None, :]
+        return np.asarray(self.tokens[offsets], dtype=np.int64)
+
+    def _order_of(self, epoch: int) -> np.ndarray:
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        return self._order
+
+    def next(self, count: int) -> np.ndarray:
+        idx = np.empty(count, dtype=np.int64)
+        for j in range(count):
+            epoch, pos = divmod(self.cursor + j, self.n)
+            idx[j] = self._order_of(epoch)[pos]
+        self.cursor += count
+        return self.windows(idx)
+
+    def evenly_spaced(self, count: int) -> np.ndarray:
+        """A fixed evaluation set: `count` windows spread over the whole split."""
+        count = min(count, self.n)
+        return self.windows(np.linspace(0, self.n - 1, count).round().astype(np.int64))
+

@@ -1,0 +1,3 @@
+from trainer.registry import Registry
+
+MODELS: Registry = Registry("model")

@@ -1,0 +1,57 @@
+"""A registry per config group: name -> (typed config class, builder).
+
+Hydra composes configs by name; the trainer builds objects by the same name. Keeping both in
+one table means adding an option is one decorator, and an unknown name fails with the list of
+valid choices instead of falling through an if/elif chain.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    config_cls: type
+    build: T
+
+
+class Registry(Generic[T]):
+    def __init__(self, group: str):
+        self.group = group
+        self._entries: dict[str, Entry[T]] = {}
+
+    def register(self, name: str, config_cls: type) -> Callable[[T], T]:
+        def deco(build: T) -> T:
+            if name in self._entries:
+                raise ValueError(f"{self.group}={name} is registered twice")
+            self._entries[name] = Entry(config_cls, build)
+            return build
+
+        return deco
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __getitem__(self, name: str) -> Entry[T]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise KeyError(
+                f"unknown {self.group}={name!r}; valid choices: {', '.join(self.names())}"
+            ) from None
+
+    def build(self, cfg: Any, *args: Any, **kwargs: Any) -> Any:
+        return self[cfg.name].build(cfg, *args, **kwargs)
+
+
+def check(cond: bool, field: str, value: Any, why: str) -> None:
+    """Raise a ValueError that names the field, the bad value and what is allowed."""
+    if not cond:
+        raise ValueError(f"{field}={value!r} is invalid: {why}")
+
+
+def check_choice(field: str, value: Any, choices: list[str] | tuple[str, ...]) -> None:
+    check(value in choices, field, value, f"valid choices: {', '.join(map(str, choices))}")
