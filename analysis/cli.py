@@ -25,6 +25,7 @@ from analysis.errors import AnalysisError
 from analysis.groups import GroupFits, budget_bins, fit_groups, labels
 from analysis.holdout import extrapolation_check
 from analysis.isoflop import bootstrap_isoflop, fit_isoflop, frontier_predict
+from analysis.lse import usable
 from analysis.load import AXES, X_AXES, Experiment, load_experiment
 from analysis.outputs import Output, attach, format_intervals, intervals_json
 from trainer import schema
@@ -278,6 +279,8 @@ def cmd_chinchilla(args: argparse.Namespace) -> None:
     out = Output(args.out)
     summaries, tables, laws = {}, [], {}
     for g, (n, d, loss) in sets.items():
+        ok = usable(n, d, loss)   # diverged runs (NaN loss) stay out of the fit and the holdout
+        n, d, loss = n[ok], d[ok], loss[ok]
         fit = fit_chinchilla(n, d, loss)
         intervals = bootstrap_chinchilla(n, d, loss, fit, n_resamples=args.bootstrap, seed=args.seed,
                                          level=args.level, compute=tuple(args.compute))
@@ -301,10 +304,9 @@ def cmd_chinchilla(args: argparse.Namespace) -> None:
         if held:
             print(f"  holdout: fit below C = {held.threshold:.3g}, mean |rel. error| above it "
                   f"{held.mean_abs_rel_error:.3%}")
-        ok = np.isfinite(loss) & np.isfinite(c)
-        plots.plot_frontier((c[ok].min(), max(c[ok].max(), *args.compute)), {list(laws)[-1]: fit.n_opt},
+        plots.plot_frontier((c.min(), max(c.max(), *args.compute)), {list(laws)[-1]: fit.n_opt},
                             out.path(f"frontier_{_safe(g)}.png"),
-                            points=pd.DataFrame({"compute": c[ok], "n": n[ok], "loss": loss[ok]}),
+                            points=pd.DataFrame({"compute": c, "n": n, "loss": loss}),
                             intervals=_nopt_intervals(intervals.table, args.compute))
     out.csv("chinchilla.csv", pd.concat(tables, ignore_index=True))
     out.json("chinchilla.json", {"source": args.csv or exp.name, "groups": summaries})

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")   # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -58,6 +59,7 @@ def plot_isoflop(budget: np.ndarray, n: np.ndarray, loss: np.ndarray, fit: IsoFl
         left.scatter([row.n_opt], [row.loss_opt], marker="*", s=120,
                      color="red" if row.at_edge else f"C{i}", edgecolor="k", zorder=3)
     left.set(xscale="log", xlabel="parameters N", ylabel="loss", title="IsoFLOP profiles")
+    left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())   # labels would overlap
     left.legend(fontsize=8)
     c = fit.budgets["compute"].to_numpy()
     grid = np.geomspace(c.min(), c.max() * _BEYOND, 50)

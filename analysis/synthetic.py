@@ -66,19 +66,20 @@ DEMO_BUDGETS = (3e15, 1e16, 3e16)
 DEMO_SIZES = (2e6, 4e6, 8e6, 1.6e7, 3.2e7, 6.4e7)
 
 
-def demo_jobs(seed: int = 0, n_steps: int = 12, noise: float = 0.004) -> list[JobSpec]:
+def demo_jobs(seed: int = 0, n_steps: int = 12, noise: float = 0.004,
+              budgets: tuple[float, ...] = DEMO_BUDGETS, sizes: tuple[float, ...] = DEMO_SIZES) -> list[JobSpec]:
     """An IsoFLOP grid (budgets x model sizes) for each architecture, plus one diverged run."""
     rng = np.random.default_rng(seed)
     jobs = []
     for arch, (E, A, B, alpha, beta) in DEMO_LAWS.items():
-        for budget in DEMO_BUDGETS:
-            for n in DEMO_SIZES:
+        for budget in budgets:
+            for n in sizes:
                 tokens = budget / (6 * n) * np.arange(1, n_steps + 1) / n_steps
                 val = E + A / n ** alpha + B / tokens ** beta
                 val = val * np.exp(noise * rng.standard_normal(n_steps))
                 jobs.append(_job(arch, n, budget, tokens, val, rng))
     last = jobs[-1].history   # the same job at 10x the learning rate, diverging half-way
-    bad = _job("mixer", DEMO_SIZES[-1], DEMO_BUDGETS[-1], last[schema.TOKENS].copy(),
+    bad = _job("mixer", sizes[-1], budgets[-1], last[schema.TOKENS].copy(),
                last[schema.VAL_LOSS].copy(), rng, lr=3e-2)
     bad.history[schema.VAL_LOSS][n_steps // 2:] = np.nan
     bad.history[schema.TRAIN_LOSS][n_steps // 2:] = np.nan
@@ -111,11 +112,12 @@ def _job(arch: str, n: float, budget: float, tokens: np.ndarray, val: np.ndarray
 
 
 def demo_store(tracking_uri: str, experiment: str = "lmsweep-demo", sweep_id: str = "demo",
-               seed: int = 0) -> str:
-    """Log the demo sweep into ``tracking_uri``; returns the parent (sweep) run id."""
+               **grid: object) -> str:
+    """Log the demo sweep (``grid``: demo_jobs' arguments) into ``tracking_uri``; returns the
+    parent (sweep) run id."""
     client = MlflowClient(tracking_uri=tracking_uri)
     exp_id, parent = start_sweep(client, experiment, sweep_id)
-    for job in demo_jobs(seed):
+    for job in demo_jobs(**grid):
         log_job(client, exp_id, parent, sweep_id, job)
     client.set_terminated(parent, "FINISHED")
     return parent

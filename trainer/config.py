@@ -18,6 +18,7 @@ from trainer.budgets import BUDGETS, BudgetConfig
 from trainer.data.filters import FILTERS, FilterConfig
 from trainer.data.sources import SOURCES, DataConfig
 from trainer.models import MODELS, ModelConfig
+from trainer.objectives import OBJECTIVES, ObjectiveConfig
 from trainer.optim import OPTIMIZERS, OptimConfig
 from trainer.ramps import RAMPS, RampConfig
 from trainer.registry import Registry, check, check_choice
@@ -65,6 +66,7 @@ class SweepContext:
 @dataclass
 class JobConfig:
     model: ModelConfig = MISSING
+    objective: ObjectiveConfig = MISSING
     optim: OptimConfig = MISSING
     schedule: ScheduleConfig = MISSING
     data: DataConfig = MISSING
@@ -85,7 +87,7 @@ class JobConfig:
 
 
 GROUPS: dict[str, Registry] = {
-    "model": MODELS, "optim": OPTIMIZERS, "schedule": SCHEDULES, "data": SOURCES,
+    "model": MODELS, "objective": OBJECTIVES, "optim": OPTIMIZERS, "schedule": SCHEDULES, "data": SOURCES,
     "filter": FILTERS, "ramp": RAMPS, "budget": BUDGETS,
 }
 

@@ -19,6 +19,7 @@ from trainer.budgets import BUDGETS, Progress
 from trainer.config import JobConfig
 from trainer.data.prepare import Sequences, prepare
 from trainer.models import build_model
+from trainer.objectives import OBJECTIVES
 from trainer.optim import build_optimizer, state_bytes_per_param
 from trainer.progress import report
 from trainer.ramps import RAMPS
@@ -78,13 +79,13 @@ class Summary:
 
 
 @torch.no_grad()
-def evaluate(model, windows: torch.Tensor, micro_batch: int, amp) -> float:
+def evaluate(model, objective, windows: torch.Tensor, micro_batch: int, amp) -> float:
     model.eval()
     total = 0.0
     for i in range(0, len(windows), micro_batch):
         w = windows[i: i + micro_batch]
         with amp:
-            total += model.loss(w[:, :-1], w[:, 1:]).item() * len(w)
+            total += objective(model, w).item() * len(w)
     model.train()
     return total / len(windows)
 
@@ -103,7 +104,8 @@ def train(job: JobConfig, run_name: str, overrides: str) -> Summary:
     val_windows = torch.from_numpy(
         Sequences(data.val, seq_len, job.seed).evenly_spaced(tc.eval_sequences)).to(device)
 
-    model = build_model(job.model, data.vocab_size).to(device)
+    model = build_model(job.model, data.vocab_size, causal=job.objective.causal).to(device)
+    objective = OBJECTIVES.build(job.objective)
     params_total, params_non_emb = model.param_counts()
     flops_per_token = model.flops_per_token(seq_len)
     opt = build_optimizer(job.optim, model)
@@ -148,7 +150,7 @@ def train(job: JobConfig, run_name: str, overrides: str) -> Summary:
             for _ in range(accum):
                 w = torch.from_numpy(train_seqs.next(tc.micro_batch)).to(device, non_blocking=True)
                 with amp:
-                    loss = model.loss(w[:, :-1], w[:, 1:])
+                    loss = objective(model, w)
                 (loss / accum).backward()
                 step_loss += loss.item() / accum
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip or math.inf)
@@ -180,7 +182,7 @@ def train(job: JobConfig, run_name: str, overrides: str) -> Summary:
                     schema.GRAD_NORM: float(grad_norm),
                 }
                 if evaluate_now:
-                    val_loss = evaluate(model, val_windows, tc.micro_batch, amp)
+                    val_loss = evaluate(model, objective, val_windows, tc.micro_batch, amp)
                     best_val = min(best_val, val_loss)
                     metrics[schema.VAL_LOSS] = val_loss
                 run.log_metrics(metrics, step=p.steps)
