@@ -9,14 +9,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from trainer.config import register_configs
+from trainer.config import SWEEP_OVERRIDES, register_configs
 
 register_configs()
 
 
 def own_overrides(task_overrides: list[str]) -> str:
     """The job's overrides, less the bookkeeping the sweeper adds."""
-    own = [o for o in task_overrides if not o.startswith(("sweep.", "tracking.uri="))]
+    own = [o for o in task_overrides if not o.startswith(SWEEP_OVERRIDES)]
     return " ".join(own) or "defaults"
 
 

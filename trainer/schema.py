@@ -20,12 +20,16 @@ TAG_PARAMS_NON_EMBEDDING = "lmsweep.params_non_embedding"
 TAG_FLOPS_PER_TOKEN = "lmsweep.flops_per_token"
 TAG_OUTCOME = "lmsweep.outcome"              # "finished" | "diverged" | "failed" | "running"
 TAG_DIVERGED_STEP = "lmsweep.diverged_step"
+TAG_RESUMES = "lmsweep.resumes"              # times the run continued from a checkpoint
+TAG_SLURM_JOB_ID = "lmsweep.slurm_job_id"    # job run: "<array job>_<task>" (as sacct), or "<job>"
+TAG_SLURM_JOB_IDS = "lmsweep.slurm_job_ids"  # sweep (parent) run: its Slurm array job ids, "12,13"
 PARENT_RUN_TAG = "mlflow.parentRunId"        # set by MLflow for nested runs
 
 OUTCOME_FINISHED = "finished"
 OUTCOME_DIVERGED = "diverged"
 OUTCOME_FAILED = "failed"
 OUTCOME_RUNNING = "running"
+OUTCOME_PREEMPTED = "preempted"              # checkpointed, waiting to be requeued or re-run
 
 # --- metric histories (against step) ----------------------------------------------------
 TRAIN_LOSS = "train_loss"
@@ -37,6 +41,7 @@ WALL_CLOCK = "wall_clock_s"       # training wall-clock so far, evaluation time 
 TOKENS_PER_S = "tokens_per_s"
 BATCH_TOKENS = "batch_tokens"     # tokens per optimizer step (follows the ramp)
 GRAD_NORM = "grad_norm"
+SKIPPED_STEPS = "skipped_steps"   # non-finite steps so far (skipped, not applied)
 
 # --- one-off summary metrics ------------------------------------------------------------
 FINAL_VAL_LOSS = "final_val_loss"

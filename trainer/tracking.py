@@ -37,15 +37,16 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
     return client.create_experiment(name)
 
 
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
+def scheduler_tags() -> dict[str, str]:
+    """Inside a Slurm job: {lmsweep.slurm_job_id: "<array job>_<task>"} (or "<job>" outside an
+    array), the id sacct and submitit use, so `python -m sweeper status` joins the job's Slurm
+    state to its run. Empty elsewhere. Set it when a job run starts and again on each resume."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return {schema.TAG_SLURM_JOB_ID: f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"}
+    if env.get("SLURM_JOB_ID"):
+        return {schema.TAG_SLURM_JOB_ID: env["SLURM_JOB_ID"]}
+    return {}
 
 
 class RunLogger:
@@ -55,6 +56,7 @@ class RunLogger:
         self._pending: list[Metric] = []
         self._last_flush = time.monotonic()
         self.seconds = 0.0             # spent in log_metrics/flush, reported by the benchmark
+        self.logged_through = -1       # on resume: steps already in the store are not re-logged
 
     @classmethod
     def start(cls, client: MlflowClient, experiment_id: str, run_name: str,
@@ -65,6 +67,17 @@ class RunLogger:
         run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
         return cls(client, run.info.run_id)
 
+    def resume(self) -> None:
+        """Continue a run after a restart from a checkpoint. Steps between that checkpoint and
+        the last point already stored are replayed but not logged again, so the history has
+        neither gaps nor duplicates."""
+        run = self.client.get_run(self.run_id)
+        self.client.update_run(self.run_id, status="RUNNING")
+        history = self.client.get_metric_history(self.run_id, schema.TRAIN_LOSS)
+        self.logged_through = max((m.step for m in history), default=-1)
+        resumes = int(run.data.tags.get(schema.TAG_RESUMES, 0)) + 1
+        self.set_tags({schema.TAG_RESUMES: resumes})
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in sorted(params.items())]
         for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
@@ -74,6 +87,8 @@ class RunLogger:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, values: Mapping[str, float], step: int) -> None:
+        if step <= self.logged_through:
+            return
         t0 = time.monotonic()
         ts = int(time.time() * 1000)
         self._pending.extend(Metric(k, float(v), ts, step) for k, v in values.items())

@@ -1,0 +1,130 @@
+"""Resumable runs and sweeps, without Slurm: a SIGUSR2 (what Slurm sends before a time limit
+or a preemption) checkpoints the run; running the same command again resumes it into the same
+MLflow run, and finished jobs are never run twice."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import ROOT, run_launch
+from trainer import schema
+
+pytestmark = pytest.mark.slow
+
+TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_batch=8",
+        "ramp.start=8", "train.eval_every=50", "train.log_every=5", "train.eval_sequences=16",
+        "train.threads=1"]
+
+
+@pytest.fixture
+def env(tmp_path, cache_dir):
+    return {"LMSWEEP_CACHE": str(cache_dir), "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
+            "MLFLOW_TRACKING_URI": ""}
+
+
+def jobs(uri):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("lmsweep")
+    if exp is None:
+        return client, []
+    runs = client.search_runs([exp.experiment_id], run_view_type=3)  # all, deleted included
+    return client, [r for r in runs if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_JOB]
+
+
+def history(client, run_id, key):
+    return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key),
+                                               key=lambda m: m.step)]
+
+
+def test_preempted_run_resumes_into_the_same_run_bit_exact(tmp_path, env):
+    args = [*TINY, "budget.steps=200"]
+    ref_dir, dir_ = tmp_path / "ref", tmp_path / "pre"
+    ref_dir.mkdir(), dir_.mkdir()
+    r = run_launch(*args, cwd=ref_dir, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=dir_,
+                            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if "] step 40 " in line:
+            proc.send_signal(signal.SIGUSR2)
+            break
+    proc.stdout.read()
+    assert proc.wait(timeout=120) == -signal.SIGUSR2       # checkpointed, then the default action
+
+    uri = f"sqlite:///{dir_ / 'mlflow.db'}"
+    client, runs = jobs(uri)
+    assert len(runs) == 1 and runs[0].info.status == "RUNNING"
+    assert runs[0].data.tags[schema.TAG_OUTCOME] == schema.OUTCOME_PREEMPTED
+    assert list((tmp_path / "ckpt").rglob("step_*.pt"))
+
+    r = run_launch(*args, cwd=dir_, env=env)             # the same command again
+    assert r.returncode == 0, r.stderr[-2000:]
+    client, runs = jobs(uri)
+    assert len(runs) == 1, "resumed into a new run"
+    run = client.get_run(runs[0].info.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags[schema.TAG_RESUMES] == "1"
+
+    ref_client, ref_runs = jobs(f"sqlite:///{ref_dir / 'mlflow.db'}")
+    ref = ref_client.get_run(ref_runs[0].info.run_id)
+    # CPU, same thread count, same batches and RNG state: bit-exact, not merely close.
+    assert run.data.metrics[schema.FINAL_VAL_LOSS] == ref.data.metrics[schema.FINAL_VAL_LOSS]
+    for key in (schema.TRAIN_LOSS, schema.TOKENS, schema.VAL_LOSS):
+        got, want = history(client, run.info.run_id, key), history(ref_client, ref.info.run_id, key)
+        assert got == want, f"{key} history differs across the resume"
+    assert [s for s, _ in history(client, run.info.run_id, schema.TRAIN_LOSS)] == list(range(5, 201, 5))
+    assert not list((tmp_path / "ckpt").rglob("step_*.pt")), "finished runs keep no checkpoints"
+
+
+def test_rerun_skips_finished_jobs_and_reruns_deleted_ones(tmp_path, env):
+    sweep = ["-m", "model=mixer,transformer", *TINY, "budget.steps=10"]
+    r = run_launch(*sweep, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client, runs = jobs(uri)
+    assert len(runs) == 2
+
+    r = run_launch(*sweep, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "nothing to launch" in r.stdout
+    assert len(jobs(uri)[1]) == 2
+
+    client.delete_run(runs[0].info.run_id)
+    r = run_launch(*sweep, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "1 of 2 jobs to launch" in r.stdout
+    _, after = jobs(uri)
+    active = [x for x in after if x.info.lifecycle_stage == "active"]
+    assert len(after) == 3 and len(active) == 2
+    assert {x.info.run_name for x in active} == {"model=mixer", "model=transformer"}
+
+
+def test_dry_run_prints_the_plan_and_launches_nothing(tmp_path, env):
+    r = run_launch("-m", "model=mixer,transformer", *TINY, "budget.steps=10",
+                   "hydra.sweeper.dry_run=true", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "2 of 2 jobs to launch" in r.stdout and "dry run: nothing launched" in r.stdout
+    for name in ("model=mixer", "model=transformer"):
+        assert name in r.stdout
+    assert jobs(f"sqlite:///{tmp_path / 'mlflow.db'}")[1] == []
+
+
+def test_a_diverging_run_is_recorded_and_its_sibling_finishes(tmp_path, env):
+    # lr=1e30 sends the weights past float32 range on the first step: NaN from then on.
+    r = run_launch("-m", "optim.lr=1e30,3e-3", *TINY, "budget.steps=30", "train.max_bad_steps=3",
+                   cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    client, runs = jobs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    by_lr = {r.data.params["optim.lr"]: r for r in runs}
+    bad, good = by_lr["1e+30"], by_lr["0.003"]
+    assert bad.info.status == "FINISHED" and bad.data.tags[schema.TAG_OUTCOME] == schema.OUTCOME_DIVERGED
+    assert int(bad.data.tags[schema.TAG_DIVERGED_STEP]) <= 5
+    assert bad.data.metrics[schema.SKIPPED_STEPS] == 3
+    assert good.data.tags[schema.TAG_OUTCOME] == schema.OUTCOME_FINISHED
+    assert "diverged" in r.stdout and "finished" in r.stdout
