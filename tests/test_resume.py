@@ -41,6 +41,19 @@ def history(client, run_id, key):
                                                key=lambda m: m.step)]
 
 
+def launch_and_signal(args, cwd, env, signum, at_step=40) -> int:
+    """Start `launch.py ARGS`, send `signum` once it reports `at_step`, return its exit code."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd,
+                            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if f"] step {at_step} " in line:
+            proc.send_signal(signum)
+            break
+    proc.stdout.read()
+    return proc.wait(timeout=120)
+
+
 def test_preempted_run_resumes_into_the_same_run_bit_exact(tmp_path, env):
     args = [*TINY, "budget.steps=200"]
     ref_dir, dir_ = tmp_path / "ref", tmp_path / "pre"
@@ -48,15 +61,8 @@ def test_preempted_run_resumes_into_the_same_run_bit_exact(tmp_path, env):
     r = run_launch(*args, cwd=ref_dir, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
 
-    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=dir_,
-                            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:
-        if "] step 40 " in line:
-            proc.send_signal(signal.SIGUSR2)
-            break
-    proc.stdout.read()
-    assert proc.wait(timeout=120) == -signal.SIGUSR2       # checkpointed, then the default action
+    # Checkpointed, then the signal's default action (under submitit: requeue).
+    assert launch_and_signal(args, dir_, env, signal.SIGUSR2) == -signal.SIGUSR2
 
     uri = f"sqlite:///{dir_ / 'mlflow.db'}"
     client, runs = jobs(uri)
@@ -80,6 +86,21 @@ def test_preempted_run_resumes_into_the_same_run_bit_exact(tmp_path, env):
         assert got == want, f"{key} history differs across the resume"
     assert [s for s, _ in history(client, run.info.run_id, schema.TRAIN_LOSS)] == list(range(5, 201, 5))
     assert not list((tmp_path / "ckpt").rglob("step_*.pt")), "finished runs keep no checkpoints"
+
+
+def test_sigterm_ends_the_run_killed_and_a_rerun_resumes_it(tmp_path, env):
+    args = [*TINY, "budget.steps=120"]
+    assert launch_and_signal(args, tmp_path, env, signal.SIGTERM) == 128 + signal.SIGTERM
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client, runs = jobs(uri)
+    assert len(runs) == 1 and runs[0].info.status == "KILLED"
+    assert runs[0].data.tags[schema.TAG_OUTCOME] == schema.OUTCOME_CANCELLED
+    r = run_launch(*args, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    client, runs = jobs(uri)
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    steps = [s for s, _ in history(client, runs[0].info.run_id, schema.TRAIN_LOSS)]
+    assert steps == list(range(5, 121, 5))
 
 
 def test_rerun_skips_finished_jobs_and_reruns_deleted_ones(tmp_path, env):

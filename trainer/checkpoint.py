@@ -1,8 +1,8 @@
 """Checkpoints that survive preemption: save at a step boundary, resume bit-for-bit.
 
 Slurm sends SIGUSR2 before a time limit or a preemption (submitit asks for it); submitit's
-own handler requeues the job and exits at once, mid-step. `PreemptionSignal` defers that
-handler to the next step boundary, so the loop saves first and then hands over.
+own handler requeues the job and exits at once, mid-step. `StopSignals` defers that handler
+(and SIGTERM/SIGINT) to the next step boundary, so the loop saves first and then hands over.
 Files hold only tensors and plain Python values, so they load with weights_only=True.
 """
 from __future__ import annotations
@@ -44,36 +44,47 @@ def clear(directory: Path) -> None:
         directory.rmdir()
 
 
-class PreemptionSignal:
-    """Catches SIGUSR2, remembers it, and replays it to the previous handler on `hand_over()`."""
+class StopSignals:
+    """Defers the signals that end a job to the next step boundary, so the loop saves first.
 
-    SIGNUM = signal.SIGUSR2
+    SIGUSR2 (Slurm's warning before a time limit or preemption) is then replayed to its
+    previous handler: submitit's requeues the job and exits. SIGTERM (scancel, shutdown) and
+    SIGINT (Ctrl-C) stop the run as KILLED; either way a re-run resumes from the checkpoint.
+    """
+
+    REQUEUE = signal.SIGUSR2
+    STOP = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self) -> None:
+        self.signum: Optional[int] = None
         self.frame = None
-        self.requested = False
         self.handed_over = False
-        # Signal handlers can only be set from the main thread (where Hydra and submitit run
-        # jobs); elsewhere preemption is simply not intercepted.
-        self._active = threading.current_thread() is threading.main_thread()
-        self._previous = signal.signal(self.SIGNUM, self._catch) if self._active else None
+        # Handlers can only be set from the main thread (where Hydra and submitit run jobs);
+        # elsewhere the signals keep their usual effect.
+        main = threading.current_thread() is threading.main_thread()
+        self._previous = {s: signal.signal(s, self._catch) for s in (self.REQUEUE, *self.STOP)} \
+            if main else {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
 
     def _catch(self, signum: int, frame) -> None:
-        self.requested, self.frame = True, frame
+        self.signum, self.frame = signum, frame
 
     def restore(self) -> None:
-        if self._active:
-            signal.signal(self.SIGNUM, self._previous)
-            self._active = False
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
 
     def hand_over(self) -> None:
-        """Give the signal to whoever had it: submitit requeues the job and exits; otherwise
-        the default action ends the process (a re-run resumes from the checkpoint)."""
-        previous = self._previous
+        """Replay a requeue signal to whoever had it: submitit requeues the job and exits;
+        without submitit the default action ends the process."""
+        previous = self._previous.get(self.REQUEUE, signal.SIG_DFL)
         self.restore()
         self.handed_over = True
         if callable(previous):
-            previous(self.SIGNUM, self.frame)
+            previous(self.REQUEUE, self.frame)
         else:
-            signal.signal(self.SIGNUM, signal.SIG_DFL)
-            os.kill(os.getpid(), self.SIGNUM)
+            signal.signal(self.REQUEUE, signal.SIG_DFL)
+            os.kill(os.getpid(), self.REQUEUE)

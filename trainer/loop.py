@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -221,7 +222,7 @@ def train(job: JobConfig, run_name: str, overrides: str) -> Summary:
                                   schema.TAG_PARAMS_NON_EMBEDDING: trainer.params_non_emb,
                                   schema.TAG_FLOPS_PER_TOKEN: trainer.flops_per_token,
                               })
-    preemption = checkpoint.PreemptionSignal()
+    stop = checkpoint.StopSignals()
     try:
         if saved is None:
             run.log_params(flatten(asdict(job)))
@@ -229,12 +230,9 @@ def train(job: JobConfig, run_name: str, overrides: str) -> Summary:
             run.log_text(OmegaConf.to_yaml(OmegaConf.structured(job)), schema.CONFIG_ARTIFACT)
             run.log_metrics({schema.UNIGRAM_ENTROPY: trainer.data.stats["unigram_entropy"]}, step=0)
         run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_RUNNING})
-        outcome = _loop(trainer, run, run_name, preemption, ckpt_dir)
-        if outcome is None:            # preempted: state saved, the job will be requeued
-            run.flush()
-            run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_PREEMPTED})
-            preemption.hand_over()
-            raise SystemExit(f"preempted at step {trainer.state.progress.steps}; checkpoint saved")
+        outcome = _loop(trainer, run, run_name, stop, ckpt_dir)
+        if outcome is None:            # a stop signal: the state is saved
+            _stop(trainer, run, stop)
         s = trainer.state
         run.flush()
         run.log_metrics({schema.FINAL_VAL_LOSS: s.val_loss, schema.BEST_VAL_LOSS: s.best_val,
@@ -247,20 +245,36 @@ def train(job: JobConfig, run_name: str, overrides: str) -> Summary:
         run.end("FINISHED")
         checkpoint.clear(ckpt_dir)
     except BaseException as e:
-        if not preemption.handed_over:
+        if not stop.handed_over and run.status == "RUNNING":
             run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_FAILED})
             run.end("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
     finally:
-        preemption.restore()
+        stop.restore()
     s = trainer.state
     return Summary(run.run_id, run_name, outcome, trainer.params_total, trainer.params_non_emb,
                    s.progress.steps, s.progress.tokens, s.progress.seconds, s.val_loss,
                    trainer.data.stats["unigram_entropy"])
 
 
-def _loop(trainer: Trainer, run: RunLogger, name: str, preemption, ckpt_dir: Path) -> str | None:
-    """Train to the end of the budget. Returns the outcome, or None when preempted."""
+def _stop(trainer: Trainer, run: RunLogger, stop: checkpoint.StopSignals) -> None:
+    """After a checkpoint on a signal: requeue (preemption) or end the run as KILLED."""
+    step = trainer.state.progress.steps
+    run.flush()
+    if stop.signum == stop.REQUEUE:
+        run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_PREEMPTED})
+        stop.hand_over()
+        raise SystemExit(f"preempted at step {step}; checkpoint saved")
+    run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_CANCELLED})
+    run.end("KILLED")
+    if stop.signum == signal.SIGINT:
+        raise KeyboardInterrupt(f"interrupted at step {step}; checkpoint saved")
+    raise SystemExit(128 + stop.signum)
+
+
+def _loop(trainer: Trainer, run: RunLogger, name: str, stop: checkpoint.StopSignals,
+          ckpt_dir: Path) -> str | None:
+    """Train to the end of the budget. Returns the outcome, or None after a stop signal."""
     job, tc, s = trainer.job, trainer.job.train, trainer.state
     p = s.progress
     while trainer.fraction(p) < 1.0:
@@ -304,8 +318,8 @@ def _loop(trainer: Trainer, run: RunLogger, name: str, preemption, ckpt_dir: Pat
             s.window = Window()
         if done:
             break
-        if preemption.requested or (tc.checkpoint_every and p.steps % tc.checkpoint_every == 0):
+        if stop.requested or (tc.checkpoint_every and p.steps % tc.checkpoint_every == 0):
             checkpoint.save(ckpt_dir, p.steps, trainer.state_dict(run.run_id), tc.keep_checkpoints)
-            if preemption.requested:
+            if stop.requested:
                 return None
     return schema.OUTCOME_FINISHED

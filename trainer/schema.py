@@ -30,6 +30,7 @@ OUTCOME_DIVERGED = "diverged"
 OUTCOME_FAILED = "failed"
 OUTCOME_RUNNING = "running"
 OUTCOME_PREEMPTED = "preempted"              # checkpointed, waiting to be requeued or re-run
+OUTCOME_CANCELLED = "cancelled"              # stopped by SIGTERM/SIGINT (checkpointed; re-run resumes)
 
 # --- metric histories (against step) ----------------------------------------------------
 TRAIN_LOSS = "train_loss"

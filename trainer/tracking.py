@@ -57,6 +57,7 @@ class RunLogger:
         self._last_flush = time.monotonic()
         self.seconds = 0.0             # spent in log_metrics/flush, reported by the benchmark
         self.logged_through = -1       # on resume: steps already in the store are not re-logged
+        self.status = "RUNNING"
 
     @classmethod
     def start(cls, client: MlflowClient, experiment_id: str, run_name: str,
@@ -117,3 +118,4 @@ class RunLogger:
     def end(self, status: str) -> None:
         self.flush()
         self.client.set_terminated(self.run_id, status)
+        self.status = status
