@@ -1,7 +1,8 @@
 """Documents -> split -> filter -> tokenize -> one token stream per split, cached on disk.
 
 The cache key is a hash of the resolved data and filter configs (Cramming's checksum_config),
-minus fields that do not change the tokens (seq_len: packing happens at load; cache_dir).
+minus fields that do not change the tokens (seq_len: packing happens at load; cache_dir), plus
+the size and mtime of local input files (data files, a pretrained tokenizer).
 Jobs of a sweep share one build: the first takes a file lock and writes into a temporary
 directory that is renamed into place, so a reader never sees a half-written cache.
 """
@@ -13,15 +14,17 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Optional
 
 import numpy as np
 from filelock import FileLock
 
-from trainer.data.filters import FILTERS, FilterConfig
+from trainer.data.filters import FilterConfig, apply
+from trainer.data.order import ORDERS, OrderConfig, RandomOrderConfig
 from trainer.data.sources import SOURCES, DataConfig
 from trainer.data.tokenizers import TOKENIZERS
 
-CACHE_FORMAT = 1                     # bump when the on-disk layout changes
+CACHE_FORMAT = 2                     # bump when the on-disk layout changes
 NOT_IN_KEY = ("seq_len", "cache_dir")
 
 
@@ -34,10 +37,23 @@ class Prepared:
     sep_id: int
     stats: dict
 
+    def params(self) -> dict[str, Any]:
+        """The stats as flat MLflow params, one per filter step and count
+        (`filters.0.dedup.docs_out`); the config is logged on its own."""
+        flat = {k: v for k, v in self.stats.items() if k not in ("config", "filters")}
+        for i, step in enumerate(self.stats["filters"]):
+            flat.update({f"filters.{i}.{step['name']}.{k}": v for k, v in step.items()
+                         if k != "name"})
+        return flat
+
 
 def cache_key(data: DataConfig, filt: FilterConfig) -> str:
+    """Resolving the inputs first means a bad path fails here, before anything is cached."""
     d = {k: v for k, v in asdict(data).items() if k not in NOT_IN_KEY}
-    blob = json.dumps({"format": CACHE_FORMAT, "data": d, "filter": asdict(filt)}, sort_keys=True)
+    inputs = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in data.inputs()]
+    steps = [asdict(s) for s in filt.steps_in_order()]     # a chain of one step is that step
+    blob = json.dumps({"format": CACHE_FORMAT, "data": d, "inputs": inputs, "filter": steps},
+                      sort_keys=True)
     return hashlib.md5(blob.encode()).hexdigest()[:12]
 
 
@@ -68,7 +84,11 @@ def _build(data: DataConfig, filt: FilterConfig, out: Path) -> None:
     docs = SOURCES.build(data)()
     train_docs = [d for d in docs if not is_validation(d, data.val_fraction)]
     val_docs = [d for d in docs if is_validation(d, data.val_fraction)]
-    kept = FILTERS.build(filt)(train_docs)
+    if not val_docs:
+        raise ValueError(f"data.val_fraction={data.val_fraction} put none of the {len(docs)} "
+                         f"documents of data={data.name} in validation: use more documents "
+                         "(e.g. data.sample_by=paragraph for text files) or a larger fraction")
+    kept, filter_counts = apply(filt, train_docs)
     if not kept:
         raise ValueError(f"filter={filt.name} removed every training document ({asdict(filt)})")
     tok = TOKENIZERS.build(data.tokenizer, kept)
@@ -82,7 +102,7 @@ def _build(data: DataConfig, filt: FilterConfig, out: Path) -> None:
         "vocab_size": tok.vocab_size, "sep_id": tok.sep_id,
         "docs_total": len(docs), "docs_val": len(val_docs),
         "docs_train_before_filter": len(train_docs), "docs_train": len(kept),
-        "chars_train": sum(map(len, kept)),
+        "chars_train": sum(map(len, kept)), "filters": filter_counts,
         "tokens_train": int(train.size), "tokens_val": int(val.size),
         "unigram_entropy": unigram_entropy(train, tok.vocab_size),
         "config": {"data": asdict(data), "filter": asdict(filt)},
@@ -113,16 +133,20 @@ class Sequences:
     """Fixed-length windows over a token stream: inputs x[t], targets x[t+1].
 
     Window i covers tokens [i*T, i*T + T] (T+1 tokens; neighbours share one boundary token).
-    Training order is a seeded permutation per epoch, so the position is one integer (`cursor`)
-    and a resumed run sees exactly the batches it would have seen.
+    Training order is a permutation per epoch from the `order` config (default: seeded
+    random), so the position is one integer (`cursor`) and a resumed run sees exactly the
+    batches it would have seen.
     """
 
-    def __init__(self, tokens: np.ndarray, seq_len: int, seed: int):
-        self.tokens, self.seq_len, self.seed = tokens, seq_len, seed
+    def __init__(self, tokens: np.ndarray, seq_len: int, seed: int,
+                 order: Optional[OrderConfig] = None):
+        self.tokens, self.seq_len = tokens, seq_len
         self.n = (len(tokens) - 1) // seq_len
         if self.n < 1:
             raise ValueError(f"data.seq_len={seq_len} is longer than the whole split "
                              f"({len(tokens)} tokens)")
+        inputs = tokens[: self.n * seq_len].reshape(self.n, seq_len)    # a view, no copy
+        self._permutation = ORDERS.build(order or RandomOrderConfig(), inputs, seed)
         self.cursor = 0
         self._epoch, self._order = -1, np.arange(0)
 
@@ -133,7 +157,7 @@ class Sequences:
     def _order_of(self, epoch: int) -> np.ndarray:
         if epoch != self._epoch:
             self._epoch = epoch
-            self._order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+            self._order = self._permutation(epoch)
         return self._order
 
     def next(self, count: int) -> np.ndarray:

@@ -1,17 +1,29 @@
-"""Where documents come from: the `data` config group. Each option yields a list of strings."""
+"""Where documents come from: the `data` config group. Each option yields a list of strings.
+
+`files` and `hf` load through Hugging Face `datasets` (`load_dataset`); rows whose text is
+empty or only whitespace are skipped (wikitext, for one, has many).
+"""
 from __future__ import annotations
 
+import glob
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Optional
 
 from omegaconf import MISSING
 
 from trainer.data.tokenizers import TokenizerConfig
-from trainer.registry import Registry, check
+from trainer.registry import Registry, check, check_choice
 
 Source = Callable[[], list[str]]
 SOURCES: Registry[Callable[..., Source]] = Registry("data")
+
+FORMATS = ("auto", "text", "json", "parquet")          # `datasets` packaged builders
+SUFFIX_FORMATS = {".txt": "text", ".text": "text", ".md": "text", ".json": "json",
+                  ".jsonl": "json", ".ndjson": "json", ".parquet": "parquet"}
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")         # read transparently by `datasets`
+SAMPLE_BY = ("document", "paragraph", "line")          # `datasets` text builder's sample_by
 
 
 @dataclass
@@ -29,6 +41,11 @@ class DataConfig:
     def cache_path(self) -> Path:
         return Path(self.cache_dir).expanduser().resolve()
 
+    def inputs(self) -> list[Path]:
+        """Local files read besides the config; the cache key includes their size and mtime,
+        so editing one rebuilds the cache."""
+        return self.tokenizer.inputs()
+
 
 @dataclass
 class ShakespeareConfig(DataConfig):
@@ -40,8 +57,117 @@ class ShakespeareConfig(DataConfig):
         check(self.doc_chars > 0, "data.doc_chars", self.doc_chars, "> 0 characters")
 
 
+@dataclass
+class FilesConfig(DataConfig):
+    """Local files: plain text, JSON lines or Parquet. A text file is one document
+    (sample_by=document); json/parquet files have one document per row, in `text_field`."""
+
+    name: str = "files"
+    paths: list[str] = field(default_factory=list)   # files or globs (`**` recurses)
+    format: str = "auto"            # auto: from the suffix (.txt .md .jsonl .json .parquet [.gz])
+    text_field: str = "text"        # json/parquet: the column holding the document
+    sample_by: str = "document"     # text: document (whole file) | paragraph (blank lines) | line
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("data.format", self.format, FORMATS)
+        check_choice("data.sample_by", self.sample_by, SAMPLE_BY)
+        if self.paths:              # the option's default ([]) composes; loading refuses it
+            self.resolve()
+
+    def resolve(self) -> tuple[str, list[Path]]:
+        """(format, files): every pattern must match a file, and `auto` must find one format."""
+        check(len(self.paths) > 0, "data.paths", self.paths,
+              "at least one file or glob, e.g. data.paths='[corpus/*.jsonl]'")
+        matched: list[Path] = []
+        for pattern in self.paths:
+            found = sorted(Path(m) for m in glob.glob(os.path.expanduser(pattern), recursive=True)
+                           if os.path.isfile(m))
+            check(bool(found), "data.paths", pattern,
+                  "matches no file (a directory needs a glob, e.g. 'corpus/*.jsonl')")
+            matched += [f for f in found if f not in matched]
+        if self.format != "auto":
+            return self.format, matched
+        formats = {_format_of(f) for f in matched}
+        check(len(formats) == 1 and None not in formats, "data.format", self.format,
+              f"cannot tell one format from the suffixes of {[f.name for f in matched][:5]}; "
+              f"set data.format to one of {', '.join(FORMATS[1:])}")
+        return formats.pop(), matched
+
+    def inputs(self) -> list[Path]:
+        return super().inputs() + self.resolve()[1]
+
+
+@dataclass
+class HFConfig(DataConfig):
+    """A dataset by name through `datasets.load_dataset(path, subset, split=split)`: a Hugging
+    Face hub dataset, or a local directory of data files (parquet, jsonl, ...)."""
+
+    name: str = "hf"
+    path: str = "wikitext"
+    subset: Optional[str] = "wikitext-103-raw-v1"   # the dataset's config name
+    split: str = "train"            # any `datasets` split, e.g. train[:10%]
+    text_field: str = "text"
+    max_documents: Optional[int] = None   # stream only the first N rows, not the whole split
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(bool(self.path), "data.path", self.path, "a dataset name or a local directory")
+        check(self.max_documents is None or self.max_documents > 0, "data.max_documents",
+              self.max_documents, "null (all) or > 0")
+
+    def inputs(self) -> list[Path]:
+        local = Path(self.path).expanduser()
+        files = sorted(f for f in local.rglob("*") if f.is_file()) if local.is_dir() else []
+        return super().inputs() + files
+
+
+def _format_of(path: Path) -> Optional[str]:
+    suffixes = [s.lower() for s in path.suffixes if s.lower() not in COMPRESSIONS]
+    return SUFFIX_FORMATS.get(suffixes[-1]) if suffixes else None
+
+
+def load_texts(what: str, text_field: str, max_documents: Optional[int], *args: Any,
+               **kwargs: Any) -> list[str]:
+    """`datasets.load_dataset(*args, **kwargs)` -> the non-blank strings of `text_field`."""
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(*args, **kwargs)
+    except Exception as e:          # hub, file and split errors come in many types
+        raise RuntimeError(f"could not load {what}: {type(e).__name__}: {e}") from e
+    columns = ds.column_names       # None when a stream does not know its columns up front
+    check(columns is None or text_field in columns, "data.text_field", text_field,
+          f"not a column of {what}; columns: {columns}")
+    if max_documents is not None:
+        ds = ds.take(max_documents)
+    return [t for batch in ds.iter(batch_size=1024) for t in batch[text_field]
+            if t and t.strip()]
+
+
 @SOURCES.register("shakespeare", ShakespeareConfig)
 def shakespeare(cfg: ShakespeareConfig) -> Source:
     from trainer.data.corpus import shakespeare_documents
 
     return lambda: shakespeare_documents(cfg.cache_path(), cfg.doc_chars)
+
+
+@SOURCES.register("files", FilesConfig)
+def files(cfg: FilesConfig) -> Source:
+    fmt, paths = cfg.resolve()
+    text_field, options = ("text", {"sample_by": cfg.sample_by}) if fmt == "text" else (
+        cfg.text_field, {})
+    # Streamed: local files are read in place, with no Arrow copy in a `datasets` cache.
+    return lambda: load_texts(f"data.paths={cfg.paths}", text_field, None, fmt,
+                              data_files=[str(p) for p in paths], split="train", streaming=True,
+                              **options)
+
+
+@SOURCES.register("hf", HFConfig)
+def hf(cfg: HFConfig) -> Source:
+    what = (f"the dataset data.path={cfg.path!r} (data.subset={cfg.subset!r}, "
+            f"data.split={cfg.split!r})")
+    # Downloads and Arrow files go under data.cache_dir/hf; a capped read streams instead.
+    return lambda: load_texts(what, cfg.text_field, cfg.max_documents, cfg.path, cfg.subset,
+                              split=cfg.split, streaming=cfg.max_documents is not None,
+                              cache_dir=str(cfg.cache_path() / "hf"))

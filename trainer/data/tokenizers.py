@@ -1,4 +1,5 @@
-"""Tokenizers: byte-level (default, nothing to train) and BPE trained on the training split.
+"""Tokenizers: byte-level (default, nothing to train), BPE trained on the filtered training
+split, or a pretrained `tokenizers` file (tokenizer.json).
 
 Every tokenizer appends one separator id after each document when packing.
 """
@@ -7,13 +8,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Optional, Protocol, Sequence
 
 import numpy as np
 
 from trainer.registry import Registry, check, check_choice
 
 SEP = "<sep>"
+# End-of-text tokens by convention: GPT-2, T5/Llama-2, Llama-3, Gemma.
+EOS_NAMES = ("<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>")
 
 
 class Tokenizer(Protocol):
@@ -31,11 +34,32 @@ TOKENIZERS: Registry = Registry("data.tokenizer")
 class TokenizerConfig:
     name: str = "byte"
     vocab_size: int = 4096         # bpe only: merges learned up to this size
+    path: Optional[str] = None     # pretrained only: a tokenizer.json, or a directory holding one
 
     def __post_init__(self) -> None:
         check_choice("data.tokenizer.name", self.name, TOKENIZERS.names())
         check(self.vocab_size > 257, "data.tokenizer.vocab_size", self.vocab_size,
               "> 257 (the byte alphabet plus the separator)")
+        if self.name == "pretrained":
+            check(self.path is not None and self.file().is_file(), "data.tokenizer.path",
+                  self.path, "data.tokenizer.name=pretrained needs a tokenizer.json file or a "
+                  "directory that contains one")
+
+    def file(self) -> Path:
+        """The pretrained tokenizer.json."""
+        p = Path(self.path).expanduser()
+        return p / "tokenizer.json" if p.is_dir() else p
+
+    def inputs(self) -> list[Path]:
+        """Files read besides the config, so the data cache is rebuilt when they change."""
+        return [self.file()] if self.name == "pretrained" else []
+
+    def expected_vocab_size(self) -> int:
+        """The vocabulary size known before any data is prepared (model.params sizing needs
+        it at validation); bpe can fall short of it only on a corpus too small for its merges."""
+        if self.name == "pretrained":
+            return load_pretrained(self).vocab_size
+        return ByteTokenizer.vocab_size if self.name == "byte" else self.vocab_size
 
 
 class ByteTokenizer:
@@ -52,19 +76,22 @@ class ByteTokenizer:
 
 
 class HFTokenizer:
-    """A `tokenizers` Tokenizer; the separator is a special token of its vocabulary."""
+    """A `tokenizers` Tokenizer; the separator is a special token of its vocabulary, added
+    if missing."""
 
-    def __init__(self, tok):  # tok: tokenizers.Tokenizer
+    def __init__(self, tok, sep_token: str = SEP):  # tok: tokenizers.Tokenizer
         self.tok = tok
-        sep = tok.token_to_id(SEP)
+        sep = tok.token_to_id(sep_token)
         if sep is None:
-            tok.add_special_tokens([SEP])
-            sep = tok.token_to_id(SEP)
+            tok.add_special_tokens([sep_token])
+            sep = tok.token_to_id(sep_token)
         self.sep_id = sep
         self.vocab_size = tok.get_vocab_size()
 
     def encode_batch(self, docs: Sequence[str]) -> list[np.ndarray]:
-        return [np.asarray(e.ids, dtype=np.int64) for e in self.tok.encode_batch(list(docs))]
+        # No post-processor specials (BOS/CLS/EOS templates): the separator is added in packing.
+        return [np.asarray(e.ids, dtype=np.int64)
+                for e in self.tok.encode_batch(list(docs), add_special_tokens=False)]
 
     def save(self, directory: Path) -> None:
         self.tok.save(str(directory / "tokenizer.json"))
@@ -89,6 +116,32 @@ def byte(cfg: TokenizerConfig, train_docs: Sequence[str]) -> Tokenizer:
     return ByteTokenizer()
 
 
+def eos_token(file: Path, tok) -> Optional[str]:
+    """The end-of-text token of a pretrained tokenizer: `eos_token` of a tokenizer_config.json
+    beside the file (the `transformers` layout), else a special token with a conventional name."""
+    config = file.parent / "tokenizer_config.json"
+    if config.is_file():
+        eos = json.loads(config.read_text()).get("eos_token")
+        eos = eos.get("content") if isinstance(eos, dict) else eos
+        if eos and tok.token_to_id(eos) is not None:
+            return eos
+    special = {t.content for t in tok.get_added_tokens_decoder().values() if t.special}
+    return next((name for name in EOS_NAMES if name in special), None)
+
+
+def load_pretrained(cfg: TokenizerConfig) -> HFTokenizer:
+    """The separator is the tokenizer's end-of-text token if it has one, else an added <sep>."""
+    from tokenizers import Tokenizer as HFTok
+
+    tok = HFTok.from_file(str(cfg.file()))
+    return HFTokenizer(tok, eos_token(cfg.file(), tok) or SEP)
+
+
 @TOKENIZERS.register("bpe", TokenizerConfig)
 def bpe(cfg: TokenizerConfig, train_docs: Sequence[str]) -> Tokenizer:
     return train_bpe(train_docs, cfg.vocab_size)
+
+
+@TOKENIZERS.register("pretrained", TokenizerConfig)
+def pretrained(cfg: TokenizerConfig, train_docs: Sequence[str]) -> Tokenizer:
+    return load_pretrained(cfg)
