@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 
 from analysis import plots
 from analysis.chinchilla import HOFFMANN_2022_PARAMS, bootstrap_chinchilla, fit_chinchilla, objective_at
-from analysis.collapse import check_columns, collapse_seeds, min_over
+from analysis.collapse import check_columns, collapse_seeds, config_columns, min_over
 from analysis.compare import COMPARE_AXES, compare_at_equal, history_frontier, pareto_front, winners_from_fits
 from analysis.errors import AnalysisError
 from analysis.groups import GroupFits, budget_bins, fit_groups, labels
@@ -109,13 +109,13 @@ def _points(args: argparse.Namespace, metrics: Sequence[str] | None = None) -> t
     exp = load_experiment(args.tracking_uri, args.experiment, sweep_id=args.sweep_id, metrics=metrics)
     check_columns(exp.runs, _group_by(args), "--group-by")
     check_columns(exp.runs, [args.y], "--y")
-    config = [c for c in exp.param_columns if c != args.seed_column]
     points = exp.runs
     if args.collapse_seeds:
-        points = collapse_seeds(points, config, value=args.y)
+        points = collapse_seeds(points, config_columns(exp.param_columns, [args.seed_column]), value=args.y)
     if args.min_over:
-        keys = config if args.collapse_seeds else exp.param_columns
-        points = min_over(points, args.min_over, [c for c in keys if c != args.min_over], value=args.y)
+        # without --collapse-seeds each seed is its own cell
+        exclude = [args.min_over, args.seed_column] if args.collapse_seeds else [args.min_over]
+        points = min_over(points, args.min_over, config_columns(exp.param_columns, exclude), value=args.y)
         edge = points[points[f"{args.min_over}_at_edge"] & (points[f"n_{args.min_over}"] > 1)]
         if len(edge):
             print(f"warning: for {len(edge)} cells the best {args.min_over} is the smallest or largest tried")
@@ -189,7 +189,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     exp, points = _points(args, metrics=sorted({args.metric, schema.VAL_LOSS}))
     variant = _group_by(args) or ["model.name"]
     check_columns(exp.runs, variant, "--group-by")
-    cell = [c for c in exp.param_columns if c != args.seed_column]
+    cell = config_columns(exp.param_columns, [args.seed_column])
     out = Output(args.out)
     for axis in args.axes:
         res = compare_at_equal(exp.runs, exp.histories, COMPARE_AXES[axis], variant, cell,
@@ -234,7 +234,7 @@ def cmd_isoflop(args: argparse.Namespace) -> None:
                   rows[n_col].to_numpy(float), rows[args.y].to_numpy(float))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fit = fit_isoflop(*arrays)
+            fit = _in_group(g, fit_isoflop, *arrays)
         for w in caught:
             print(f"warning ({g}): {w.message}")
         intervals = bootstrap_isoflop(*arrays, fit, n_resamples=args.bootstrap, seed=args.seed, level=args.level)
@@ -277,11 +277,11 @@ def cmd_chinchilla(args: argparse.Namespace) -> None:
         sets = {g: (rows[n_col].to_numpy(float), rows[schema.TOKENS].to_numpy(float), rows[args.y].to_numpy(float))
                 for g, rows in points.groupby(labels(points, _group_by(args)), sort=True)}
     out = Output(args.out)
-    summaries, tables, laws = {}, [], {}
+    summaries, tables = {}, []
     for g, (n, d, loss) in sets.items():
         ok = usable(n, d, loss)   # diverged runs (NaN loss) stay out of the fit and the holdout
         n, d, loss = n[ok], d[ok], loss[ok]
-        fit = fit_chinchilla(n, d, loss)
+        fit = _in_group(g, fit_chinchilla, n, d, loss)
         intervals = bootstrap_chinchilla(n, d, loss, fit, n_resamples=args.bootstrap, seed=args.seed,
                                          level=args.level, compute=tuple(args.compute))
         c = 6 * n * d
@@ -296,7 +296,6 @@ def cmd_chinchilla(args: argparse.Namespace) -> None:
                         "n_points": fit.n_points, "n_starts": fit.n_starts, "n_converged": fit.n_converged,
                         "intervals": intervals_json(intervals), "holdout": held.summary() if held else None}
         tables.append(intervals.table.reset_index().assign(group=g))
-        laws[f"{g}: N_opt = {fit.G:.3g} (C/6)^{fit.a:.3f}"] = fit.n_opt
         print(f"{g}: L = E + A/N^alpha + B/D^beta on {fit.n_points} points, "
               f"{fit.n_converged}/{fit.n_starts} starts converged")
         print(format_intervals(intervals))
@@ -304,13 +303,22 @@ def cmd_chinchilla(args: argparse.Namespace) -> None:
         if held:
             print(f"  holdout: fit below C = {held.threshold:.3g}, mean |rel. error| above it "
                   f"{held.mean_abs_rel_error:.3%}")
-        plots.plot_frontier((c.min(), max(c.max(), *args.compute)), {list(laws)[-1]: fit.n_opt},
+        plots.plot_frontier((c.min(), max(c.max(), *args.compute)),
+                            {f"{g}: N_opt = {fit.G:.3g} (C/6)^{fit.a:.3f}": fit.n_opt},
                             out.path(f"frontier_{_safe(g)}.png"),
                             points=pd.DataFrame({"compute": c, "n": n, "loss": loss}),
                             intervals=_nopt_intervals(intervals.table, args.compute))
     out.csv("chinchilla.csv", pd.concat(tables, ignore_index=True))
     out.json("chinchilla.json", {"source": args.csv or exp.name, "groups": summaries})
     _finish(args, out, exp)
+
+
+def _in_group(group: str, fit, *arrays):
+    """``fit(*arrays)``, naming the group in any input error."""
+    try:
+        return fit(*arrays)
+    except AnalysisError as err:
+        raise AnalysisError(f"group {group!r}: {err}") from None
 
 
 def _csv_points(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -12,6 +12,14 @@ from trainer import schema
 
 MEASURES = ("params_total", "params_non_embedding", "flops_per_token",
             schema.TOKENS, schema.FLOPS, schema.WALL_CLOCK)
+# params that say where and as what a run was logged, not what it trained: sweep.run_name,
+# sweep.id, sweep.parent_run_id, tracking.uri, ... differ between seeds of one configuration
+BOOKKEEPING_PREFIXES = ("sweep.", "tracking.")
+
+
+def config_columns(param_columns: Sequence[str], exclude: Sequence[str] = ("seed",)) -> list[str]:
+    """The params that identify a configuration: all but bookkeeping and ``exclude``."""
+    return [c for c in param_columns if c not in exclude and not c.startswith(BOOKKEEPING_PREFIXES)]
 
 
 def check_columns(df: pd.DataFrame, columns: Sequence[str], option: str) -> None:

@@ -1,8 +1,9 @@
 """Fair comparisons of variants: loss at equal wall-clock, tokens or FLOPs.
 
 From the histories: each run's val_loss curve is interpolated onto a common grid of the axis,
-restricted to the range every compared run covers (no extrapolation of any curve); seeds are
-averaged, and a variant is represented by its best configuration at each grid point.
+only inside the range that run measured (no curve is extrapolated) and over the range every
+variant covers; seeds are averaged, and a variant is represented by its best configuration at
+each grid point.
 From fitted curves: which variant's law predicts the lowest loss at a given budget.
 """
 
@@ -70,7 +71,7 @@ def compare_at_equal(runs: pd.DataFrame, histories: pd.DataFrame, axis: str,
     interp["cell"] = labels(meta, cell).to_numpy()
     by_cell = interp.groupby(["variant", "cell"])
     mean, sem = by_cell.mean(), by_cell.sem()
-    table = mean.groupby(level="variant").min().T
+    table = mean.groupby(level="variant").min().T.set_axis(pd.Index(grid, name=axis))
     sems = {}
     for v in table.columns:   # the sem of the configuration that is best at each grid point
         m, se = mean.xs(v, level="variant"), sem.xs(v, level="variant")
@@ -97,7 +98,8 @@ def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     """Rows no other row beats on both x and y (lowest y so far in order of x)."""
     ok = points[np.isfinite(points[x].astype(float)) & np.isfinite(points[y].astype(float))]
     ok = ok.sort_values([x, y])
-    return ok[ok[y] < ok[y].cummin().shift(fill_value=np.inf)]
+    best_before = ok[y].astype(float).cummin().shift(fill_value=np.inf)
+    return ok[ok[y] < best_before]
 
 
 def history_frontier(runs: pd.DataFrame, histories: pd.DataFrame, axis: str, group: pd.Series, *,

@@ -18,7 +18,7 @@ def labels(df: pd.DataFrame, by: Sequence[str]) -> pd.Series:
     """One string per row naming its group: the ``by`` values joined by '/' ('all' if no by)."""
     if not by:
         return pd.Series("all", index=df.index)
-    return df[list(by)].astype(str).agg("/".join, axis=1)
+    return df[list(by)].map(str).agg("/".join, axis=1)   # map, not astype: NaN -> "nan"
 
 
 def budget_bins(x: np.ndarray) -> np.ndarray:
@@ -68,8 +68,9 @@ def fit_groups(points: pd.DataFrame, x: str, y: str, by: Sequence[str], *, irred
                                                level=level)
         held[group] = _holdout(xs, ys, irreducible, starts)
     if not fits:
-        raise AnalysisError(f"no group could be fitted on {x!r}: "
-                            + "; ".join(f"{g}: {why}" for g, why in skipped.items()))
+        shown = "; ".join(f"{g}: {why}" for g, why in list(skipped.items())[:3])
+        more = f"; and {len(skipped) - 3} more groups" if len(skipped) > 3 else ""
+        raise AnalysisError(f"no group could be fitted on {x!r}: {shown}{more}")
     return GroupFits(x=x, y=y, fits=fits, intervals=intervals, extrapolation=held, skipped=skipped)
 
 

@@ -37,17 +37,18 @@ _FLOAT_MAX = np.finfo(float).max
 @dataclass(frozen=True)
 class Experiment:
     name: str
-    runs: pd.DataFrame             # one row per job run, index-free, column "run_id"
+    runs: pd.DataFrame             # one row per job run (column "run_id"), default index
     histories: pd.DataFrame        # run_id, step, tokens, flops, wall_clock_s, metric, value
     param_columns: tuple[str, ...]  # the config params among runs' columns
 
     def parent_run_id(self) -> str:
         """The sweep (parent) run the loaded job runs hang under, for attaching artifacts."""
         parents = self.runs.dropna(subset=["parent_run_id"]).groupby("parent_run_id")["sweep_id"].first()
-        if len(parents) != 1:
+        if len(parents) == 0:
+            raise AnalysisError(f"no loaded run has a parent sweep run (tag {schema.PARENT_RUN_TAG})")
+        if len(parents) > 1:
             raise AnalysisError(f"runs belong to {len(parents)} sweeps; pick one with --sweep-id: "
-                                + ", ".join(map(str, parents)) if len(parents) else
-                                "no loaded run has a parent sweep run (tag mlflow.parentRunId)")
+                                + ", ".join(map(str, parents)))
         return str(parents.index[0])
 
 

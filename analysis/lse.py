@@ -51,14 +51,6 @@ class LSEProblem:
     def n_terms(self) -> int:
         return self.log_x.shape[0]
 
-    @property
-    def n_params(self) -> int:
-        return 2 * self.n_terms + self.irreducible
-
-    def predict_log(self, params: np.ndarray, log_x: np.ndarray) -> np.ndarray:
-        lse, _ = _log_sum_exp(self._terms(np.atleast_2d(params), log_x))
-        return lse[0]
-
     def fun_grad(self, params: np.ndarray, weights: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
         """Objective and analytic gradient for S parameter vectors (S, p); weights (S, n) are

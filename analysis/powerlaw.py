@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.bootstrap import Intervals, bootstrap_lse
+from analysis.errors import AnalysisError
 from analysis.lse import LSEProblem, grid_starts, require_points, usable
 
 
@@ -50,6 +51,9 @@ def _points(x: np.ndarray, y: np.ndarray, irreducible: bool) -> tuple[np.ndarray
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = usable(x, y)
     require_points(int(keep.sum()), 2 + irreducible, "power-law fit")
+    distinct = np.unique(x[keep]).size
+    if distinct < 2 + irreducible:
+        raise AnalysisError(f"power-law fit: {distinct} distinct x values, need at least {2 + irreducible}")
     return x[keep], y[keep]
 
 

@@ -1,0 +1,59 @@
+"""One-variable power laws: recovery of known parameters, Kaplan's L(N), per-group fits."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.errors import AnalysisError
+from analysis.groups import fit_groups
+from analysis.powerlaw import bootstrap_power_law, fit_power_law
+
+
+def test_saturating_law_recovered_from_noisy_points():
+    rng = np.random.default_rng(1)
+    x = np.geomspace(1e15, 1e19, 40)
+    y = (2.1 + 900.0 * x ** -0.17) * np.exp(0.003 * rng.standard_normal(x.size))
+    fit = fit_power_law(x, y)
+    assert fit.E == pytest.approx(2.1, abs=0.1)
+    assert fit.alpha == pytest.approx(0.17, abs=0.02)
+    assert fit.predict(1e20) == pytest.approx(2.1 + 900.0 * 1e20 ** -0.17, rel=0.01)
+    ci = bootstrap_power_law(x, y, fit, n_resamples=100, seed=0).table
+    assert ci.loc["alpha", "lo"] < 0.17 < ci.loc["alpha", "hi"]
+
+
+def test_kaplan_pure_power_law_reproduced():
+    # Kaplan et al. 2020 eq. (1.1): L(N) = (N_c / N)^alpha_N, N_c = 8.8e13, alpha_N = 0.076
+    n = np.geomspace(1e6, 1e10, 25)
+    loss = (8.8e13 / n) ** 0.076
+    pure = fit_power_law(n, loss, irreducible=False)
+    assert pure.E == 0
+    assert pure.alpha == pytest.approx(0.076, rel=1e-3)
+    assert pure.estimates()["x_c"] == pytest.approx(8.8e13, rel=0.01)
+    free = fit_power_law(n, loss)   # with E free the exponent must still come out, E ~ 0
+    assert free.alpha == pytest.approx(0.076, abs=0.005)
+    assert free.E < 0.05
+
+
+def test_nan_and_inf_points_are_dropped():
+    x = np.geomspace(1e6, 1e9, 12)
+    y = 1.5 + 40 * x ** -0.3
+    clean = fit_power_law(x, y)
+    y_bad = y.copy()
+    y_bad[[2, 5]] = [np.nan, np.inf]
+    dirty = fit_power_law(x, y_bad)
+    assert dirty.n_points == 10
+    assert dirty.alpha == pytest.approx(clean.alpha, rel=1e-3)
+
+
+def test_fit_groups_skips_thin_groups_and_errors_when_none_left():
+    x = np.geomspace(1e6, 1e9, 8)
+    df = pd.DataFrame({"model.name": ["a"] * 8 + ["b"] * 3, "x": np.r_[x, x[:3]],
+                       "y": np.r_[2 + 30 * x ** -0.25, [3, 2.9, 2.8]], "diverged": False})
+    fits = fit_groups(df, "x", "y", ["model.name"], n_resamples=20)
+    assert set(fits.fits) == {"a"} and "need at least 4" in fits.skipped["b"]
+    assert fits.fits["a"].alpha == pytest.approx(0.25, abs=1e-3)
+    table = fits.table()
+    assert set(table["quantity"]) == {"E", "A", "alpha"} and (table["group"] == "a").all()
+    assert fits.extrapolation["a"].mean_abs_rel_error < 1e-3   # exact data extrapolates exactly
+    with pytest.raises(AnalysisError, match="no group could be fitted"):
+        fit_groups(df[df["model.name"] == "b"], "x", "y", ["model.name"])
