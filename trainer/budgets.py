@@ -5,7 +5,7 @@ Schedules and ramps only ever see the fraction, so every budget drives them the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from omegaconf import MISSING
 
@@ -23,9 +23,29 @@ Fraction = Callable[[Progress], float]
 BUDGETS: Registry[Callable[..., Fraction]] = Registry("budget")
 
 
+@dataclass(frozen=True)
+class Plan:
+    steps: int
+    tokens: int
+
+
 @dataclass
 class BudgetConfig:
     name: str = MISSING
+
+    def plan(self, tokens_per_step_at: Callable[[float], int]) -> Optional[Plan]:
+        """The steps and tokens a run will take, for a pre-flight plan; None if not known ahead.
+
+        `tokens_per_step_at(f)` is the batch in tokens at budget fraction f (ramp x seq_len).
+        Replays the loop's accounting (check the fraction, take a step), so it is exact for
+        budgets that depend only on steps and tokens; O(steps) cheap Python calls.
+        """
+        fraction = BUDGETS.build(self)
+        p = Progress()
+        while (f := fraction(p)) < 1.0:
+            p.steps += 1
+            p.tokens += tokens_per_step_at(f)
+        return Plan(p.steps, p.tokens)
 
 
 @dataclass
@@ -46,6 +66,21 @@ class TokensBudgetConfig(BudgetConfig):
         check(self.tokens > 0, "budget.tokens", self.tokens, "> 0 training tokens")
 
 
+@dataclass
+class SecondsBudgetConfig(BudgetConfig):
+    """Training wall-clock, evaluation excluded (Cramming's budget); ends at the first step
+    boundary past the deadline."""
+
+    name: str = "seconds"
+    seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        check(self.seconds > 0, "budget.seconds", self.seconds, "> 0 seconds of training")
+
+    def plan(self, tokens_per_step_at: Callable[[float], int]) -> Optional[Plan]:
+        return None                 # throughput is only known once the run is on its hardware
+
+
 @BUDGETS.register("steps", StepsBudgetConfig)
 def steps(cfg: StepsBudgetConfig) -> Fraction:
     return lambda p: min(p.steps / cfg.steps, 1.0)
@@ -54,3 +89,8 @@ def steps(cfg: StepsBudgetConfig) -> Fraction:
 @BUDGETS.register("tokens", TokensBudgetConfig)
 def tokens(cfg: TokensBudgetConfig) -> Fraction:
     return lambda p: min(p.tokens / cfg.tokens, 1.0)
+
+
+@BUDGETS.register("seconds", SecondsBudgetConfig)
+def seconds(cfg: SecondsBudgetConfig) -> Fraction:
+    return lambda p: min(p.seconds / cfg.seconds, 1.0)

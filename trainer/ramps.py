@@ -5,8 +5,9 @@ steps; batches are whole multiples of train.micro_batch, as in Cramming's schedu
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import bisect
+from dataclasses import dataclass, field
+from typing import Any, Callable, List
 
 from omegaconf import MISSING
 
@@ -49,6 +50,36 @@ class LinearRampConfig(RampConfig):
         return self.end
 
 
+@dataclass
+class StagedRampConfig(RampConfig):
+    """Piecewise-constant batch: stage [f, size] holds from budget fraction f to the next stage
+    (modded-nanogpt's table of training stages). `start` is the first stage's size (YAML)."""
+
+    name: str = "staged"
+    stages: List[Any] = field(default_factory=lambda: [[0.0, 16], [0.3, 32], [0.6, 64]])
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(len(self.stages) > 0 and all(isinstance(s, (list, tuple)) and len(s) == 2
+                                           for s in self.stages),
+              "ramp.stages", self.stages, "a non-empty list of [budget fraction, batch size] pairs")
+        fractions, sizes = [s[0] for s in self.stages], [s[1] for s in self.stages]
+        check(all(_is_number(f) for f in fractions) and fractions[0] == 0 and fractions[-1] < 1
+              and all(a < b for a, b in zip(fractions, fractions[1:])), "ramp.stages", self.stages,
+              "budget fractions must start at 0 and increase, staying below 1")
+        check(all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in sizes),
+              "ramp.stages", self.stages, "batch sizes must be whole numbers of sequences, > 0")
+        check(self.start == sizes[0], "ramp.start", self.start,
+              f"follows the first stage's size, {sizes[0]}; change ramp.stages instead")
+
+    def max_batch(self) -> int:
+        return max(s[1] for s in self.stages)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def _whole_micro_batches(batch: float, micro: int) -> int:
     """The most whole micro-batches that do not exceed `batch` (at least one)."""
     return max(micro, int(batch // micro) * micro)
@@ -67,3 +98,14 @@ def linear(cfg: LinearRampConfig, micro_batch: int) -> Ramp:
         return _whole_micro_batches(cfg.start + t * (cfg.end - cfg.start), micro_batch)
 
     return batch
+
+
+@RAMPS.register("staged", StagedRampConfig)
+def staged(cfg: StagedRampConfig, micro_batch: int) -> Ramp:
+    # Every stage, not just the first and the largest that the job config checks, must be
+    # whole micro-batches: rounding one down would silently train on another batch size.
+    for _, size in cfg.stages:
+        check(size % micro_batch == 0, "ramp.stages", cfg.stages,
+              f"every batch size must be a multiple of train.micro_batch={micro_batch}")
+    starts, sizes = [s[0] for s in cfg.stages], [s[1] for s in cfg.stages]
+    return lambda f: sizes[bisect.bisect_right(starts, max(f, 0.0)) - 1]

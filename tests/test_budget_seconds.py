@@ -1,0 +1,40 @@
+"""A wall-clock budget: a real (tiny) run stops at the deadline, and its lr follows the
+schedule of elapsed training seconds / budget, as read back from MLflow."""
+from __future__ import annotations
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import compose_job
+from trainer import schema
+from trainer.loop import train
+from trainer.schedules import SCHEDULES
+
+BUDGET_S = 3.0
+TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_batch=4",
+        "ramp.start=4", "train.eval_sequences=4", "train.eval_every=1000000", "train.log_every=1",
+        "train.threads=1"]
+
+
+def test_seconds_budget_stops_at_the_deadline_and_drives_the_schedule(tmp_path, cache_dir):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    job = compose_job("budget=seconds", f"budget.seconds={BUDGET_S}", "schedule=linear", *TINY,
+                      f"data.cache_dir={cache_dir}", f"tracking.uri={uri}",
+                      f"train.checkpoint_dir={tmp_path / 'ckpt'}")
+    summary = train(job, "budget=seconds", "budget=seconds")
+
+    client = MlflowClient(uri)
+    history = {m: sorted((x.step, x.value) for x in client.get_metric_history(summary.run_id, m))
+               for m in (schema.LR, schema.WALL_CLOCK)}
+    steps = [s for s, _ in history[schema.WALL_CLOCK]]
+    assert steps == list(range(1, summary.steps + 1)) and summary.steps > 10
+    wall = [v for _, v in history[schema.WALL_CLOCK]]
+    # the last step started before the deadline and ended past it, within one step
+    assert wall[-2] < BUDGET_S <= wall[-1] < BUDGET_S + 0.5
+    assert summary.wall_clock_s == pytest.approx(wall[-1])
+
+    # step k ran at the lr of the fraction reached before it: wall-clock after step k-1
+    schedule = SCHEDULES.build(job.schedule)
+    expected = [job.optim.lr * schedule(t / BUDGET_S) for t in [0.0] + wall[:-1]]
+    assert [v for _, v in history[schema.LR]] == pytest.approx(expected, rel=1e-9)
+    assert max(expected) == pytest.approx(job.optim.lr, rel=0.05)   # it went through the peak

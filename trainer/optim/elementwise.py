@@ -1,0 +1,99 @@
+"""Optimizers with per-entry state: Adam(W) and SGD from torch.optim; Lion and Tiger (sign
+updates) from pytorch-optimizer. Their state is one or two tensors shaped like each parameter."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from trainer.optim.base import OPTIMIZERS, OptimConfig, check_unit, param_groups
+from trainer.registry import check
+
+
+@dataclass
+class AdamConfig(OptimConfig):
+    name: str = "adam"
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_unit("beta1", self.beta1)
+        check_unit("beta2", self.beta2)
+
+
+@dataclass
+class AdamWConfig(AdamConfig):
+    name: str = "adamw"
+    beta2: float = 0.95
+    weight_decay: float = 0.1
+
+
+@dataclass
+class SGDConfig(OptimConfig):
+    name: str = "sgd"
+    momentum: float = 0.9
+    nesterov: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_unit("momentum", self.momentum)
+        check(self.momentum > 0 or not self.nesterov, "optim.nesterov", self.nesterov,
+              "Nesterov needs optim.momentum > 0")
+        check(self.weight_decay == 0, "optim.weight_decay", self.weight_decay,
+              "torch SGD's weight decay is coupled (L2), not decoupled; use 0")
+
+
+@dataclass
+class LionConfig(OptimConfig):
+    name: str = "lion"
+    beta1: float = 0.9              # interpolation for the update's sign
+    beta2: float = 0.99             # momentum tracking
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_unit("beta1", self.beta1)
+        check_unit("beta2", self.beta2)
+
+
+@dataclass
+class TigerConfig(OptimConfig):
+    name: str = "tiger"
+    beta: float = 0.965             # Lion with beta1 = beta2: one buffer serves both
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_unit("beta", self.beta)
+
+
+@OPTIMIZERS.register("adamw", AdamWConfig)
+@OPTIMIZERS.register("adam", AdamConfig)
+def adam(cfg: AdamConfig, model: nn.Module) -> torch.optim.Optimizer:
+    # AdamW with weight_decay=0 is Adam; a non-zero decay is decoupled (Loshchilov & Hutter 2019).
+    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
+                             betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+
+
+@OPTIMIZERS.register("sgd", SGDConfig)
+def sgd(cfg: SGDConfig, model: nn.Module) -> torch.optim.Optimizer:
+    # Nesterov in torch's form (Sutskever et al. 2013): b = mu*b + g; x -= lr * (g + mu*b).
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           nesterov=cfg.nesterov)
+
+
+@OPTIMIZERS.register("lion", LionConfig)
+def lion(cfg: LionConfig, model: nn.Module) -> torch.optim.Optimizer:
+    from pytorch_optimizer import Lion
+
+    # Chen et al. 2023, Alg. 2: x -= lr * (sign(b1*m + (1-b1)*g) + wd*x); m = b2*m + (1-b2)*g.
+    return Lion(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+@OPTIMIZERS.register("tiger", TigerConfig)
+def tiger(cfg: TigerConfig, model: nn.Module) -> torch.optim.Optimizer:
+    from pytorch_optimizer import Tiger
+
+    # Su 2023 (github.com/bojone/tiger): m = b*m + (1-b)*g; x -= lr * (sign(m) + wd*x).
+    return Tiger(param_groups(model, cfg.weight_decay), lr=cfg.lr, beta=cfg.beta)
