@@ -11,13 +11,11 @@ from typing import Optional, Sequence
 import torch
 
 from sweeper.tables import format_table, human
-from trainer.budgets import BUDGETS, Progress
 from trainer.config import JobConfig
 from trainer.models import build_model
 from trainer.ramps import RAMPS
 
 RUN, RESUME, SKIP = "run", "resume", "skip (finished)"
-SIMULATED_STEPS_CAP = 1_000_000     # a budget not reached by then is not a step/token budget
 
 
 @dataclass
@@ -37,16 +35,10 @@ class JobPlan:
 
 
 def planned_tokens(job: JobConfig) -> Optional[int]:
-    """Replay the loop's budget/ramp arithmetic without training; None for wall-clock budgets."""
-    fraction = BUDGETS.build(job.budget)
+    """Tokens the budget will take (None for wall-clock budgets), without training."""
     ramp = RAMPS.build(job.ramp, job.train.micro_batch)
-    p = Progress()
-    while (f := fraction(p)) < 1.0:
-        if p.steps >= SIMULATED_STEPS_CAP:
-            return None
-        p.steps += 1
-        p.tokens += ramp(f) * job.data.seq_len
-    return p.tokens
+    plan = job.budget.plan(lambda f: ramp(f) * job.data.seq_len)
+    return None if plan is None else plan.tokens
 
 
 def size(job: JobConfig) -> tuple[int, int, int]:

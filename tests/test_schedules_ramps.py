@@ -114,8 +114,8 @@ def test_staged_ramp_holds_each_stage_until_the_next():
     cfg = StagedRampConfig(start=16, stages=[[0, 16], [0.3, 32], [0.6, 64]])
     batch = RAMPS.build(cfg, 16)
     assert [batch(f) for f in (0, 0.29, 0.3, 0.5, 0.6, 1)] == [16, 16, 32, 32, 64, 64]
-    assert cfg.max_batch() == 64
-    assert StagedRampConfig(start=64, stages=[[0, 64], [0.5, 16]]).max_batch() == 64
+    assert max(cfg.batch_sizes()) == 64
+    assert StagedRampConfig(start=64, stages=[[0, 64], [0.5, 16]]).batch_sizes() == [64, 16]
 
 
 @pytest.mark.parametrize("stages,needle", [
@@ -133,9 +133,10 @@ def test_staged_ramp_validation(stages, needle):
 
 def test_staged_ramp_composes_and_checks_micro_batches():
     job = compose_job("ramp=staged", "ramp.stages=[[0,8],[0.5,24]]", "train.micro_batch=8")
-    assert job.ramp.start == 8 and job.ramp.max_batch() == 24
-    with pytest.raises(ValueError, match="multiple of train.micro_batch=16"):
-        RAMPS.build(StagedRampConfig(start=16, stages=[[0, 16], [0.5, 40], [0.7, 64]]), 16)
+    assert job.ramp.start == 8 and max(job.ramp.batch_sizes()) == 24
+    # A middle stage that is not whole micro-batches fails at composition (pre-flight).
+    with pytest.raises(ValueError, match="ramp=staged batch size=40.*multiple of train.micro_batch=16"):
+        compose_job("ramp=staged", "ramp.stages=[[0,16],[0.5,40],[0.7,64]]")
 
 
 # --- budgets --------------------------------------------------------------------------------

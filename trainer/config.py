@@ -8,16 +8,19 @@ before any data is touched.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from trainer.budgets import BUDGETS, BudgetConfig
 from trainer.data.filters import FILTERS, FilterConfig
+from trainer.data.order import ORDERS, OrderConfig
 from trainer.data.sources import SOURCES, DataConfig
-from trainer.models import MODELS, ModelConfig
+from trainer.models import MODELS, ModelConfig, solve_width
 from trainer.objectives import OBJECTIVES, ObjectiveConfig
 from trainer.optim import OPTIMIZERS, OptimConfig
 from trainer.ramps import RAMPS, RampConfig
@@ -34,6 +37,11 @@ class TrainConfig:
     eval_sequences: int = 64        # fixed validation windows per pass
     log_every: int = 10             # optimizer steps between metric points
     grad_clip: float = 1.0          # max global grad norm; 0 disables
+    agc: float = 0.0                # adaptive (unit-wise) gradient clipping ratio, e.g. 0.003; 0 disables
+    max_bad_steps: int = 5          # consecutive non-finite steps (skipped) before the run is `diverged`
+    checkpoint_every: int = 0       # optimizer steps between checkpoints; 0: only on preemption
+    keep_checkpoints: int = 2
+    checkpoint_dir: str = ".cache/lmsweep/checkpoints"   # one subdirectory per job fingerprint
     precision: str = "auto"         # auto: bf16 autocast on CUDA where supported, else fp32
     device: str = "auto"            # auto | cpu | cuda | cuda:N
     threads: int = 0                # torch intra-op threads on CPU; 0 = all cores
@@ -44,6 +52,11 @@ class TrainConfig:
         check(self.eval_sequences > 0, "train.eval_sequences", self.eval_sequences, "> 0")
         check(self.log_every > 0, "train.log_every", self.log_every, "> 0 steps")
         check(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, ">= 0 (0 disables)")
+        check(self.agc >= 0, "train.agc", self.agc, ">= 0 (0 disables)")
+        check(self.max_bad_steps > 0, "train.max_bad_steps", self.max_bad_steps, "> 0")
+        check(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every,
+              ">= 0 (0: only on preemption)")
+        check(self.keep_checkpoints > 0, "train.keep_checkpoints", self.keep_checkpoints, "> 0")
         check_choice("train.precision", self.precision, PRECISIONS)
 
 
@@ -63,6 +76,10 @@ class SweepContext:
     run_name: str = ""              # the overrides that vary across the sweep
 
 
+# Overrides the sweeper appends to every job: bookkeeping, not part of a run's identity or name.
+SWEEP_OVERRIDES = ("sweep.", "tracking.uri=")
+
+
 @dataclass
 class JobConfig:
     model: ModelConfig = MISSING
@@ -71,6 +88,7 @@ class JobConfig:
     schedule: ScheduleConfig = MISSING
     data: DataConfig = MISSING
     filter: FilterConfig = MISSING
+    order: OrderConfig = MISSING    # the order training windows are visited in
     ramp: RampConfig = MISSING
     budget: BudgetConfig = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -81,14 +99,19 @@ class JobConfig:
     def __post_init__(self) -> None:
         check(self.data.seq_len <= self.model.max_seq_len, "data.seq_len", self.data.seq_len,
               f"model={self.model.name} supports at most model.max_seq_len={self.model.max_seq_len}")
-        for size in (self.ramp.start, self.ramp.max_batch()):
-            check(size % self.train.micro_batch == 0, "ramp batch size", size,
+        # Every anchor of the ramp, not just its ends: rounding one down to whole micro-batches
+        # would silently train on another batch size.
+        for size in self.ramp.batch_sizes():
+            check(size % self.train.micro_batch == 0, f"ramp={self.ramp.name} batch size", size,
                   f"must be a multiple of train.micro_batch={self.train.micro_batch}")
+        # model.params: solve d_model here, so pre-flight, fingerprints and MLflow see it.
+        vocab = self.data.tokenizer.expected_vocab_size() + self.objective.extra_tokens
+        self.model = solve_width(self.model, vocab, causal=self.objective.causal)
 
 
 GROUPS: dict[str, Registry] = {
     "model": MODELS, "objective": OBJECTIVES, "optim": OPTIMIZERS, "schedule": SCHEDULES, "data": SOURCES,
-    "filter": FILTERS, "ramp": RAMPS, "budget": BUDGETS,
+    "filter": FILTERS, "order": ORDERS, "ramp": RAMPS, "budget": BUDGETS,
 }
 
 
@@ -98,6 +121,30 @@ def register_configs() -> None:
     for group, registry in GROUPS.items():
         for name in registry.names():
             cs.store(group=f"schema/{group}", name=name, node=registry[name].config_cls)
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"model": {"d_model": 128}} -> {"model.d_model": 128} (MLflow params, fingerprints)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+# Fields that say where or on what a job runs, not what it computes.
+NOT_IN_FINGERPRINT = ("sweep", "tracking", "train.device", "train.threads", "train.checkpoint_every",
+                      "train.keep_checkpoints", "train.checkpoint_dir", "data.cache_dir")
+
+
+def fingerprint(job: JobConfig) -> str:
+    """Identity of a job: a hash of its resolved config less launcher and location fields.
+    A re-run sweep skips FINISHED runs and resumes interrupted ones by this key."""
+    kept = {k: v for k, v in flatten(asdict(job)).items()
+            if not any(k == f or k.startswith(f + ".") for f in NOT_IN_FINGERPRINT)}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def to_job(cfg: DictConfig) -> JobConfig:

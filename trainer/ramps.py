@@ -25,8 +25,9 @@ class RampConfig:
     def __post_init__(self) -> None:
         check(self.start > 0, "ramp.start", self.start, "a batch size in sequences, > 0")
 
-    def max_batch(self) -> int:
-        return self.start
+    def batch_sizes(self) -> list[int]:
+        """The sizes the ramp is anchored at; each must be whole micro-batches (JobConfig)."""
+        return [self.start]
 
 
 @dataclass
@@ -46,8 +47,8 @@ class LinearRampConfig(RampConfig):
               f"must be >= ramp.start={self.start} (a ramp grows the batch)")
         check(0 < self.fraction <= 1, "ramp.fraction", self.fraction, "a budget fraction in (0, 1]")
 
-    def max_batch(self) -> int:
-        return self.end
+    def batch_sizes(self) -> list[int]:
+        return [self.start, self.end]
 
 
 @dataclass
@@ -72,8 +73,8 @@ class StagedRampConfig(RampConfig):
         check(self.start == sizes[0], "ramp.start", self.start,
               f"follows the first stage's size, {sizes[0]}; change ramp.stages instead")
 
-    def max_batch(self) -> int:
-        return max(s[1] for s in self.stages)
+    def batch_sizes(self) -> list[int]:
+        return [s[1] for s in self.stages]
 
 
 def _is_number(x: Any) -> bool:
@@ -102,10 +103,5 @@ def linear(cfg: LinearRampConfig, micro_batch: int) -> Ramp:
 
 @RAMPS.register("staged", StagedRampConfig)
 def staged(cfg: StagedRampConfig, micro_batch: int) -> Ramp:
-    # Every stage, not just the first and the largest that the job config checks, must be
-    # whole micro-batches: rounding one down would silently train on another batch size.
-    for _, size in cfg.stages:
-        check(size % micro_batch == 0, "ramp.stages", cfg.stages,
-              f"every batch size must be a multiple of train.micro_batch={micro_batch}")
     starts, sizes = [s[0] for s in cfg.stages], [s[1] for s in cfg.stages]
     return lambda f: sizes[bisect.bisect_right(starts, max(f, 0.0)) - 1]
