@@ -1,20 +1,28 @@
-"""Pieces every model family shares: the config base, the LM shell, norms, MLPs, counting.
+"""Pieces every model family shares: the config base, the LM shell, residual branches, MLPs,
+position encodings, learned T x T maps over positions, and parameter/FLOP accounting.
 
-A family supplies only its blocks (and whether it wants position embeddings); the shell does
-embedding, final norm, tied head, loss, parameter and FLOP accounting once for all of them.
+A family supplies only the modules inside its residual branches; the shell does embedding,
+positions, the residual scheme (norm placement, ReZero, DeepNet), final norm, tied head, loss
+and accounting once for all of them.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 import torch
 import torch.nn.functional as F
 from omegaconf import MISSING
 from torch import nn
 
+from trainer.models.sizing import parse_count
 from trainer.registry import check, check_choice
+
+NORMS = ("pre", "post", "none")
+# Added to the token embeddings by the shell; families with queries and keys also allow "rotary".
+POSITIONS = ("none", "learned", "sinusoidal", "scaled_sinusoidal")
 
 
 @dataclass
@@ -23,36 +31,52 @@ class ModelConfig:
     d_model: int = 128
     n_layers: int = 4
     max_seq_len: int = 128         # longest sequence the model supports
-    mlp: str = "glu"               # glu (gated, Cramming/PaLM) | gelu (plain)
-    mlp_ratio: float = 4.0         # hidden width / d_model; a GLU gets 2/3 of it per branch
+    params: Optional[str] = None   # target trainable params (10M, 1.5M, 500k): solves d_model
+    mlp_ratio: float = 4.0         # hidden width / d_model of the channel unit
+    ffn_hidden: Optional[int] = None   # that hidden width itself; null: from mlp_ratio
     bias: bool = False             # Cramming: no biases
+    norm: str = "pre"              # pre (Xiong et al. 2020) | post (Vaswani et al. 2017) | none
+    positions: str = "none"
+    rezero: bool = False           # x + a*f(x), a = 0 at init (Bachlechner et al. 2020)
+    deepnet: bool = False          # DeepNorm residual scaling and init (Wang et al. 2022)
     tie_embeddings: bool = True
+
+    position_choices: ClassVar[tuple[str, ...]] = POSITIONS
 
     def __post_init__(self) -> None:
         check(self.d_model > 0, "model.d_model", self.d_model, "> 0")
         check(self.n_layers > 0, "model.n_layers", self.n_layers, "> 0")
         check(self.max_seq_len > 0, "model.max_seq_len", self.max_seq_len, "> 0")
         check(self.mlp_ratio > 0, "model.mlp_ratio", self.mlp_ratio, "> 0")
-        check_choice("model.mlp", self.mlp, MLPS)
+        check(self.ffn_hidden is None or self.ffn_hidden > 0, "model.ffn_hidden",
+              self.ffn_hidden, "> 0, or null for mlp_ratio * d_model")
+        if self.params is not None:
+            parse_count(self.params)
+        check_choice("model.norm", self.norm, NORMS)
+        check_choice("model.positions", self.positions, self.position_choices)
+        check(not self.deepnet or self.norm == "post", "model.deepnet", self.deepnet,
+              "DeepNorm rescales a post-LN residual: set model.norm=post")
+        check(not (self.rezero and self.deepnet), "model.rezero", self.rezero,
+              "ReZero and DeepNet are alternative residual schemes: enable at most one")
+
+    def width_multiple(self) -> int:
+        """model.params searches d_model over multiples of this (heads must divide it)."""
+        return 1
 
 
-class Block(nn.Module):
-    """A residual block; `flops_per_token` is its training cost (forward + backward)."""
-
-    def flops_per_token(self, seq_len: int) -> int:
-        # 6 FLOPs per parameter per token (Kaplan et al. 2020, Sec. 2.1); families add
-        # the sequence-mixing work that is not a per-token parameter use.
-        return 6 * sum(p.numel() for p in self.parameters())
+def hidden_width(cfg: ModelConfig, fraction: float = 1.0) -> int:
+    """Width of a channel unit's hidden activation (what its output projection reads)."""
+    return cfg.ffn_hidden or max(1, round(fraction * cfg.mlp_ratio * cfg.d_model))
 
 
 class GatedMLP(nn.Module):
     """GELU-gated linear unit (Shazeer 2020, "GLU Variants"); 2/3 width keeps params at ratio*d^2*2."""
 
-    def __init__(self, d: int, ratio: float, bias: bool):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        hidden = int(round(2 * ratio * d / 3))
-        self.gate_up = nn.Linear(d, 2 * hidden, bias=bias)
-        self.down = nn.Linear(hidden, d, bias=bias)
+        hidden = hidden_width(cfg, 2 / 3)
+        self.gate_up = nn.Linear(cfg.d_model, 2 * hidden, bias=cfg.bias)
+        self.down = nn.Linear(hidden, cfg.d_model, bias=cfg.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up(x).chunk(2, dim=-1)
@@ -60,11 +84,11 @@ class GatedMLP(nn.Module):
 
 
 class PlainMLP(nn.Module):
-    def __init__(self, d: int, ratio: float, bias: bool):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        hidden = int(round(ratio * d))
-        self.up = nn.Linear(d, hidden, bias=bias)
-        self.down = nn.Linear(hidden, d, bias=bias)
+        hidden = hidden_width(cfg)
+        self.up = nn.Linear(cfg.d_model, hidden, bias=cfg.bias)
+        self.down = nn.Linear(hidden, cfg.d_model, bias=cfg.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down(F.gelu(self.up(x)))
@@ -73,8 +97,31 @@ class PlainMLP(nn.Module):
 MLPS = {"glu": GatedMLP, "gelu": PlainMLP}
 
 
-def make_mlp(cfg: ModelConfig) -> nn.Module:
-    return MLPS[cfg.mlp](cfg.d_model, cfg.mlp_ratio, cfg.bias)
+@dataclass
+class MLPConfig(ModelConfig):
+    """Families whose blocks end in a separate channel MLP (Transformer, Mixer, Synthesizer)."""
+
+    mlp: str = "glu"               # glu (gated, Cramming/PaLM) | gelu (plain)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("model.mlp", self.mlp, tuple(MLPS))
+
+
+def make_mlp(cfg: MLPConfig) -> nn.Module:
+    return MLPS[cfg.mlp](cfg)
+
+
+def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """[B, T, D] -> [B, n_heads, T, D / n_heads]."""
+    B, T, D = x.shape
+    return x.view(B, T, n_heads, D // n_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """[B, H, T, d] -> [B, T, H * d]."""
+    B, H, T, d = x.shape
+    return x.transpose(1, 2).reshape(B, T, H * d)
 
 
 def sinusoidal_positions(n: int, d: int) -> torch.Tensor:
@@ -87,37 +134,159 @@ def sinusoidal_positions(n: int, d: int) -> torch.Tensor:
     return pe
 
 
+class Rotary(nn.Module):
+    """RoPE (Su et al. 2021): rotate feature pairs of q and k by pos * 10000^(-2i/d), so q.k
+    depends only on the relative position. Pairs are (i, i + d/2) rather than (2i, 2i+1): the
+    same rotation up to a fixed permutation of features, which the q/k projections absorb."""
+
+    def __init__(self, dim: int, max_seq_len: int):
+        super().__init__()
+        inv = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float32) / dim)
+        angles = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [..., T, dim]
+        T = x.size(-2)
+        cos, sin = self.cos[:T].to(x.dtype), self.sin[:T].to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
+@functools.lru_cache(maxsize=None)
+def packed_tril(T: int) -> torch.Tensor:
+    """Flat indices (row * T + col) of the entries on or below the diagonal of a T x T matrix;
+    built on the CPU once per T (on the meta device, model sizing's, tril_indices is slow)."""
+    rows, cols = torch.tril_indices(T, T, device="cpu")
+    return rows * T + cols
+
+
+class SequenceMap(nn.Module):
+    """A learned T x T map over positions, one per leading index (e.g. per head).
+
+    Causal: only the T(T+1)/2 entries on or below the diagonal are stored, so the parameter
+    count is the honest count of trainable weights (a dense masked matrix would carry T(T-1)/2
+    dead ones); `matrix` fills the rest with `fill` (0 for a linear map, -inf for logits).
+    Bidirectional: all T^2 entries are weights.
+    """
+
+    def __init__(self, seq_len: int, causal: bool, *lead: int):
+        super().__init__()
+        self.seq_len, self.causal = seq_len, causal
+        if causal:
+            self.register_buffer("index", packed_tril(seq_len).to(torch.get_default_device()),
+                                 persistent=False)
+        self.weight = nn.Parameter(torch.empty(*lead, self.live_entries()))
+
+    def live_entries(self) -> int:
+        T = self.seq_len
+        return T * (T + 1) // 2 if self.causal else T * T
+
+    def fan_in(self) -> torch.Tensor:
+        """Inputs each stored entry's output row sums over: row + 1 when causal, else T."""
+        if self.causal:
+            return (self.index // self.seq_len + 1).float()
+        return torch.full((self.live_entries(),), float(self.seq_len))
+
+    def matrix(self, T: int, fill: float = 0.0) -> torch.Tensor:
+        S, lead = self.seq_len, self.weight.shape[:-1]
+        full = self.weight
+        if self.causal:
+            full = full.new_full((*lead, S * S), fill).index_copy(-1, self.index, full)
+        return full.view(*lead, S, S)[..., :T, :T]
+
+
+class Residual(nn.Module):
+    """One residual branch around f, in the placement the config asks for:
+
+        pre  (Xiong et al. 2020):   x + g * f(LN(x))
+        post (Vaswani et al. 2017): LN(a * x + g * f(x))
+        none:                       x + g * f(x)
+
+    g = 1, or under ReZero (Bachlechner et al. 2020) a learned scalar that starts at 0 so every
+    block starts as the identity (as published: norm=none rezero=true). a = 1, or DeepNet's
+    up-weighting of the shortcut (set by CausalLM, which knows the depth).
+    """
+
+    def __init__(self, cfg: ModelConfig, f: nn.Module):
+        super().__init__()
+        self.f = f
+        self.placement = cfg.norm
+        self.norm = None if cfg.norm == "none" else nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        self.gate = nn.Parameter(torch.zeros(1)) if cfg.rezero else None
+        self.alpha = 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.f(self.norm(x) if self.placement == "pre" else x)
+        if self.gate is not None:
+            h = self.gate * h
+        if self.placement == "post":
+            return self.norm(self.alpha * x + h)
+        return x + h
+
+
+class Block(nn.Module):
+    """One layer: residual branches applied in order; `flops_per_token` is its training cost
+    (forward + backward)."""
+
+    def __init__(self, cfg: ModelConfig, *branches: nn.Module):
+        super().__init__()
+        self.d_model = cfg.d_model
+        self.branches = nn.ModuleList(Residual(cfg, f) for f in branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for branch in self.branches:
+            x = branch(x)
+        return x
+
+    def flops_per_token(self, seq_len: int) -> int:
+        # 6 FLOPs per parameter per token (Kaplan et al. 2020, Sec. 2.1), except the weights of
+        # T x T maps: those act once per channel, not once per token, so families add that
+        # sequence-mixing work themselves.
+        maps = sum(m.weight.numel() for m in self.modules() if isinstance(m, SequenceMap))
+        return 6 * (sum(p.numel() for p in self.parameters()) - maps)
+
+
 # Parameter names of the linear maps that write into the residual stream.
 RESIDUAL_OUTPUTS = ("proj.weight", "down.weight")
+# Modules whose outputs only form attention logits (queries/keys); DeepNet leaves their gain at 1.
+LOGIT_PATH = ("qk", "logits")
 
 
 class CausalLM(nn.Module):
-    """Token embedding (+ optional positions) -> blocks -> final norm -> (tied) head."""
+    """Token embedding (+ positions) -> blocks -> final norm -> (tied) head.
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int, blocks: list[Block],
-                 positions: Optional[str]):
+    Named for its default use: the shell has no notion of direction; whether a family's token
+    mixing hides the future is decided when its blocks are built (build_model(causal=...)).
+    """
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int, blocks: list[Block]):
         super().__init__()
         self.cfg = cfg
         self.vocab_size = vocab_size
         self.embed = nn.Embedding(vocab_size, cfg.d_model)
-        self.pos_embed = None
-        if positions == "learned":
-            self.pos_embed = nn.Embedding(cfg.max_seq_len, cfg.d_model)
-        elif positions == "sinusoidal":
-            self.register_buffer("pos_table", sinusoidal_positions(cfg.max_seq_len, cfg.d_model),
-                                 persistent=False)
-        self.positions = positions
+        self.pos_embed = (nn.Embedding(cfg.max_seq_len, cfg.d_model)
+                          if cfg.positions == "learned" else None)
+        sinusoids = cfg.positions in ("sinusoidal", "scaled_sinusoidal")
+        self.register_buffer("pos_table", sinusoidal_positions(cfg.max_seq_len, cfg.d_model)
+                             if sinusoids else None, persistent=False)
+        # Scaled sinusoids (Hua et al. 2022; used by Cramming): one learned scalar, init 1/sqrt(d).
+        self.pos_scale = (nn.Parameter(torch.full((1,), cfg.d_model ** -0.5))
+                          if cfg.positions == "scaled_sinusoidal" else None)
         self.blocks = nn.ModuleList(blocks)
         self.norm = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.head = nn.Linear(cfg.d_model, vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.head.weight = self.embed.weight
         self.apply(self._init)
-        # GPT-2 (Radford et al. 2019, Sec. 2.3): scale the init of each residual branch's output
-        # projection by 1/sqrt(2L) so the residual stream does not grow with depth.
-        for name, p in self.named_parameters():
-            if name.endswith(RESIDUAL_OUTPUTS):
-                nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layers))
+        if cfg.deepnet:
+            self._deepnet_init()
+        else:
+            # GPT-2 (Radford et al. 2019, Sec. 2.3): scale the init of each residual branch's
+            # output projection by 1/sqrt(2L) so the residual stream does not grow with depth.
+            for name, p in self.named_parameters():
+                if name.endswith(RESIDUAL_OUTPUTS):
+                    nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layers))
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -126,18 +295,35 @@ class CausalLM(nn.Module):
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
 
+    def _deepnet_init(self) -> None:
+        """DeepNet (Wang et al. 2022, Sec. 4 and Fig. 2), decoder-only or encoder-only with N
+        layers (2N branches): LN(alpha*x + f(x)) with alpha = (2N)^(1/4), and Xavier init with
+        gain beta = (8N)^(-1/4) for value, output and FFN weights (queries/keys: gain 1). Written
+        per branch count M = 2N as alpha = M^(1/4), beta = (4M)^(-1/4), so families with one
+        branch per block (gMLP, GAU) get the same per-branch scaling."""
+        branches = [m for m in self.modules() if isinstance(m, Residual)]
+        M = len(branches)
+        for branch in branches:
+            branch.alpha = M ** 0.25
+            for name, m in branch.f.named_modules():
+                if isinstance(m, nn.Linear):
+                    logits = any(part in LOGIT_PATH for part in name.split("."))
+                    nn.init.xavier_normal_(m.weight, gain=1.0 if logits else (4 * M) ** -0.25)
+
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         T = idx.size(1)
         x = self.embed(idx)
         if self.pos_embed is not None:
             x = x + self.pos_embed.weight[:T]
-        elif self.positions == "sinusoidal":
-            x = x + self.pos_table[:T].to(x.dtype)
+        elif self.pos_table is not None:
+            pe = self.pos_table[:T].to(x.dtype)
+            x = x + (pe if self.pos_scale is None else self.pos_scale * pe)
         for block in self.blocks:
             x = block(x)
         return self.head(self.norm(x))
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over targets; positions with target -100 are not scored."""
         logits = self(idx)
         return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
 
@@ -146,6 +332,8 @@ class CausalLM(nn.Module):
         n = self.embed.weight.numel()
         if self.pos_embed is not None:
             n += self.pos_embed.weight.numel()
+        if self.pos_scale is not None:
+            n += self.pos_scale.numel()
         if not self.cfg.tie_embeddings:
             n += self.head.weight.numel()
         return n

@@ -1,72 +1,76 @@
-"""Decoder-only Transformer, Cramming-style by default: pre-norm, no biases, gated MLP."""
+"""Transformer, Cramming-style by default: pre-norm, no biases, gated MLP, learned positions.
+
+Decoder-only under clm; built with causal=False it is the bidirectional encoder MLM needs.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.models.common import Block, CausalLM, ModelConfig, make_mlp
+from trainer.models.common import (POSITIONS, Block, CausalLM, MLPConfig, Rotary, make_mlp,
+                                   merge_heads, split_heads)
 from trainer.models.registry import MODELS
-from trainer.registry import check, check_choice
-
-POSITIONS = ("learned", "sinusoidal")
-NORMS = ("pre", "post")
+from trainer.registry import check
 
 
 @dataclass
-class TransformerConfig(ModelConfig):
+class TransformerConfig(MLPConfig):
     name: str = "transformer"
     n_heads: int = 4
-    norm: str = "pre"              # pre (Xiong et al. 2020) | post (Vaswani et al. 2017)
     positions: str = "learned"
+
+    position_choices: ClassVar[tuple[str, ...]] = POSITIONS + ("rotary",)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.n_heads > 0 and self.d_model % self.n_heads == 0, "model.n_heads", self.n_heads,
+        check(self.n_heads > 0, "model.n_heads", self.n_heads, "> 0")
+        if self.params is not None:
+            return                 # d_model is solved, over multiples of width_multiple()
+        check(self.d_model % self.n_heads == 0, "model.n_heads", self.n_heads,
               f"must divide model.d_model={self.d_model}")
-        check_choice("model.positions", self.positions, POSITIONS)
-        check_choice("model.norm", self.norm, NORMS)
+        if self.positions == "rotary":
+            check(self.d_model // self.n_heads % 2 == 0, "model.d_model", self.d_model,
+                  "rotary positions rotate feature pairs: d_model/n_heads must be even")
+
+    def width_multiple(self) -> int:
+        return self.n_heads * (2 if self.positions == "rotary" else 1)
 
 
-class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: TransformerConfig):
+class SelfAttention(nn.Module):
+    """Multi-head scaled dot-product attention (Vaswani et al. 2017) through torch's SDPA."""
+
+    def __init__(self, cfg: TransformerConfig, causal: bool):
         super().__init__()
-        self.n_heads = cfg.n_heads
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
+        self.n_heads, self.causal = cfg.n_heads, causal
+        # Queries/keys apart from values: DeepNet initialises the two differently.
+        self.qk = nn.Linear(cfg.d_model, 2 * cfg.d_model, bias=cfg.bias)
+        self.v = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
+        self.rotary = (Rotary(cfg.d_model // cfg.n_heads, cfg.max_seq_len)
+                       if cfg.positions == "rotary" else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, D = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads).unbind(2)
-        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                           is_causal=True)
-        return self.proj(y.transpose(1, 2).reshape(B, T, D))
+        q, k = split_heads(self.qk(x), 2 * self.n_heads).chunk(2, dim=1)
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
+        y = F.scaled_dot_product_attention(q, k, split_heads(self.v(x), self.n_heads),
+                                           is_causal=self.causal)
+        return self.proj(merge_heads(y))
 
 
 class TransformerBlock(Block):
-    def __init__(self, cfg: TransformerConfig):
-        super().__init__()
-        self.pre = cfg.norm == "pre"
-        self.norm1 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
-        self.attn = CausalSelfAttention(cfg)
-        self.norm2 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
-        self.mlp = make_mlp(cfg)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pre:
-            x = x + self.attn(self.norm1(x))
-            return x + self.mlp(self.norm2(x))
-        x = self.norm1(x + self.attn(x))
-        return self.norm2(x + self.mlp(x))
+    def __init__(self, cfg: TransformerConfig, causal: bool):
+        super().__init__(cfg, SelfAttention(cfg, causal), make_mlp(cfg))
 
     def flops_per_token(self, seq_len: int) -> int:
-        d = self.attn.proj.in_features
-        return super().flops_per_token(seq_len) + 12 * seq_len * d  # PaLM App. B: QK^T and AV
+        # PaLM App. B: QK^T and AV, 2*T*d each forward, x3 for training.
+        return super().flops_per_token(seq_len) + 12 * seq_len * self.d_model
 
 
 @MODELS.register("transformer", TransformerConfig)
-def build(cfg: TransformerConfig, vocab_size: int) -> CausalLM:
-    blocks = [TransformerBlock(cfg) for _ in range(cfg.n_layers)]
-    return CausalLM(cfg, vocab_size, blocks, positions=cfg.positions)
+def build(cfg: TransformerConfig, vocab_size: int, causal: bool = True) -> CausalLM:
+    return CausalLM(cfg, vocab_size, [TransformerBlock(cfg, causal) for _ in range(cfg.n_layers)])

@@ -1,0 +1,81 @@
+"""model.params: the width is solved at validation so that every family lands within 1% of
+the target, counted exactly as the trained model is."""
+from dataclasses import replace
+
+import pytest
+
+from tests.conftest import compose_job
+from trainer.config import GROUPS
+from trainer.models import count_params, solve_width
+from trainer.models.sizing import parse_count
+
+VOCAB = 257
+FAMILIES = GROUPS["model"].names()
+
+
+@pytest.mark.parametrize("text,count", [
+    ("1000000", 1_000_000), ("1e6", 1_000_000), ("10M", 10_000_000), ("1.5M", 1_500_000),
+    ("500k", 500_000), ("500K", 500_000), ("2B", 2_000_000_000), (123, 123),
+])
+def test_parse_count(text, count):
+    assert parse_count(text) == count
+
+
+@pytest.mark.parametrize("text", ["ten", "1.5X", "-1M", "0", "k"])
+def test_parse_count_refuses_non_counts(text):
+    with pytest.raises(ValueError, match="model.params=.*is invalid: a positive count"):
+        parse_count(text)
+
+
+@pytest.fixture(scope="module")
+def base():
+    """Each family at 2 layers and seq_len 32 (solving is a few dozen meta-device builds)."""
+    return {name: compose_job(f"model={name}", "model.n_layers=2", "data.seq_len=32").model
+            for name in FAMILIES}
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_family_matches_three_targets_within_one_percent(base, name):
+    for target in ("200k", "1M", "4M"):
+        cfg = solve_width(replace(base[name], params=target), VOCAB)
+        n = parse_count(target)
+        assert abs(count_params(cfg, VOCAB) - n) <= 0.01 * n, (target, cfg)
+        assert cfg.n_layers == 2 and cfg.d_model % cfg.width_multiple() == 0
+
+
+def test_heads_divide_the_solved_width_and_the_ffn_closes_the_gap(base):
+    cfg = solve_width(replace(base["transformer"], params="200k", n_heads=8,
+                              positions="rotary"), VOCAB)
+    assert cfg.d_model % 16 == 0                    # 8 heads of even size, for RoPE
+    assert cfg.ffn_hidden is not None               # widths step by 16: too coarse alone
+
+
+def test_bidirectional_models_are_sized_as_built(base):
+    cfg = solve_width(replace(base["mixer"], params="1M"), VOCAB + 1, causal=False)
+    assert abs(count_params(cfg, VOCAB + 1, causal=False) - 1_000_000) <= 10_000
+
+
+def test_too_small_a_target_fails_clearly(base):
+    with pytest.raises(ValueError, match=r"model.params='1k' is invalid: the smallest "
+                                         r"model=transformer with model.n_layers=2 .* already has"):
+        solve_width(replace(base["transformer"], params="1k"), VOCAB)
+
+
+def test_the_job_config_carries_the_solved_width():
+    job = compose_job("model=mixer", "model.params=1M", "model.n_layers=2", "data.seq_len=32")
+    assert job.model.params == "1M"
+    assert abs(count_params(job.model, VOCAB) - 1_000_000) <= 10_000
+    mlm = compose_job("model=mixer", "model.params=1M", "model.n_layers=2", "data.seq_len=32",
+                      "objective=mlm")
+    assert abs(count_params(mlm.model, VOCAB + 1, causal=False) - 1_000_000) <= 10_000
+    assert mlm.model.d_model < job.model.d_model    # full T x T maps leave less for the width
+
+
+def test_heads_need_not_divide_the_placeholder_width_when_params_is_set():
+    job = compose_job("model.n_heads=3", "model.params=200k", "model.n_layers=2", "data.seq_len=32")
+    assert job.model.d_model % 3 == 0
+
+
+def test_a_bad_target_fails_at_composition():
+    with pytest.raises(Exception, match="model.params='lots' is invalid"):
+        compose_job("model.params=lots")
