@@ -38,6 +38,7 @@ class TrainConfig:
     log_every: int = 10             # optimizer steps between metric points
     grad_clip: float = 1.0          # max global grad norm; 0 disables
     agc: float = 0.0                # adaptive (unit-wise) gradient clipping ratio, e.g. 0.003; 0 disables
+    z_loss: float = 0.0             # PaLM's auxiliary log(Z)^2 loss, e.g. 1e-4; 0 disables
     max_bad_steps: int = 5          # consecutive non-finite steps (skipped) before the run is `diverged`
     checkpoint_every: int = 0       # optimizer steps between checkpoints; 0: only on preemption
     keep_checkpoints: int = 2
@@ -53,6 +54,7 @@ class TrainConfig:
         check(self.log_every > 0, "train.log_every", self.log_every, "> 0 steps")
         check(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, ">= 0 (0 disables)")
         check(self.agc >= 0, "train.agc", self.agc, ">= 0 (0 disables)")
+        check(self.z_loss >= 0, "train.z_loss", self.z_loss, ">= 0 (0 disables)")
         check(self.max_bad_steps > 0, "train.max_bad_steps", self.max_bad_steps, "> 0")
         check(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every,
               ">= 0 (0: only on preemption)")

@@ -129,6 +129,7 @@ class Trainer:
 
         self.model = build_model(job.model, self.data.vocab_size + job.objective.extra_tokens,
                                  causal=job.objective.causal).to(self.device)
+        self.model.z_loss = tc.z_loss
         self.params_total, self.params_non_emb = self.model.param_counts()
         self.flops_per_token = self.model.flops_per_token(self.seq_len)
         self.objective = OBJECTIVES.build(job.objective, seed=job.seed)

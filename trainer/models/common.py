@@ -264,6 +264,7 @@ class CausalLM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.vocab_size = vocab_size
+        self.z_loss = 0.0               # set by the trainer (train.z_loss)
         self.embed = nn.Embedding(vocab_size, cfg.d_model)
         self.pos_embed = (nn.Embedding(cfg.max_seq_len, cfg.d_model)
                           if cfg.positions == "learned" else None)
@@ -323,9 +324,18 @@ class CausalLM(nn.Module):
         return self.head(self.norm(x))
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy over targets; positions with target -100 are not scored."""
-        logits = self(idx)
-        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
+        """Mean cross-entropy over targets; positions with target -100 are not scored.
+
+        In training, `z_loss` > 0 adds z_loss * mean(log Z)^2 over scored positions (PaLM,
+        Chowdhery et al. 2022, Sec. 5), which keeps the softmax normaliser near 1 and the
+        logits from drifting; evaluation always reports plain cross-entropy."""
+        logits = self(idx).float()
+        flat, targets = logits.view(-1, logits.size(-1)), targets.reshape(-1)
+        loss = F.cross_entropy(flat, targets)
+        if self.training and self.z_loss > 0:
+            scored = targets != -100
+            loss = loss + self.z_loss * torch.logsumexp(flat[scored], dim=-1).pow(2).mean()
+        return loss
 
     # --- accounting -------------------------------------------------------------------------
     def embedding_params(self) -> int:
