@@ -48,3 +48,35 @@ def run_launch(*args: str, cwd: Path, env: dict | None = None, timeout: int = 60
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+# --- Slurm (tests/test_slurm.py) -------------------------------------------------------------
+def _slurm_unreachable() -> str | None:
+    """Why no Slurm cluster can be used from here, or None when sinfo and sacct both answer."""
+    import shutil
+
+    for tool, args in (("sinfo", ["-h", "-o", "%P %a"]), ("sacct", ["-n", "-X", "-j", "1"])):
+        if shutil.which(tool) is None:
+            return f"`{tool}` not found"
+        try:
+            r = subprocess.run([tool, *args], capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            return f"`{tool}` timed out"
+        if r.returncode != 0 or (tool == "sinfo" and not r.stdout.strip()):
+            return f"`{tool}` failed: {(r.stderr or r.stdout).strip()[:200] or 'no output'}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    """Used by the tests marked `slurm`: skips them when no Slurm cluster is reachable, and
+    FAILS them instead when LMSWEEP_REQUIRE_SLURM=1 (.ci/run sets it in CI, where it starts
+    the local cluster first), so CI cannot pass by skipping them."""
+    why = _slurm_unreachable()
+    if why is None:
+        return
+    msg = (f"no reachable Slurm cluster ({why}); start the local test cluster with "
+           "`bash scripts/local-slurm.sh` (as root)")
+    if os.environ.get("LMSWEEP_REQUIRE_SLURM") == "1":
+        pytest.fail(f"LMSWEEP_REQUIRE_SLURM=1 but {msg}", pytrace=False)
+    pytest.skip(msg)

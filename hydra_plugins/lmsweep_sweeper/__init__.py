@@ -12,3 +12,6 @@ class LmsweepSweeper(_Impl):
 
 ConfigStore.instance().store(group="hydra/sweeper", name="lmsweep", node=LmsweepSweeperConf,
                              provider="lmsweep")
+
+# hydra/launcher=lmsweep_slurm (the base of conf/hydra/launcher/slurm.yaml) and its resolvers
+from hydra_plugins.lmsweep_sweeper import slurm_launcher as _slurm_launcher  # noqa: E402,F401

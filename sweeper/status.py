@@ -1,0 +1,241 @@
+"""`python -m sweeper status`: where each job of a sweep stands, from Slurm and from MLflow.
+
+    python -m sweeper status [--sweep-id ID] [--tracking-uri URI] [--experiment NAME]
+                             [--sweep-dir DIR] [--reconcile]
+
+Slurm side: the job ids recorded at submission (`slurm_jobs.json`, an artifact of the sweep's
+parent run and a file in the sweep dir; see sweeper/slurm.py), looked up with squeue/sacct.
+MLflow side: the sweep's job runs (tag `lmsweep.sweep_id`): run status, outcome tag, last
+logged step, latest val loss. Runs are joined to jobs by their `lmsweep.slurm_job_id` tag,
+else by run name. A sweep run by another launcher (no Slurm record) shows its runs only.
+
+`--reconcile` writes what only Slurm knows back to MLflow: a run whose Slurm job has ended
+but which is still RUNNING (scancel, node failure, out of memory: nothing in the job could
+close it) is marked KILLED; once every job has ended, a parent run still RUNNING (a
+`hydra.launcher.wait=false` sweep) is ended, FINISHED if all its job runs are.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from sweeper import slurm
+from sweeper.tables import format_table
+from trainer import schema
+
+
+class StatusError(RuntimeError):
+    pass
+
+
+@dataclass
+class JobRow:
+    index: Optional[int]
+    name: str
+    slurm_job_id: str = ""
+    slurm: Optional[slurm.SlurmState] = None
+    run_id: str = ""
+    run_status: str = ""               # MLflow: RUNNING, FINISHED, FAILED, KILLED
+    outcome: str = ""                  # tag lmsweep.outcome
+    step: Optional[int] = None
+    val_loss: Optional[float] = None
+
+
+@dataclass
+class SweepStatus:
+    sweep_id: str
+    experiment: str
+    experiment_id: str
+    parent_run_id: str
+    parent_status: str
+    record: Optional[slurm.SweepRecord]
+    jobs: list[JobRow]
+
+    @property
+    def all_ended(self) -> bool:
+        """Every job is terminal in Slurm (or, without Slurm, its run has ended)."""
+        return all((j.slurm.terminal if j.slurm else j.run_status not in ("", "RUNNING"))
+                   for j in self.jobs)
+
+
+def _q(value: str) -> str:
+    return value.replace("'", "\\'")
+
+
+def find_parent(client, sweep_id: Optional[str], experiment: str):
+    """The sweep's parent run: by id (in `experiment`, else in any experiment), else the latest."""
+    role = f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_SWEEP}'"
+    filt = role + (f" and tags.`{schema.TAG_SWEEP_ID}` = '{_q(sweep_id)}'" if sweep_id else "")
+    exp = client.get_experiment_by_name(experiment)
+    candidates = [[exp.experiment_id]] if exp is not None else []
+    if sweep_id:
+        candidates.append([e.experiment_id for e in client.search_experiments()])
+    for ids in candidates:
+        runs = client.search_runs(ids, filt, max_results=1, order_by=["attributes.start_time DESC"])
+        if runs:
+            return runs[0]
+    where = f"experiment '{experiment}'" if not sweep_id else "any experiment"
+    what = f"sweep {sweep_id}" if sweep_id else "sweep"
+    raise StatusError(f"no {what} found in {where} of the MLflow store {client.tracking_uri}")
+
+
+def read_record(client, parent) -> Optional[slurm.SweepRecord]:
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            path = client.download_artifacts(parent.info.run_id, slurm.RECORD_FILE, d)
+            return slurm.SweepRecord.from_json(Path(path).read_text())
+    except Exception:
+        return None                    # not a Slurm sweep (or the upload failed)
+
+
+def job_runs(client, experiment_id: str, sweep_id: str) -> list:
+    filt = (f"tags.`{schema.TAG_SWEEP_ID}` = '{_q(sweep_id)}' and "
+            f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'")
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filt, max_results=1000, page_token=token,
+                                  order_by=["attributes.start_time ASC"])
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def last_step(client, run) -> Optional[int]:
+    hist = client.get_metric_history(run.info.run_id, schema.TRAIN_LOSS)
+    return max((m.step for m in hist), default=None)
+
+
+def collect(client, sweep_id: Optional[str] = None, experiment: str = "lmsweep",
+            record: Optional[slurm.SweepRecord] = None) -> SweepStatus:
+    """`record`: read from the sweep dir (--sweep-dir); else from the parent run's artifact."""
+    parent = find_parent(client, sweep_id, experiment)
+    sweep_id = parent.data.tags[schema.TAG_SWEEP_ID]
+    exp_id = parent.info.experiment_id
+    record = record or read_record(client, parent)
+    runs = job_runs(client, exp_id, sweep_id)          # oldest first: later runs win below
+    by_slurm = {r.data.tags[schema.TAG_SLURM_JOB_ID]: r for r in runs
+                if r.data.tags.get(schema.TAG_SLURM_JOB_ID)}
+    by_name = {r.info.run_name: r for r in runs}
+    rows: list[JobRow] = []
+    used: set[str] = set()
+    if record is not None:
+        states = slurm.job_states([j.slurm_job_id for j in record.jobs])
+        for j in record.jobs:
+            run = by_slurm.get(j.slurm_job_id) or by_name.get(j.run_name)
+            rows.append(JobRow(j.index, j.run_name or " ".join(j.overrides), j.slurm_job_id,
+                               states.get(j.slurm_job_id)))
+            if run is not None and run.info.run_id not in used:
+                used.add(run.info.run_id)
+                _fill(client, rows[-1], run)
+    for r in runs:                                       # runs no recorded job accounts for
+        if r.info.run_id not in used:
+            row = JobRow(None, r.info.run_name, r.data.tags.get(schema.TAG_SLURM_JOB_ID, ""))
+            _fill(client, row, r)
+            rows.append(row)
+    exp = client.get_experiment(exp_id)
+    return SweepStatus(sweep_id, exp.name, exp_id, parent.info.run_id, parent.info.status,
+                       record, rows)
+
+
+def _fill(client, row: JobRow, run) -> None:
+    row.run_id, row.run_status = run.info.run_id, run.info.status
+    row.outcome = run.data.tags.get(schema.TAG_OUTCOME, "")
+    row.step = last_step(client, run)
+    row.val_loss = run.data.metrics.get(schema.VAL_LOSS)
+
+
+def render(st: SweepStatus) -> str:
+    header = ("#", "run", "slurm job", "slurm state", "elapsed", "detail", "mlflow", "outcome",
+              "step", "val loss")
+    rows = []
+    for j in st.jobs:
+        s = j.slurm
+        loss = "-" if j.val_loss is None or math.isnan(j.val_loss) else f"{j.val_loss:.4f}"
+        rows.append(("-" if j.index is None else str(j.index), j.name, j.slurm_job_id or "-",
+                     s.state if s else ("not in Slurm" if j.slurm_job_id else "-"),
+                     s.elapsed if s else "-", (s.detail if s else "") or "-",
+                     j.run_status or "no run yet", j.outcome or "-",
+                     "-" if j.step is None else str(j.step), loss))
+    arrays = f", Slurm array job(s) {', '.join(st.record.arrays)}" if st.record else ""
+    head = (f"sweep {st.sweep_id}: {len(st.jobs)} jobs{arrays}; experiment '{st.experiment}' "
+            f"({st.experiment_id}); parent run {st.parent_run_id} {st.parent_status}")
+    counts = {}
+    for j in st.jobs:
+        key = j.slurm.state if j.slurm else (j.run_status or "no run yet")
+        counts[key] = counts.get(key, 0) + 1
+    foot = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    return f"{head}\n{format_table(header, rows)}\n{foot}"
+
+
+def reconcile(client, st: SweepStatus) -> list[str]:
+    """See the module docstring. Returns what was changed."""
+    done = []
+    for j in st.jobs:
+        if j.slurm and j.slurm.terminal and j.run_status == "RUNNING":
+            client.set_terminated(j.run_id, "KILLED")
+            note = f"run {j.run_id} ({j.name}): Slurm {j.slurm.state} -> MLflow KILLED"
+            if j.outcome == schema.OUTCOME_RUNNING:   # `preempted`/`cancelled` stay: they resume
+                client.set_tag(j.run_id, schema.TAG_OUTCOME, schema.OUTCOME_FAILED)
+                j.outcome = schema.OUTCOME_FAILED
+                note += f", outcome {schema.OUTCOME_FAILED}"
+            done.append(note)
+            j.run_status = "KILLED"
+    if st.parent_status == "RUNNING" and st.jobs and st.all_ended:
+        status = "FINISHED" if all(j.run_status == "FINISHED" for j in st.jobs) else "FAILED"
+        client.set_terminated(st.parent_run_id, status)
+        done.append(f"parent run {st.parent_run_id}: every job has ended -> {status}")
+        st.parent_status = status
+    return done
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sweeper status",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--sweep-id", help="the sweep (default: the latest sweep of the experiment)")
+    p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
+                                          "sqlite:///<cwd>/mlflow.db, as for launch.py)")
+    p.add_argument("--experiment", default="lmsweep", help="MLflow experiment (default: lmsweep)")
+    p.add_argument("--sweep-dir", type=Path,
+                   help=f"read the Slurm job ids from <dir>/{slurm.RECORD_FILE} (its sweep id and "
+                        "tracking URI are then the defaults)")
+    p.add_argument("--reconcile", action="store_true",
+                   help="mark runs of ended Slurm jobs that are still RUNNING as KILLED, and end "
+                        "the parent run once every job has ended")
+    args = p.parse_args(argv)
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow.tracking import MlflowClient
+
+    from trainer.tracking import resolve_uri
+
+    record = None
+    if args.sweep_dir:
+        path = args.sweep_dir / slurm.RECORD_FILE
+        if not path.exists():
+            print(f"error: no {path}", file=sys.stderr)
+            return 2
+        record = slurm.SweepRecord.from_json(path.read_text())
+        args.sweep_id = args.sweep_id or record.sweep_id
+        args.tracking_uri = args.tracking_uri or record.tracking_uri
+    uri = resolve_uri(args.tracking_uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        print(f"error: no MLflow store at {uri} (pass --tracking-uri)", file=sys.stderr)
+        return 2
+    client = MlflowClient(uri)
+    try:
+        st = collect(client, args.sweep_id, args.experiment, record)
+    except StatusError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    changes = reconcile(client, st) if args.reconcile else []
+    print(render(st))
+    for c in changes:
+        print("reconciled: " + c)
+    return 0

@@ -1,0 +1,236 @@
+"""Slurm dispatch (hydra/launcher=slurm) against a real cluster: the local one of
+scripts/local-slurm.sh (CI starts it; elsewhere these tests skip when `sinfo` cannot reach a
+cluster, and fail instead under LMSWEEP_REQUIRE_SLURM=1: see `slurm_cluster` in conftest.py).
+The tests at the end need no cluster: the pre-flight's parsing and arithmetic."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sweeper import slurm
+from tests.conftest import run_launch
+from trainer import schema
+
+TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_batch=8",
+        "ramp.start=8", "budget.steps=10", "train.eval_every=5"]
+SLURM = ["hydra/launcher=slurm", "+cluster=local"]
+ENV = {"MLFLOW_TRACKING_URI": ""}
+
+
+def on_slurm(f):
+    """Marked `slurm` (and `slow`: they train), gated by the `slurm_cluster` fixture."""
+    return pytest.mark.slurm(pytest.mark.slow(pytest.mark.usefixtures("slurm_cluster")(f)))
+
+
+def status(cwd: Path, uri: str, sweep_id: str, *extra: str) -> str:
+    r = subprocess.run([sys.executable, "-m", "sweeper", "status", "--sweep-id", sweep_id,
+                        "--tracking-uri", uri, *extra], cwd=cwd, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def status_line(out: str, slurm_job_id: str) -> str:
+    return next(line for line in out.splitlines() if f" {slurm_job_id} " in line)
+
+
+def slurm_jobs_from(workdir: Path) -> list[str]:
+    """Every Slurm job (queued, running or in accounting) submitted from `workdir`."""
+    ids = []
+    for cmd in (["squeue", "-h", "-o", "%i|%Z"],
+                ["sacct", "-a", "-X", "-n", "-P", "-o", "JobID,WorkDir", "-S", "2020-01-01"]):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        ids += [line.split("|")[0] for line in r.stdout.splitlines()
+                if line.split("|")[-1].rstrip("/") == str(workdir)]
+    return ids
+
+
+def sweep_record(cwd: Path) -> dict:
+    (path,) = cwd.glob(f"multirun/*/*/{slurm.RECORD_FILE}")
+    return json.loads(path.read_text())
+
+
+def wait_for(what: str, check, timeout: float = 180, every: float = 2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# --- the used-by sweep, 2x2 on Slurm -------------------------------------------------------
+@pytest.fixture(scope="module")
+def sweep_2x2(tmp_path_factory, corpus, slurm_cluster):
+    from trainer.data.corpus import corpus_dir
+
+    cwd = tmp_path_factory.mktemp("slurm_sweep")
+    cache = cwd / "cache"
+    corpus_dir(cache).parent.mkdir(parents=True)
+    corpus_dir(cache).symlink_to(corpus)
+    uri = f"sqlite:///{cwd / 'm.db'}"
+    r = run_launch("-m", *SLURM, "model=mixer,transformer", "optim=sm3,adam", *TINY,
+                   f"tracking.uri={uri}", cwd=cwd, env={**ENV, "LMSWEEP_CACHE": str(cache)})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return cwd, uri, r
+
+
+@on_slurm
+def test_2x2_sweep_on_slurm_ends_with_four_finished_runs(sweep_2x2):
+    cwd, uri, _ = sweep_2x2
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("lmsweep").experiment_id])
+    jobs = [r for r in runs if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_JOB]
+    (parent,) = [r for r in runs if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_SWEEP]
+    assert sorted(r.info.run_name for r in jobs) == sorted(
+        f"model={m} optim={o}" for m in ("mixer", "transformer") for o in ("sm3", "adam"))
+    assert {r.info.status for r in jobs} == {"FINISHED"} and parent.info.status == "FINISHED"
+
+    # one job array, recorded in the sweep dir and on the parent run
+    rec = sweep_record(cwd)
+    assert rec["sweep_id"] == parent.data.tags[schema.TAG_SWEEP_ID]
+    assert len(rec["jobs"]) == 4 and len(rec["arrays"]) == 1
+    assert {j["slurm_job_id"] for j in rec["jobs"]} == {f"{rec['arrays'][0]}_{i}" for i in range(4)}
+    assert parent.data.tags[schema.TAG_SLURM_JOB_IDS] == rec["arrays"][0]
+    assert slurm.RECORD_FILE in [a.path for a in client.list_artifacts(parent.info.run_id)]
+
+
+@on_slurm
+def test_submitit_logs_are_artifacts_of_each_run(sweep_2x2):
+    cwd, uri, _ = sweep_2x2
+    client = MlflowClient(uri)
+    by_name = {j["run_name"]: j["slurm_job_id"] for j in sweep_record(cwd)["jobs"]}
+    runs = client.search_runs([client.get_experiment_by_name("lmsweep").experiment_id],
+                              f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'")
+    for run in runs:
+        jid = by_name[run.info.run_name]
+        arts = sorted(a.path for a in client.list_artifacts(run.info.run_id, "submitit"))
+        assert arts == [f"submitit/{jid}_0_log.err", f"submitit/{jid}_0_log.out"]
+        out = Path(client.download_artifacts(run.info.run_id, f"submitit/{jid}_0_log.out",
+                                             str(cwd / "dl" / jid))).read_text()
+        assert f"[{run.info.run_name}] step 10" in out      # the trainer's progress line
+
+
+@on_slurm
+def test_status_of_a_finished_sweep(sweep_2x2):
+    cwd, uri, _ = sweep_2x2
+    rec = sweep_record(cwd)
+    out = status(cwd, uri, rec["sweep_id"])
+    for job in rec["jobs"]:
+        line = status_line(out, job["slurm_job_id"])
+        assert job["run_name"] in line
+        assert "COMPLETED" in line and "FINISHED" in line and " 10 " in line   # last step 10
+    assert "4 COMPLETED" in out
+
+
+# --- pre-flight: requests no node can hold -------------------------------------------------
+@on_slurm
+def test_oversized_request_is_refused_before_anything_is_submitted(tmp_path, cache_dir):
+    shapes = slurm.partitions_from_sinfo()["debug*"].values()
+    gpus, cpus = max(s.gpus for s in shapes) + 1, max(s.cpus for s in shapes) + 1
+    r = run_launch("-m", *SLURM, "model=mixer,transformer", *TINY,
+                   f"hydra.launcher.gpus_per_node={gpus}", f"hydra.launcher.cpus_per_task={cpus}",
+                   f"tracking.uri=sqlite:///{tmp_path / 'm.db'}", cwd=tmp_path,
+                   env={**ENV, "LMSWEEP_CACHE": str(cache_dir)})
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert "SweepConfigError" in out and "the Slurm request cannot be met" in out
+    assert f"asks for {gpus} GPUs, {cpus} CPUs" in out
+    assert "partition 'debug' has 1 node (localhost) with" in out and "Nothing was submitted" in out
+    assert slurm_jobs_from(tmp_path) == []
+    assert not list(tmp_path.glob("multirun/*/*/.submitit"))
+
+
+# --- hydra.launcher.wait=false, status, scancel --------------------------------------------
+@on_slurm
+def test_nonblocking_submission_then_status_shows_running_and_cancelled_jobs(tmp_path, cache_dir):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    endless = [o for o in TINY if not o.startswith(("budget.steps", "train.eval_every"))] + [
+        "budget.steps=10000000", "train.eval_every=1000", "train.log_every=10"]
+    r = run_launch("-m", *SLURM, "hydra.launcher.wait=false", "model=mixer,transformer",
+                   *endless, f"tracking.uri={uri}", cwd=tmp_path,
+                   env={**ENV, "LMSWEEP_CACHE": str(cache_dir)})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    rec = sweep_record(tmp_path)
+    ids = [j["slurm_job_id"] for j in rec["jobs"]]
+    try:
+        # it returned while the (endless) jobs are queued or running, and said how to follow them
+        assert not any(s.terminal for s in slurm.job_states(ids).values())
+        assert f"python -m sweeper status --sweep-id {rec['sweep_id']}" in r.stdout + r.stderr
+        out = status(tmp_path, uri, rec["sweep_id"])
+        for jid in ids:
+            assert any(s in status_line(out, jid) for s in ("PENDING", "RUNNING"))
+
+        # once job 0 trains (its MLflow run exists), cancel it
+        client = MlflowClient(uri)
+        wait_for("job 0's MLflow run", lambda: client.search_runs(
+            [rec["experiment_id"]], f"attributes.run_name = '{rec['jobs'][0]['run_name']}' and "
+            "attributes.status = 'RUNNING'"))
+        subprocess.run(["scancel", ids[0]], check=True)
+        wait_for("job 0 CANCELLED in Slurm accounting",
+                 lambda: slurm.job_states([ids[0]]).get(ids[0], slurm.SlurmState("")).state
+                 == "CANCELLED", every=1)
+        out = status(tmp_path, uri, rec["sweep_id"])
+        assert "CANCELLED" in status_line(out, ids[0])
+        assert any(s in status_line(out, ids[1]) for s in ("PENDING", "RUNNING"))
+
+        # the run is closed: by the trainer (SIGTERM within KillWait), else by --reconcile
+        line = status_line(status(tmp_path, uri, rec["sweep_id"], "--reconcile"), ids[0])
+        assert "CANCELLED" in line and "KILLED" in line and " running " not in line
+    finally:
+        subprocess.run(["scancel", rec["arrays"][0]], check=False)
+
+
+# --- no cluster needed ---------------------------------------------------------------------
+def test_gres_and_memory_parsing():
+    assert slurm.gres_gpus("gpu:2") == 2
+    assert slurm.gres_gpus("gpu:a100:4(S:0-1)") == 4
+    assert slurm.gres_gpus("gpu:a100:4(S:0-1),gpu:v100:2,shard:8") == 6
+    assert slurm.gres_gpus("(null)") == 0 and slurm.gres_gpus(None) == 0
+    assert slurm.parse_mem_mb("4G") == 4096 and slurm.parse_mem_mb(500) == 500
+    assert slurm._expand("12_[0-2,5%4]") == ["12_0", "12_1", "12_2", "12_5"]
+
+
+def test_check_resources_against_a_parsed_sinfo():
+    parts = slurm.parse_sinfo("gpu*|n1|64|512000|gpu:a100:8(S:0-1)\ngpu*|n2|64|512000|gpu:a100:8\n"
+                              "cpu|c1|128|256000|(null)\n")
+    cfg = {"_target_": "hydra_plugins.lmsweep_sweeper.slurm_launcher.LmsweepSlurmLauncher",
+           "partition": None, "gpus_per_node": 8, "cpus_per_task": 8, "tasks_per_node": 8,
+           "mem_gb": 400, "nodes": 2}
+    slurm.check_resources(cfg, parts)                               # fits: default partition
+    slurm.check_resources({**cfg, "_target_": "hydra._internal.core_plugins.basic_launcher."
+                           "BasicLauncher", "gpus_per_node": 99}, parts)   # not Slurm: no check
+    from sweeper.preflight import SweepConfigError
+
+    with pytest.raises(SweepConfigError, match=r"asks for 9 GPUs, 64 CPUs, 409600 MB memory "
+                       r"per node on 2 nodes.*'gpu' has 2 nodes \(n1, n2\) with 64 CPUs, "
+                       r"512000 MB memory, 8 GPUs"):
+        slurm.check_resources({**cfg, "gpus_per_node": 9}, parts)
+    with pytest.raises(SweepConfigError, match="'cpu' has 1 node"):
+        slurm.check_resources({**cfg, "partition": "cpu", "gpus_per_node": 1}, parts)
+    with pytest.raises(SweepConfigError, match="no partition named big.*partitions: cpu, gpu"):
+        slurm.check_resources({**cfg, "partition": "big"}, parts)
+    with pytest.raises(SweepConfigError, match="on 3 nodes"):
+        slurm.check_resources({**cfg, "nodes": 3}, parts)
+
+
+def test_scheduler_tag_from_the_slurm_environment(monkeypatch):
+    from trainer.tracking import scheduler_tags
+
+    for var in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(var, raising=False)
+    assert scheduler_tags() == {}
+    monkeypatch.setenv("SLURM_JOB_ID", "41")
+    assert scheduler_tags() == {schema.TAG_SLURM_JOB_ID: "41"}
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "40")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    assert scheduler_tags() == {schema.TAG_SLURM_JOB_ID: "40_1"}
+    assert os.environ["SLURM_JOB_ID"] == "41"
