@@ -29,7 +29,7 @@ from omegaconf import OmegaConf
 
 from sweeper import plan as planning
 from sweeper.preflight import PlannedJob, validate
-from sweeper.slurm import check_resources
+from sweeper.slurm import Submitted, check_resources, submitted_note
 from sweeper.summary import table, ui_hint
 from trainer import schema
 from trainer.config import fingerprint
@@ -94,6 +94,8 @@ class LmsweepSweeper(BasicSweeper):
         plans = self._plan(jobs_planned, names, finished_fingerprints(client, tracking.experiment))
         print(planning.render(plans, self.flops_per_gpu_second), flush=True)
         todo = [jobs_planned[p.index] for p in plans if p.action != planning.SKIP]
+        # Slurm: refuse a request no node of the partition can hold, before any submission.
+        check_resources(self.config.hydra.launcher)
         if self.dry_run:
             print("dry run: nothing launched", flush=True)
             return []
@@ -101,8 +103,6 @@ class LmsweepSweeper(BasicSweeper):
             print(f"all {len(plans)} jobs already have a FINISHED run in experiment "
                   f"'{tracking.experiment}': nothing to launch", flush=True)
             return []
-        # pre-flight (Slurm): refuse a request no node of the partition can hold, before any submission
-        check_resources(self.config.hydra.launcher)
         return self._launch(todo, names, client, uri, tracking.experiment)
 
     def _plan(self, jobs: List[PlannedJob], names: List[str], finished: set[str]):
@@ -154,8 +154,13 @@ class LmsweepSweeper(BasicSweeper):
                         err = r._return_value
                         rows.append(f"{names[job.index]}: {type(err).__name__}: {err}")
         finally:
-            parent.end("FINISHED" if failed == 0 and len(rows) == len(todo) else "FAILED")
-            print("\n" + table(rows) + "\n\nMLflow: " + ui_hint(uri, experiment_id), flush=True)
+            queued = [r for r in rows if isinstance(r, Submitted)]
+            if queued and len(queued) == len(rows) == len(todo):
+                # hydra.launcher.wait=false: the parent stays RUNNING; `status --reconcile` ends it.
+                print("\n" + submitted_note(sweep_id, uri, queued), flush=True)
+            else:
+                parent.end("FINISHED" if failed == 0 and len(rows) == len(todo) else "FAILED")
+                print("\n" + table(rows) + "\n\nMLflow: " + ui_hint(uri, experiment_id), flush=True)
         if failed:
             raise RuntimeError(f"{failed} of {len(todo)} jobs failed (see the table above)")
         return returns

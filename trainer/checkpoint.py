@@ -70,7 +70,10 @@ class StopSignals:
         return self.signum is not None
 
     def _catch(self, signum: int, frame) -> None:
-        self.signum, self.frame = signum, frame
+        # A pending requeue wins: Slurm follows its preemption USR2 with a SIGTERM after the
+        # grace time, which must not turn a requeue into a cancellation.
+        if self.signum != self.REQUEUE:
+            self.signum, self.frame = signum, frame
 
     def restore(self) -> None:
         for s, handler in self._previous.items():

@@ -29,7 +29,7 @@ from trainer.optim import build_optimizer, state_bytes_per_param
 from trainer.progress import report
 from trainer.ramps import RAMPS
 from trainer.schedules import SCHEDULES
-from trainer.tracking import RunLogger, ensure_experiment, resolve_uri
+from trainer.tracking import RunLogger, ensure_experiment, resolve_uri, scheduler_tags
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,7 +117,8 @@ class Trainer:
         self.job, tc = job, job.train
         self.device = pick_device(tc.device)
         if self.device.type == "cpu":
-            torch.set_num_threads(tc.threads or os.cpu_count() or 1)
+            # The cores this process may run on (a Slurm allocation), not every core of the node.
+            torch.set_num_threads(tc.threads or len(os.sched_getaffinity(0)))
         torch.manual_seed(job.seed)
         self.amp = autocast(tc.precision, self.device)
 
@@ -196,60 +197,60 @@ class Trainer:
         return lr, batch, loss_sum, grad_norm, finite
 
 
-def train(job: JobConfig, run_name: str, overrides: str) -> Summary:
-    from mlflow.tracking import MlflowClient
-
-    tc = job.train
-    trainer = Trainer(job)
-    key = fingerprint(job)
-    ckpt_dir = Path(tc.checkpoint_dir).expanduser().resolve() / key
-    saved = checkpoint.latest(ckpt_dir)
-
-    client = MlflowClient(resolve_uri(job.tracking.uri))
+def _open_run(client, job: JobConfig, trainer: Trainer, key: str, run_name: str, overrides: str,
+              saved: dict | None) -> RunLogger:
+    """Continue the checkpoint's run, or start one (params, config, baseline logged once)."""
     if saved is not None:
         trainer.load_state_dict(saved)
         run = RunLogger(client, saved["run_id"])
         run.resume()
-    else:
-        experiment_id = job.sweep.experiment_id or ensure_experiment(client, job.tracking.experiment)
-        run = RunLogger.start(client, experiment_id, run_name, parent_run_id=job.sweep.parent_run_id,
-                              tags={
-                                  schema.TAG_ROLE: schema.ROLE_JOB,
-                                  schema.TAG_SWEEP_ID: job.sweep.id,
-                                  schema.TAG_OVERRIDES: overrides,
-                                  schema.TAG_FINGERPRINT: key,
-                                  schema.TAG_GIT_COMMIT: git_commit(),
-                                  schema.TAG_PARAMS_TOTAL: trainer.params_total,
-                                  schema.TAG_PARAMS_NON_EMBEDDING: trainer.params_non_emb,
-                                  schema.TAG_FLOPS_PER_TOKEN: trainer.flops_per_token,
-                              })
+        run.set_tags(scheduler_tags())       # the sweep id stays the one that started it
+        return run
+    experiment_id = job.sweep.experiment_id or ensure_experiment(client, job.tracking.experiment)
+    run = RunLogger.start(client, experiment_id, run_name, parent_run_id=job.sweep.parent_run_id,
+                          tags={
+                              schema.TAG_ROLE: schema.ROLE_JOB,
+                              schema.TAG_SWEEP_ID: job.sweep.id,
+                              schema.TAG_OVERRIDES: overrides,
+                              schema.TAG_FINGERPRINT: key,
+                              schema.TAG_GIT_COMMIT: git_commit(),
+                              schema.TAG_PARAMS_TOTAL: trainer.params_total,
+                              schema.TAG_PARAMS_NON_EMBEDDING: trainer.params_non_emb,
+                              schema.TAG_FLOPS_PER_TOKEN: trainer.flops_per_token,
+                              schema.TAG_OUTCOME: schema.OUTCOME_RUNNING,
+                              **scheduler_tags(),
+                          })
+    run.log_params(flatten(asdict(job)))
+    run.log_params(trainer.data.params())
+    run.log_text(OmegaConf.to_yaml(OmegaConf.structured(job)), schema.CONFIG_ARTIFACT)
+    run.log_metrics({schema.UNIGRAM_ENTROPY: trainer.data.stats["unigram_entropy"]}, step=0)
+    return run
+
+
+def train(job: JobConfig, run_name: str, overrides: str) -> Summary:
+    from mlflow.tracking import MlflowClient
+
+    trainer = Trainer(job)
+    key = fingerprint(job)
+    ckpt_dir = Path(job.train.checkpoint_dir).expanduser().resolve() / key
+    saved = checkpoint.latest(ckpt_dir)
+    client = MlflowClient(resolve_uri(job.tracking.uri))
+    # Installed before the run exists, so no signal can leave an orphan RUNNING run.
     stop = checkpoint.StopSignals()
     try:
-        if saved is None:
-            run.log_params(flatten(asdict(job)))
-            run.log_params({f"data.stats.{k}": v for k, v in trainer.data.params().items()})
-            run.log_text(OmegaConf.to_yaml(OmegaConf.structured(job)), schema.CONFIG_ARTIFACT)
-            run.log_metrics({schema.UNIGRAM_ENTROPY: trainer.data.stats["unigram_entropy"]}, step=0)
-        run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_RUNNING})
-        outcome = _loop(trainer, run, run_name, stop, ckpt_dir)
-        if outcome is None:            # a stop signal: the state is saved
-            _stop(trainer, run, stop)
-        s = trainer.state
-        run.flush()
-        run.log_metrics({schema.FINAL_VAL_LOSS: s.val_loss, schema.BEST_VAL_LOSS: s.best_val,
-                         schema.LOGGING_SECONDS: run.seconds}, step=s.progress.steps)
-        tags = {schema.TAG_OUTCOME: outcome}
-        if outcome == schema.OUTCOME_DIVERGED:
-            tags[schema.TAG_DIVERGED_STEP] = s.progress.steps
-        run.set_tags(tags)
-        # Divergence is a result, not a crash: the run is FINISHED and tagged `diverged`.
-        run.end("FINISHED")
-        checkpoint.clear(ckpt_dir)
-    except BaseException as e:
-        if not stop.handed_over and run.status == "RUNNING":
-            run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_FAILED})
-            run.end("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
-        raise
+        run = _open_run(client, job, trainer, key, run_name, overrides, saved)
+        try:
+            run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_RUNNING})
+            outcome = _loop(trainer, run, run_name, stop, ckpt_dir)
+            if outcome is None:            # a stop signal: the state is saved
+                _stop(trainer, run, stop)
+            _finish(trainer, run, outcome)
+            checkpoint.clear(ckpt_dir)
+        except BaseException as e:
+            if not stop.handed_over and run.status == "RUNNING":
+                run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_FAILED})
+                run.end("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+            raise
     finally:
         stop.restore()
     s = trainer.state
@@ -258,14 +259,27 @@ def train(job: JobConfig, run_name: str, overrides: str) -> Summary:
                    trainer.data.stats["unigram_entropy"])
 
 
+def _finish(trainer: Trainer, run: RunLogger, outcome: str) -> None:
+    s = trainer.state
+    run.flush()
+    run.log_metrics({schema.FINAL_VAL_LOSS: s.val_loss, schema.BEST_VAL_LOSS: s.best_val,
+                     schema.LOGGING_SECONDS: run.seconds}, step=s.progress.steps)
+    tags = {schema.TAG_OUTCOME: outcome}
+    if outcome == schema.OUTCOME_DIVERGED:
+        tags[schema.TAG_DIVERGED_STEP] = s.progress.steps
+    run.set_tags(tags)
+    # Divergence is a result, not a crash: the run is FINISHED and tagged `diverged`.
+    run.end("FINISHED")
+
+
 def _stop(trainer: Trainer, run: RunLogger, stop: checkpoint.StopSignals) -> None:
     """After a checkpoint on a signal: requeue (preemption) or end the run as KILLED."""
     step = trainer.state.progress.steps
     run.flush()
     if stop.signum == stop.REQUEUE:
         run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_PREEMPTED})
-        stop.hand_over()
-        raise SystemExit(f"preempted at step {step}; checkpoint saved")
+        stop.hand_over()                 # submitit requeues and exits (rank 0)
+        raise SystemExit(f"preempted at step {step}; checkpoint saved")   # any other rank
     run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_CANCELLED})
     run.end("KILLED")
     if stop.signum == signal.SIGINT:
