@@ -234,3 +234,86 @@ def test_scheduler_tag_from_the_slurm_environment(monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
     assert scheduler_tags() == {schema.TAG_SLURM_JOB_ID: "40_1"}
     assert os.environ["SLURM_JOB_ID"] == "41"
+
+
+# --- preemption and cancellation: checkpoint, requeue or re-launch, resume -------------------
+LONG = [o for o in TINY if not o.startswith(("budget.steps", "train.eval_every"))] + [
+    "budget.steps=1500", "train.eval_every=500", "train.log_every=10", "train.threads=1"]
+
+
+def launch_and_wait_for_step(tmp_path, cache_dir, uri, step=200):
+    """Submit one LONG job without waiting; return its Slurm id once its log shows `step`."""
+    r = run_launch("-m", *SLURM, "hydra.launcher.wait=false", *LONG, f"tracking.uri={uri}",
+                   cwd=tmp_path, env={**ENV, "LMSWEEP_CACHE": str(cache_dir)})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    jid = sweep_record(tmp_path)["jobs"][0]["slurm_job_id"]
+
+    def reached():
+        return any(f"] step {step} " in p.read_text(errors="replace")
+                   for p in tmp_path.rglob(f"{jid}_0_log.out"))
+
+    wait_for(f"job {jid} to reach step {step}", reached, every=0.5)
+    return jid
+
+
+def only_job_run(uri):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("lmsweep")
+    runs = [r for r in client.search_runs([exp.experiment_id])
+            if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_JOB]
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    return client, runs[0]
+
+
+def history(client, run_id, key):
+    return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key),
+                                               key=lambda m: m.step)]
+
+
+@on_slurm
+def test_preempted_job_checkpoints_requeues_and_resumes_bit_exact(tmp_path, cache_dir):
+    ref_dir, work = tmp_path / "ref", tmp_path / "slurm"
+    ref_dir.mkdir(), work.mkdir()
+    ref_uri, uri = f"sqlite:///{ref_dir / 'm.db'}", f"sqlite:///{work / 'm.db'}"
+    r = run_launch(*LONG, f"tracking.uri={ref_uri}", cwd=ref_dir,      # uninterrupted, locally
+                   env={**ENV, "LMSWEEP_CACHE": str(cache_dir), "LMSWEEP_CHECKPOINTS": str(ref_dir)})
+    assert r.returncode == 0, r.stderr[-3000:]
+
+    jid = launch_and_wait_for_step(work, cache_dir, uri)
+    try:
+        subprocess.run(["scancel", "--signal=USR2", jid], check=True)   # what preemption sends
+        client = MlflowClient(uri)
+        exp = client.get_experiment_by_name("lmsweep")
+        wait_for("the requeued job to finish its run", lambda: client.search_runs(
+            [exp.experiment_id], "attributes.status = 'FINISHED' and "
+            f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'"), timeout=300)
+    finally:
+        subprocess.run(["scancel", jid], check=False)
+    client, run = only_job_run(uri)
+    assert run.data.tags[schema.TAG_RESUMES] == "1"
+    ref_client, ref = only_job_run(ref_uri)
+    assert run.data.metrics[schema.FINAL_VAL_LOSS] == ref.data.metrics[schema.FINAL_VAL_LOSS]
+    for key in (schema.TRAIN_LOSS, schema.VAL_LOSS, schema.TOKENS):
+        got = history(client, run.info.run_id, key)
+        assert got == history(ref_client, ref.info.run_id, key), key   # no gap, no duplicate
+    assert [s for s, _ in history(client, run.info.run_id, schema.TRAIN_LOSS)] == list(
+        range(10, 1501, 10))
+
+
+@on_slurm
+def test_cancelled_job_is_killed_and_the_next_launch_resumes_it(tmp_path, cache_dir):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    jid = launch_and_wait_for_step(tmp_path, cache_dir, uri)
+    subprocess.run(["scancel", jid], check=True)
+    client = MlflowClient(uri)
+    wait_for("the cancelled run to be closed", lambda: only_job_run(uri)[1].info.status == "KILLED")
+    assert only_job_run(uri)[1].data.tags[schema.TAG_OUTCOME] == schema.OUTCOME_CANCELLED
+
+    r = run_launch("-m", *SLURM, *LONG, f"tracking.uri={uri}", cwd=tmp_path,   # the same sweep
+                   env={**ENV, "LMSWEEP_CACHE": str(cache_dir)})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "resume" in r.stdout and "1 of 1 jobs to launch" in r.stdout
+    client, run = only_job_run(uri)
+    assert run.info.status == "FINISHED" and run.data.tags[schema.TAG_RESUMES] == "1"
+    assert [s for s, _ in history(client, run.info.run_id, schema.TRAIN_LOSS)] == list(
+        range(10, 1501, 10))
