@@ -290,15 +290,15 @@ def _stop(trainer: Trainer, run: RunLogger, stop: checkpoint.StopSignals) -> Non
 def _loop(trainer: Trainer, run: RunLogger, name: str, stop: checkpoint.StopSignals,
           ckpt_dir: Path) -> str | None:
     """Train to the end of the budget. Returns the outcome, or None after a stop signal."""
-    job, tc, s = trainer.job, trainer.job.train, trainer.state
+    tc, s = trainer.job.train, trainer.state
     p = s.progress
     while trainer.fraction(p) < 1.0:
         t0 = time.perf_counter()
         lr, batch, loss, grad_norm, finite = trainer.step()
-        if p.steps == 0 and finite:
+        dt = time.perf_counter() - t0
+        if p.steps == 0 and finite:       # the state exists once the first update is applied
             run.log_metrics({schema.OPTIMIZER_STATE_BYTES_PER_PARAM:
                              state_bytes_per_param(trainer.opt)}, step=0)
-        dt = time.perf_counter() - t0
         p.steps += 1
         p.tokens += batch * trainer.seq_len
         p.seconds += dt
