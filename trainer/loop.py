@@ -221,7 +221,7 @@ def _open_run(client, job: JobConfig, trainer: Trainer, key: str, run_name: str,
                               **scheduler_tags(),
                           })
     run.log_params(flatten(asdict(job)))
-    run.log_params(trainer.data.params())
+    run.log_params({f"data.stats.{k}": v for k, v in trainer.data.params().items()})
     run.log_text(OmegaConf.to_yaml(OmegaConf.structured(job)), schema.CONFIG_ARTIFACT)
     run.log_metrics({schema.UNIGRAM_ENTROPY: trainer.data.stats["unigram_entropy"]}, step=0)
     return run
