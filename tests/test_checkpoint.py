@@ -1,0 +1,27 @@
+"""Checkpoint files: newest wins, old ones are pruned, loading is weights_only."""
+import pickle
+
+import pytest
+import torch
+
+from trainer import checkpoint
+
+
+def test_save_prunes_to_the_newest_and_latest_loads_it(tmp_path):
+    for step in (10, 20, 30):
+        checkpoint.save(tmp_path, step, {"step": step, "w": torch.full((2,), float(step))}, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_000000020.pt", "step_000000030.pt"]
+    state = checkpoint.latest(tmp_path)
+    assert state["step"] == 30 and torch.equal(state["w"], torch.full((2,), 30.0))
+    checkpoint.clear(tmp_path)
+    assert not tmp_path.exists() and checkpoint.latest(tmp_path) is None
+
+
+class Arbitrary:
+    pass
+
+
+def test_loading_refuses_pickled_objects(tmp_path):
+    torch.save({"evil": Arbitrary()}, tmp_path / "step_000000001.pt", pickle_module=pickle)
+    with pytest.raises(pickle.UnpicklingError):
+        checkpoint.latest(tmp_path)                  # weights_only=True: tensors and plain data
