@@ -145,6 +145,27 @@ def _frontier(args: argparse.Namespace, exp: Experiment, points: pd.DataFrame, x
     return front, args.y, list(by)
 
 
+# A law in one count is read at a fixed value of the other: L(N) at one token budget, L(D) at one size.
+_HELD_FIXED = {"params_total": schema.TOKENS, "params_non_embedding": schema.TOKENS,
+               schema.TOKENS: "params_total"}
+
+
+def _warn_pooled(points: pd.DataFrame, x: str, by: Sequence[str]) -> None:
+    """Warn when a group pools runs that differ in the quantity an L(x) fit holds fixed, e.g.
+    L(N) over runs of several token budgets: the fit then mixes several curves."""
+    fixed = _HELD_FIXED.get(x)
+    if fixed is None or fixed not in points:
+        return
+    for g, rows in points.groupby(labels(points, by), sort=True):
+        values = np.unique(budget_bins(rows[fixed].to_numpy(float)))
+        values = values[np.isfinite(values)]
+        if values.size > 1:
+            print(f"warning: group {g!r} pools runs at {values.size} values of {fixed} "
+                  f"({', '.join(f'{v:.3g}' for v in values)}): its L({x}) mixes one curve per "
+                  f"value; add the swept param to --group-by (e.g. budget.tokens or model.params) "
+                  f"or fit --frontier")
+
+
 def _winner_budgets(fits: GroupFits) -> np.ndarray:
     """Seven budgets from the smallest fitted x to 10x past the largest."""
     return np.geomspace(min(f.x_min for f in fits.fits.values()),
@@ -156,6 +177,8 @@ def cmd_fit(args: argparse.Namespace) -> None:
     x, y, by = X_AXES[args.x], args.y, _group_by(args)
     if args.frontier:
         points, y, by = _frontier(args, exp, points, x, by)
+    else:
+        _warn_pooled(points, x, by)
     fits = fit_groups(points, x, y, by, irreducible=not args.pure, n_resamples=args.bootstrap,
                       seed=args.seed, level=args.level)
     out = Output(args.out)

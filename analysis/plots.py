@@ -41,6 +41,7 @@ def plot_group_fits(points: pd.DataFrame, group: pd.Series, fits: GroupFits, pat
             ax.plot(beyond, fit.predict(beyond), color=color, ls="--")
     ax.set(xscale="log", yscale="log", xlabel=fits.x, ylabel=fits.y,
            title=f"{fits.y} vs {fits.x}: L = E + A x^-alpha")
+    _plain_log_ticks(ax.yaxis)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -69,6 +70,12 @@ def plot_isoflop(budget: np.ndarray, n: np.ndarray, loss: np.ndarray, fit: IsoFl
               title="compute-optimal model size")
     right.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _plain_log_ticks(axis: matplotlib.axis.Axis) -> None:
+    """A log loss axis spans well under a decade: label it 1.8, 1.9, 2, not 1.8 x 10^0."""
+    axis.set_major_formatter(matplotlib.ticker.LogFormatter())
+    axis.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False))
 
 
 def plot_frontier(compute_range: tuple[float, float], laws: Mapping[str, Callable[[np.ndarray], np.ndarray]],
@@ -107,5 +114,6 @@ def plot_curves(runs: pd.DataFrame, histories: pd.DataFrame, axis: str, variant:
     if common_range is not None:
         ax.axvspan(*common_range, color="0.9", zorder=0, label="range all runs cover")
     ax.set(xscale="log", yscale="log", xlabel=axis, ylabel=metric, title=f"{metric} vs {axis}")
+    _plain_log_ticks(ax.yaxis)
     ax.legend(fontsize=8)
     return _save(fig, path)
