@@ -37,4 +37,7 @@ def test_seconds_budget_stops_at_the_deadline_and_drives_the_schedule(tmp_path, 
     schedule = SCHEDULES.build(job.schedule)
     expected = [job.optim.lr * schedule(t / BUDGET_S) for t in [0.0] + wall[:-1]]
     assert [v for _, v in history[schema.LR]] == pytest.approx(expected, rel=1e-9)
-    assert max(expected) == pytest.approx(job.optim.lr, rel=0.05)   # it went through the peak
+    # It rose through the warmup and fell in the decay (how close a step lands to the peak
+    # depends on step times, which a loaded machine stretches).
+    peak = max(expected)
+    assert expected[0] < peak > expected[-1] and peak > 0.5 * job.optim.lr
