@@ -131,6 +131,33 @@ def test_status_of_a_finished_sweep(sweep_2x2):
     assert "4 COMPLETED" in out
 
 
+# --- re-running a sweep submits only what has no FINISHED run ----------------------------------
+@on_slurm
+def test_rerun_submits_nothing_then_exactly_the_deleted_job(tmp_path, cache_dir):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    args = ["-m", *SLURM, "model=mixer,transformer", *TINY, f"tracking.uri={uri}"]
+    env = {**ENV, "LMSWEEP_CACHE": str(cache_dir)}
+    r = run_launch(*args, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    submitted = set(slurm_jobs_from(tmp_path))
+    assert submitted
+
+    r = run_launch(*args, cwd=tmp_path, env=env)
+    assert r.returncode == 0 and "nothing to launch" in r.stdout, r.stdout[-3000:]
+    assert set(slurm_jobs_from(tmp_path)) == submitted            # nothing went to Slurm
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("lmsweep")
+    mixer = client.search_runs([exp.experiment_id], "attributes.run_name = 'model=mixer'")[0]
+    client.delete_run(mixer.info.run_id)
+    r = run_launch(*args, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert len(set(slurm_jobs_from(tmp_path)) - submitted) == 1    # exactly one new job
+    names = sorted(x.info.run_name for x in client.search_runs([exp.experiment_id],
+                   f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'"))
+    assert names == ["model=mixer", "model=transformer"]
+
+
 # --- pre-flight: requests no node can hold -------------------------------------------------
 @on_slurm
 def test_oversized_request_is_refused_before_anything_is_submitted(tmp_path, cache_dir):
