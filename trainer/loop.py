@@ -204,7 +204,8 @@ def _open_run(client, job: JobConfig, trainer: Trainer, key: str, run_name: str,
         trainer.load_state_dict(saved)
         run = RunLogger(client, saved["run_id"])
         run.resume()
-        run.set_tags(scheduler_tags())       # the sweep id stays the one that started it
+        # The sweep id stays the one that started it; the outcome was preempted or cancelled.
+        run.set_tags({**scheduler_tags(), schema.TAG_OUTCOME: schema.OUTCOME_RUNNING})
         return run
     experiment_id = job.sweep.experiment_id or ensure_experiment(client, job.tracking.experiment)
     run = RunLogger.start(client, experiment_id, run_name, parent_run_id=job.sweep.parent_run_id,
@@ -240,7 +241,6 @@ def train(job: JobConfig, run_name: str, overrides: str) -> Summary:
     try:
         run = _open_run(client, job, trainer, key, run_name, overrides, saved)
         try:
-            run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_RUNNING})
             outcome = _loop(trainer, run, run_name, stop, ckpt_dir)
             if outcome is None:            # a stop signal: the state is saved
                 _stop(trainer, run, stop)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
@@ -110,10 +110,6 @@ class RunLogger:
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
-
-    def log_artifacts(self, paths: Iterable[Path], artifact_path: str) -> None:
-        for p in paths:
-            self.client.log_artifact(self.run_id, str(p), artifact_path)
 
     def end(self, status: str) -> None:
         self.flush()
