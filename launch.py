@@ -4,39 +4,51 @@
     python launch.py -m model=mixer,transformer optim=sm3,adam   # a sweep: one MLflow run per job
     python launch.py --cfg job                              # show the resolved config
 """
+import sys
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from trainer.config import SWEEP_OVERRIDES, register_configs
+from trainer.config import register_configs
+from trainer.contract import SweepContext, move_secrets
 
 register_configs()
 
 
-def own_overrides(task_overrides: list[str]) -> str:
-    """The job's overrides, less the bookkeeping the sweeper adds."""
-    own = [o for o in task_overrides if not o.startswith(SWEEP_OVERRIDES)]
-    return " ".join(own) or "defaults"
-
-
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig):
-    from trainer.config import to_job
-    from trainer.loop import train
+    from sweeper.summary import table, ui_hint
+    from trainer import contract
+    from trainer.config import preflight, to_job
+    from trainer.job import train
 
     hc = HydraConfig.get()
     job = to_job(cfg)
-    overrides = own_overrides(list(hc.overrides.task))
-    summary = train(job, job.sweep.run_name or overrides, overrides)
+    preflight(job)
+    overrides = " ".join(hc.overrides.task) or "defaults"
+    context = SweepContext.load() if hc.mode == RunMode.MULTIRUN else None
+    name = (context.run_name(hc.job.num) if context else "") or overrides
+    summary = train(job, name, overrides, context)
     if hc.mode == RunMode.RUN:
-        from sweeper.summary import table, ui_hint
-        from trainer.tracking import resolve_uri
-
-        print("\n" + table([summary]) + "\n\nMLflow: " + ui_hint(
-            resolve_uri(cfg.tracking.uri), "lmsweep"), flush=True)
+        uri = contract.resolve_uri(job.tracking.uri)
+        print("\n" + table([summary]) + "\n\nMLflow: " + ui_hint(uri, summary.experiment_id),
+              flush=True)
     return summary
 
 
+def cli() -> None:
+    """`python launch.py ...` and the `lmsweep` command. A password in `tracking.uri=` moves to
+    the environment before Hydra records the command line; Ctrl-C ends with one line."""
+    sys.argv[1:] = move_secrets(sys.argv[1:])
+    try:
+        main()
+    except KeyboardInterrupt as e:
+        print(f"\ninterrupted ({e or 'before training'}): run the same command again to resume",
+              file=sys.stderr)
+        sys.exit(130)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -1,54 +1,63 @@
-"""The lmsweep sweeper: Hydra's BasicSweeper (cartesian product of the overrides) plus
+"""The lmsweep sweep: the cartesian product of the overrides (as Hydra's basic sweeper), plus
 
 1. pre-flight: every job's config is composed and validated, and the plan (parameters,
-   tokens, FLOPs, GPU-hours) printed before the first job starts or is submitted;
+   tokens, FLOPs, resources, GPU-hours) printed before the first job starts or is submitted;
 2. resumable sweeps: jobs whose fingerprint already has a FINISHED run are skipped; jobs
    with a checkpoint resume into their MLflow run (the trainer does that part);
 3. MLflow set-up done once here: the store, the experiment and a parent run per sweep, whose
-   ids reach each job as `sweep.*` overrides (concurrent `set_experiment` calls race and
-   misfile runs, and many jobs cannot initialise a fresh SQLite store at once);
-4. a summary table of every job, and the `mlflow ui` command, at the end.
+   ids reach each job through the sweep context (trainer/contract.py): concurrent
+   `set_experiment` calls race and misfile runs, and many jobs cannot initialise a fresh
+   SQLite store at once;
+4. a summary table of every job, and the command that opens the runs, at the end.
 
 Whatever launcher runs the jobs (in-process, submitit local or Slurm) is Hydra's.
 """
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import secrets
 import shlex
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Sequence
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobStatus
 from omegaconf import OmegaConf
 
 from sweeper import plan as planning
+from sweeper import slurm
+from trainer.contract import ConfigError
 from sweeper.preflight import PlannedJob, validate
-from sweeper.slurm import Submitted, check_resources, submitted_note
 from sweeper.summary import table, ui_hint
-from trainer import schema
+from trainer import contract, schema
 from trainer.config import fingerprint
-from trainer.tracking import RunLogger, ensure_experiment, resolve_uri
 
 log = logging.getLogger("lmsweep")
 
 
-@dataclass
-class LmsweepSweeperConf:
-    _target_: str = "hydra_plugins.lmsweep_sweeper.LmsweepSweeper"
-    max_batch_size: Optional[int] = None
-    params: Optional[Dict[str, str]] = None
-    dry_run: bool = False                    # print the plan, launch nothing
-    flops_per_gpu_second: float = 1.0e14     # for the plan's GPU-hours (~35% MFU of an A100)
-
-
 def new_sweep_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def expand(arguments: Sequence[str], config_loader: Any) -> List[List[str]]:
+    """Every job's overrides: the cartesian product of the sweep overrides, in order. Hydra's
+    BasicSweeper does the same, but only as a private class; this uses its public parser."""
+    parsed = OverridesParser.create(config_loader=config_loader).parse_overrides(list(arguments))
+    axes = []
+    for o in parsed:
+        key = o.get_key_element()
+        if not o.is_sweep_override():
+            axes.append([f"{key}={o.get_value_element_as_str()}"])
+        elif o.is_discrete_sweep():
+            axes.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+        else:
+            raise ConfigError(f"{o.input_line}: the lmsweep sweeper takes lists of values "
+                                   "(a=1,2 or choice(1,2)), not ranges or intervals")
+    return [list(job) for job in itertools.product(*axes)]
 
 
 def run_names(jobs: List[List[str]]) -> List[str]:
@@ -60,107 +69,94 @@ def run_names(jobs: List[List[str]]) -> List[str]:
             for job in jobs]
 
 
-def finished_fingerprints(client, experiment_name: str) -> set[str]:
-    exp = client.get_experiment_by_name(experiment_name)
-    if exp is None:
-        return set()
-    runs = client.search_runs(
-        [exp.experiment_id],
-        filter_string=f"attributes.status = 'FINISHED' and tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'",
-        max_results=50_000)
-    return {r.data.tags.get(schema.TAG_FINGERPRINT) for r in runs}
+def run_sweep(plugin: Any, arguments: List[str]) -> Any:
+    """`plugin` is the LmsweepSweeper (hydra_plugins/lmsweep_sweeper): its options, Hydra's
+    context, the sweep config and the launcher."""
+    from trainer import tracking
+
+    loader = plugin.hydra_context.config_loader
+    params = [f"{k}={v}" for k, v in plugin.params.items()]
+    jobs = validate(expand(params + list(arguments), loader),
+                    lambda o: loader.load_sweep_config(plugin.config, o),
+                    local=not slurm.is_slurm_launcher(plugin.config.hydra.launcher))
+    names = run_names([j.overrides for j in jobs])
+    settings = jobs[0].config.tracking
+    uri = contract.resolve_uri(settings.uri)
+    client = tracking.connect(uri)            # fails in seconds, naming tracking.uri
+    finished = set() if plugin.rerun else tracking.finished_fingerprints(client,
+                                                                         settings.experiment)
+    launcher_cfg = OmegaConf.to_container(plugin.config.hydra.launcher, resolve=True)
+    plans = [planning.plan(j.index, name, fingerprint(j.config), j.config, finished,
+                           launcher_cfg) for j, name in zip(jobs, names)]
+    print(planning.render(plans, plugin.flops_per_gpu_second), flush=True)
+    todo = [jobs[p.index] for p in plans if p.action != planning.SKIP]
+    # Slurm: refuse a request no node of the partition can hold, before any submission.
+    for request in {tuple(sorted(map(str, p.launcher_params.items()))): p.launcher_params
+                    for p in plans if p.action != planning.SKIP}.values():
+        slurm.check_resources(request)
+    if plugin.dry_run:
+        print("dry run: nothing launched", flush=True)
+        return []
+    if not todo:
+        print(f"all {len(plans)} jobs already have a FINISHED run in experiment "
+              f"'{settings.experiment}': nothing to launch (hydra.sweeper.rerun=true runs "
+              "them again)", flush=True)
+        return []
+    return _launch(plugin, todo, [names[j.index] for j in todo], client, uri,
+                   settings.experiment)
 
 
-class LmsweepSweeper(BasicSweeper):
-    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[Dict[str, str]] = None,
-                 dry_run: bool = False, flops_per_gpu_second: float = 1.0e14) -> None:
-        super().__init__(max_batch_size=max_batch_size, params=params)
-        self.dry_run, self.flops_per_gpu_second = dry_run, flops_per_gpu_second
+def _launch(plugin: Any, todo: List[PlannedJob], names: List[str], client: Any, uri: str,
+            experiment: str) -> Any:
+    from trainer import tracking
 
-    def sweep(self, arguments: List[str]) -> Any:
-        assert self.config is not None and self.launcher is not None
-        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        overrides = parser.parse_overrides(self._parse_config() + list(arguments))
-        jobs = [job for batch in self.split_arguments(overrides, None) for job in batch]
-        jobs_planned = validate(jobs, lambda o: self.hydra_context.config_loader.load_sweep_config(
-            self.config, o))
-        names = run_names([p.overrides for p in jobs_planned])
+    experiment_id = tracking.ensure_experiment(client, experiment)
+    sweep_id = new_sweep_id()
+    command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    parent = tracking.start_sweep_run(client, experiment_id, sweep_id, command, len(todo))
+    sweep_dir = Path(plugin.config.hydra.sweep.dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(plugin.config, sweep_dir / "multirun.yaml")
+    parent.log_text(OmegaConf.to_yaml(plugin.config), "multirun.yaml")
+    log.info(f"sweep {sweep_id}: {len(todo)} jobs -> experiment '{experiment}' "
+             f"({experiment_id}) at {contract.redact(uri)}")
+    context = contract.SweepContext(sweep_id, experiment_id, parent.run_id, contract.redact(uri),
+                                    {str(i): name for i, name in enumerate(names)})
+    previous = os.environ.get(contract.SWEEP_CONTEXT_ENV)
+    context.save(sweep_dir)
+    batch_size = plugin.max_batch_size or len(todo)
+    rows, returns, failed = [], [], 0
+    try:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start: start + batch_size]
+            results = plugin.launcher.launch([j.overrides for j in chunk], initial_job_idx=start)
+            returns.append(results)
+            for name, r in zip(names[start:], results):
+                if r.status == JobStatus.COMPLETED:
+                    rows.append(r.return_value)
+                else:
+                    failed += 1
+                    err = r._return_value
+                    rows.append(f"{name}: {type(err).__name__}: {err}")
+    finally:
+        _restore_env(contract.SWEEP_CONTEXT_ENV, previous)
+        queued = [r for r in rows if isinstance(r, slurm.Submitted)]
+        if queued and len(queued) == len(rows) == len(todo):
+            # hydra.launcher.wait=false: the parent stays RUNNING; `status --reconcile` ends it.
+            print("\n" + slurm.submitted_note(sweep_id, uri, queued), flush=True)
+        else:
+            ok = failed == 0 and len(rows) == len(todo)
+            summary = table(rows)
+            parent.describe(command, summary)
+            parent.end("FINISHED" if ok else "FAILED")
+            print("\n" + summary + "\n\nMLflow: " + ui_hint(uri, experiment_id), flush=True)
+    if failed:
+        raise RuntimeError(f"{failed} of {len(todo)} jobs failed (see the table above)")
+    return returns
 
-        tracking = jobs_planned[0].config.tracking
-        uri = resolve_uri(tracking.uri)
-        from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(uri)
-        plans = self._plan(jobs_planned, names, finished_fingerprints(client, tracking.experiment))
-        print(planning.render(plans, self.flops_per_gpu_second), flush=True)
-        todo = [jobs_planned[p.index] for p in plans if p.action != planning.SKIP]
-        # Slurm: refuse a request no node of the partition can hold, before any submission.
-        check_resources(self.config.hydra.launcher)
-        if self.dry_run:
-            print("dry run: nothing launched", flush=True)
-            return []
-        if not todo:
-            print(f"all {len(plans)} jobs already have a FINISHED run in experiment "
-                  f"'{tracking.experiment}': nothing to launch", flush=True)
-            return []
-        return self._launch(todo, names, client, uri, tracking.experiment)
-
-    def _plan(self, jobs: List[PlannedJob], names: List[str], finished: set[str]):
-        plans = []
-        for job, name in zip(jobs, names):
-            key = fingerprint(job.config)
-            p = planning.plan(job.index, name, key, job.config)
-            ckpt = Path(job.config.train.checkpoint_dir).expanduser().resolve() / key
-            if key in finished:
-                p.action = planning.SKIP
-            elif any(ckpt.glob("step_*.pt")):
-                p.action = planning.RESUME
-            plans.append(p)
-        return plans
-
-    def _launch(self, todo: List[PlannedJob], names: List[str], client, uri: str,
-                experiment: str) -> Any:
-        experiment_id = ensure_experiment(client, experiment)
-        sweep_id = new_sweep_id()
-        parent = RunLogger.start(client, experiment_id, f"sweep {sweep_id}", tags={
-            schema.TAG_ROLE: schema.ROLE_SWEEP,
-            schema.TAG_SWEEP_ID: sweep_id,
-            "lmsweep.command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-            "lmsweep.jobs": len(todo),
-        })
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        parent.log_text(OmegaConf.to_yaml(self.config), "multirun.yaml")
-        log.info(f"sweep {sweep_id}: {len(todo)} jobs -> experiment '{experiment}' "
-                 f"({experiment_id}) at {uri}")
-
-        context = [f"sweep.id={sweep_id}", f"sweep.experiment_id={experiment_id}",
-                   f"sweep.parent_run_id={parent.run_id}", f"tracking.uri={uri}"]
-        batch_size = self.max_batch_size or len(todo)
-        rows, returns, failed = [], [], 0
-        try:
-            for start in range(0, len(todo), batch_size):
-                chunk = todo[start: start + batch_size]
-                batch = [j.overrides + context + [f"sweep.run_name='{names[j.index]}'"]
-                         for j in chunk]
-                results = self.launcher.launch(batch, initial_job_idx=start)
-                returns.append(results)
-                for job, r in zip(chunk, results):
-                    if r.status == JobStatus.COMPLETED:
-                        rows.append(r.return_value)
-                    else:
-                        failed += 1
-                        err = r._return_value
-                        rows.append(f"{names[job.index]}: {type(err).__name__}: {err}")
-        finally:
-            queued = [r for r in rows if isinstance(r, Submitted)]
-            if queued and len(queued) == len(rows) == len(todo):
-                # hydra.launcher.wait=false: the parent stays RUNNING; `status --reconcile` ends it.
-                print("\n" + submitted_note(sweep_id, uri, queued), flush=True)
-            else:
-                parent.end("FINISHED" if failed == 0 and len(rows) == len(todo) else "FAILED")
-                print("\n" + table(rows) + "\n\nMLflow: " + ui_hint(uri, experiment_id), flush=True)
-        if failed:
-            raise RuntimeError(f"{failed} of {len(todo)} jobs failed (see the table above)")
-        return returns
+def _restore_env(key: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(key, None)
+    else:
+        os.environ[key] = value

@@ -5,12 +5,14 @@ are sized exactly, on the submitting machine, before anything is queued.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
 
 import torch
 
+from sweeper import slurm
 from sweeper.tables import format_table, human
+from trainer import contract
 from trainer.config import JobConfig
 from trainer.models import build_model
 from trainer.ramps import RAMPS
@@ -27,7 +29,10 @@ class JobPlan:
     params_non_embedding: int
     flops_per_token: int
     tokens: Optional[int]            # None when the budget is wall-clock
+    nodes: int = 1
+    gpus: int = 0                    # in all, over every node
     action: str = RUN
+    launcher_params: dict[str, Any] = field(default_factory=dict)   # Slurm: this job's request
 
     @property
     def flops(self) -> Optional[float]:
@@ -42,25 +47,38 @@ def planned_tokens(job: JobConfig) -> Optional[int]:
 
 
 def size(job: JobConfig) -> tuple[int, int, int]:
-    vocab = job.data.tokenizer.expected_vocab_size() + getattr(job.objective, "extra_tokens", 0)
     with torch.device("meta"):
-        model = build_model(job.model, vocab, causal=job.objective.causal)
+        model = build_model(job.model, job.vocab_size(), causal=job.objective.causal)
     total, non_emb = model.param_counts()
     return total, non_emb, model.flops_per_token(job.data.seq_len)
 
 
-def plan(index: int, name: str, fingerprint: str, job: JobConfig) -> JobPlan:
-    return JobPlan(index, name, fingerprint, *size(job), planned_tokens(job))
+def plan(index: int, name: str, fingerprint: str, job: JobConfig, finished: set[str],
+         launcher_cfg: dict[str, Any]) -> JobPlan:
+    """The job's cost and resources, and what the sweep does with it: skip it (a FINISHED run
+    has its fingerprint), resume it (it has a checkpoint) or run it."""
+    p = JobPlan(index, name, fingerprint, *size(job), planned_tokens(job), nodes=job.dist.nodes)
+    if slurm.is_slurm_launcher(launcher_cfg):
+        p.launcher_params = slurm.rank_scaled(launcher_cfg, job.dist.nodes, job.dist.nproc)
+        p.gpus = int(p.launcher_params.get("gpus_per_node") or 0) * p.nodes
+    elif job.train.device != "cpu" and torch.cuda.is_available():
+        p.gpus = job.dist.world_size
+    if fingerprint in finished:
+        p.action = SKIP
+    elif any(contract.checkpoint_dir(job.train.checkpoint_dir, fingerprint).glob("step_*")):
+        p.action = RESUME
+    return p
 
 
 def render(plans: Sequence[JobPlan], flops_per_gpu_second: float) -> str:
     """A table of the sweep; GPU-hours assume `flops_per_gpu_second` of sustained throughput."""
-    header = ("#", "run", "params", "non-emb", "tokens", "FLOPs", "est. GPU-h", "action")
+    header = ("#", "run", "params", "non-emb", "tokens", "FLOPs", "nodes", "GPUs", "est. GPU-h",
+              "action")
     rows = []
     for p in plans:
         gpu_h = None if p.flops is None else p.flops / flops_per_gpu_second / 3600
         rows.append((str(p.index), p.name, human(p.params_total), human(p.params_non_embedding),
-                     human(p.tokens), human(p.flops),
+                     human(p.tokens), human(p.flops), str(p.nodes), str(p.gpus),
                      "?" if gpu_h is None else f"{gpu_h:.3g}", p.action))
     todo = [p for p in plans if p.action != SKIP]
     total_h = sum(p.flops for p in todo if p.flops is not None) / flops_per_gpu_second / 3600

@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from trainer.config import JobConfig, to_job
-
-
-class SweepConfigError(ValueError):
-    """One or more jobs of a sweep have an invalid config; nothing was launched."""
+from trainer.contract import ConfigError
+from trainer.config import JobConfig, preflight, to_job
 
 
 @dataclass
@@ -21,23 +18,27 @@ class PlannedJob:
     config: JobConfig
 
 
-def validate(overrides_per_job: Sequence[Sequence[str]], compose) -> list[PlannedJob]:
-    """`compose(overrides) -> DictConfig` is Hydra's sweep-config loader. Every failure is
-    collected, so one run of the command reports every bad job at once."""
+def validate(overrides_per_job: Sequence[Sequence[str]],
+             compose: Callable[[list[str]], DictConfig], local: bool) -> list[PlannedJob]:
+    """`compose(overrides) -> DictConfig` is Hydra's sweep-config loader. Every job is composed,
+    type-checked and pre-flighted (files, sizes, devices, directories: `trainer.config.preflight`)
+    and every failure collected, so one run of the command reports every bad job at once.
+    `local`: the jobs run on this machine (devices are checked here, not on a cluster's nodes)."""
     planned, errors = [], []
     for i, overrides in enumerate(overrides_per_job):
         try:
-            cfg: DictConfig = compose(list(overrides))
-            planned.append(PlannedJob(i, list(overrides), to_job(cfg)))
+            job = to_job(compose(list(overrides)))
+            preflight(job, local=local)
+            planned.append(PlannedJob(i, list(overrides), job))
         except (OmegaConfBaseException, ValueError, KeyError, TypeError) as e:
-            errors.append(f"  job #{i} ({' '.join(overrides) or 'defaults'}): {_first_lines(e)}")
+            errors.append(f"  job #{i} ({' '.join(overrides) or 'defaults'}): {first_lines(e)}")
     if errors:
-        raise SweepConfigError(
+        raise ConfigError(
             f"{len(errors)} of {len(overrides_per_job)} jobs have an invalid config; "
             "nothing was launched:\n" + "\n".join(errors))
     return planned
 
 
-def _first_lines(e: Exception, n: int = 3) -> str:
+def first_lines(e: BaseException, n: int = 3) -> str:
     lines = [line for line in str(e).splitlines() if line.strip()]
     return " | ".join(lines[:n])

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from trainer import schema
+from trainer.contract import ConfigError, SweepContext, redact, resolve_uri
 
 log = logging.getLogger("lmsweep")
 
@@ -43,14 +44,6 @@ TERMINAL_STATES = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", 
 
 
 # --- calling Slurm ---------------------------------------------------------------------------
-def _refuse(message: str) -> Exception:
-    """sweeper.preflight.SweepConfigError, imported here only: it pulls in torch (trainer.config),
-    which `python -m sweeper status` does not need."""
-    from sweeper.preflight import SweepConfigError
-
-    return SweepConfigError(message)
-
-
 def _n(count: int, what: str) -> str:
     return f"{count} {what}{'' if count == 1 else 's'}"
 
@@ -98,7 +91,7 @@ def parse_mem_mb(value: Any) -> int:
     """Slurm memory sizes: 4096 (MB), '4G', '500M', '1T', '16GB' -> MB."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*", str(value), re.IGNORECASE)
     if not m:
-        raise _refuse(f"cannot read the memory size {value!r} (expected e.g. 4096, 500M, 4G)")
+        raise ConfigError(f"cannot read the memory size {value!r} (expected e.g. 4096, 500M, 4G)")
     scale = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}[m.group(2).upper()]
     return int(float(m.group(1)) * scale)
 
@@ -136,6 +129,40 @@ def requested(cfg: Mapping[str, Any]) -> Request:
     return Request(cpus=cpus, gpus=gpus, mem_mb=mem_mb, nodes=int(cfg.get("nodes") or 1))
 
 
+def rank_scaled(params: Mapping[str, Any], nodes: int, nproc: int) -> dict[str, Any]:
+    """Launcher params for a job of `nproc` ranks per node on `nodes` nodes. The launcher's
+    resources describe one rank (its CPUs, GPUs and memory, as for a one-process job); a
+    distributed job runs one Slurm task per rank (lingua, submitit's
+    TorchDistributedEnvironment), so per node it asks for nproc times a rank's GPUs and memory."""
+    tasks = int(params.get("tasks_per_node") or 1)
+    if tasks != 1:
+        raise ConfigError(f"hydra.launcher.tasks_per_node={tasks} is invalid: lmsweep runs one task "
+                      "per rank, set by the job's dist.nproc (and dist.nodes); leave "
+                      "tasks_per_node at 1. Nothing was submitted.")
+    out = {**params, "nodes": nodes, "tasks_per_node": nproc}
+    for key in ("gpus_per_node", "mem_gb"):
+        if params.get(key):
+            out[key] = params[key] * nproc
+    return out
+
+
+def executor(params: Mapping[str, Any]) -> Any:
+    """submitit's Slurm executor for launcher params, as hydra-submitit-launcher 1.2.0 (pinned)
+    builds it inside its launch(), which has no public function for it: `submitit_folder` and
+    `max_num_timeout` go to the constructor, BaseQueueConf's keys as they are, every other key
+    with the `slurm_` prefix."""
+    import submitit
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from omegaconf import OmegaConf
+
+    ex = submitit.AutoExecutor(folder=params["submitit_folder"], cluster="slurm",
+                               slurm_max_num_timeout=params["max_num_timeout"])
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    ex.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()
+                            if k not in ("submitit_folder", "max_num_timeout")})
+    return ex
+
+
 def parse_sinfo(text: str) -> dict[str, dict[str, NodeShape]]:
     """`sinfo -h -N -o '%P|%N|%c|%m|%G'` -> {partition: {node: shape}}; '*' marks the default."""
     out: dict[str, dict[str, NodeShape]] = {}
@@ -155,19 +182,19 @@ def _leading_int(text: str) -> int:
 
 def partitions_from_sinfo() -> dict[str, dict[str, NodeShape]]:
     if shutil.which("sinfo") is None:
-        raise _refuse(
+        raise ConfigError(
             "hydra/launcher=slurm, but `sinfo` is not on PATH: run the sweep on a Slurm login "
             "node (or start the test cluster: bash scripts/local-slurm.sh). Nothing was submitted.")
     r = _run(["sinfo", "-h", "-N", "-o", "%P|%N|%c|%m|%G"])
     if r.returncode != 0:
-        raise _refuse(f"`sinfo` failed, so Slurm is not reachable ({r.stderr.strip()}). "
+        raise ConfigError(f"`sinfo` failed, so Slurm is not reachable ({r.stderr.strip()}). "
                                "Nothing was submitted.")
     return parse_sinfo(r.stdout)
 
 
 def check_resources(launcher_cfg: Mapping[str, Any],
                     partitions: Optional[dict[str, dict[str, NodeShape]]] = None) -> None:
-    """Refuse (SweepConfigError) a Slurm request that no node of the partition can hold, with
+    """Refuse (ConfigError) a Slurm request that no node of the partition can hold, with
     what was asked and what the nodes have. A no-op for other launchers. `partitions` is the
     parsed `sinfo` (queried when None)."""
     if not is_slurm_launcher(launcher_cfg):
@@ -179,11 +206,11 @@ def check_resources(launcher_cfg: Mapping[str, Any],
     wanted = launcher_cfg.get("partition")
     names = [p.strip() for p in str(wanted).split(",")] if wanted else default[:1]
     if not names:
-        raise _refuse("hydra.launcher.partition is not set and the cluster has no default "
+        raise ConfigError("hydra.launcher.partition is not set and the cluster has no default "
                                f"partition; choose one of: {', '.join(sorted(parts))}")
     unknown = [p for p in names if p not in parts]
     if unknown:
-        raise _refuse(
+        raise ConfigError(
             f"hydra.launcher.partition={wanted}: no partition named {', '.join(unknown)} on this "
             f"cluster; partitions: {', '.join(sorted(parts))}. Nothing was submitted.")
     details = []
@@ -202,7 +229,7 @@ def check_resources(launcher_cfg: Mapping[str, Any],
              f"cpus_per_task={launcher_cfg.get('cpus_per_task')}, "
              f"tasks_per_node={launcher_cfg.get('tasks_per_node')}, "
              f"mem_gb={launcher_cfg.get('mem_gb')}, nodes={launcher_cfg.get('nodes')}")
-    raise _refuse(
+    raise ConfigError(
         f"the Slurm request cannot be met: each job asks for {req.describe()} "
         f"(hydra.launcher: {asked}), but {'; '.join(details)}. Nothing was submitted: lower "
         "the request or pick another partition (hydra.launcher.partition=...).")
@@ -267,42 +294,23 @@ class SweepRecord:
         return json.dumps(asdict(self), indent=1)
 
 
-def parse_context(overrides: Sequence[str]) -> dict[str, str]:
-    """The `sweep.*` and `tracking.uri` values the lmsweep sweeper adds to each job's overrides
-    (Hydra's own parser: run names are quoted)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    out = {}
-    for o in OverridesParser.create().parse_overrides(list(overrides)):
-        key = o.key_or_group
-        if key.startswith("sweep.") or key == "tracking.uri":
-            out[key] = str(o.value())
-    return out
-
-
-def own_overrides(overrides: Sequence[str]) -> list[str]:
-    """Less the sweep context (as trainer.config.SWEEP_OVERRIDES; not imported: torch)."""
-    return [o for o in overrides if not o.startswith(("sweep.", "tracking.uri="))]
-
-
-def record_submission(sweep_dir: Path, job_overrides: Sequence[Sequence[str]], first_index: int,
+def record_submission(sweep_dir: Path, context: Optional[SweepContext],
+                      job_overrides: Sequence[Sequence[str]], first_index: int,
                       jobs: Sequence[Any], wait: bool) -> SweepRecord:
     """Write down what was just submitted (one call per launched batch; batches accumulate):
     `<sweep_dir>/slurm_jobs.json`, and on the parent MLflow run the same file as an artifact
-    plus the tag `lmsweep.slurm_job_ids` (the array job ids). `jobs` are submitit Jobs."""
-    ctx = parse_context(job_overrides[0]) if job_overrides else {}
+    plus the tag `lmsweep.slurm_job_ids` (the array job ids). `jobs` are submitit Jobs;
+    `context` is the lmsweep sweep's (None under another sweeper)."""
+    ctx = context or SweepContext("", "", "", "")
     path = sweep_dir / RECORD_FILE
     if path.exists():
         record = SweepRecord.from_json(path.read_text())
     else:
-        record = SweepRecord(ctx.get("sweep.id", ""), str(sweep_dir.resolve()),
-                             ctx.get("tracking.uri", ""), ctx.get("sweep.experiment_id", ""),
-                             ctx.get("sweep.parent_run_id", ""), wait)
+        record = SweepRecord(ctx.id, str(sweep_dir.resolve()), ctx.tracking_uri,
+                             ctx.experiment_id, ctx.parent_run_id, wait)
     for i, (overrides, job) in enumerate(zip(job_overrides, jobs), first_index):
-        own = parse_context(overrides)
-        record.jobs.append(JobRecord(i, str(job.job_id), own.get("sweep.run_name", ""),
-                                     own_overrides(overrides), str(job.paths.stdout),
-                                     str(job.paths.stderr)))
+        record.jobs.append(JobRecord(i, str(job.job_id), ctx.run_name(i), list(overrides),
+                                     str(job.paths.stdout), str(job.paths.stderr)))
         array = str(job.job_id).split("_")[0]
         if array not in record.arrays:
             record.arrays.append(array)
@@ -312,18 +320,18 @@ def record_submission(sweep_dir: Path, job_overrides: Sequence[Sequence[str]], f
     tmp.replace(path)
     if record.tracking_uri and record.parent_run_id:
         try:
-            from mlflow.tracking import MlflowClient
+            from trainer.tracking import RunLogger, client_for
 
-            client = MlflowClient(record.tracking_uri)
-            client.set_tag(record.parent_run_id, schema.TAG_SLURM_JOB_IDS, ",".join(record.arrays))
-            client.log_artifact(record.parent_run_id, str(path))
+            parent = RunLogger(client_for(record.tracking_uri), record.parent_run_id)
+            parent.set_tags({schema.TAG_SLURM_JOB_IDS: ",".join(record.arrays)})
+            parent.log_file(path)
         except Exception as e:  # the JSON file still serves `status --sweep-dir`
             log.warning(f"could not record the Slurm job ids on the parent MLflow run: {e}")
     return record
 
 
 def status_command(sweep_id: str, tracking_uri: str) -> str:
-    return f"python -m sweeper status --sweep-id {sweep_id} --tracking-uri {tracking_uri}"
+    return f"python -m sweeper status --sweep-id {sweep_id} --tracking-uri {redact(tracking_uri)}"
 
 
 def submitted_note(sweep_id: str, tracking_uri: str, submitted: Sequence[Submitted]) -> str:
@@ -336,7 +344,7 @@ def submitted_note(sweep_id: str, tracking_uri: str, submitted: Sequence[Submitt
 
 
 # --- in the job: submitit's logs -> MLflow -----------------------------------------------------
-def upload_job_logs(sweep_overrides: Sequence[str], run_id: Optional[str]) -> None:
+def upload_job_logs(job_num: int, run_id: Optional[str]) -> None:
     """Upload this job's submitit stdout/stderr as artifacts `submitit/<file>` of its MLflow run.
     Called in the job after the task function returned (successfully or not): the log is
     complete but for submitit's last lines. Best effort: never fails the job.
@@ -344,39 +352,33 @@ def upload_job_logs(sweep_overrides: Sequence[str], run_id: Optional[str]) -> No
     `lmsweep.slurm_job_id` tag, else by the sweep id and run name."""
     try:
         import submitit
-        from mlflow.tracking import MlflowClient
+
+        from trainer.tracking import RunLogger, client_for
 
         env = submitit.JobEnvironment()
-        if env.global_rank != 0:
+        ctx = SweepContext.load()
+        if env.global_rank != 0 or ctx is None:
             return
         sys.stdout.flush()
         sys.stderr.flush()
-        ctx = parse_context(sweep_overrides)
-        uri = ctx.get("tracking.uri")
-        if not uri:
-            return
-        client = MlflowClient(uri)
-        if not run_id:
-            run_id = _find_job_run(client, ctx, str(env.job_id))
+        client = client_for(resolve_uri(ctx.tracking_uri))
+        run_id = run_id or _find_job_run(client, ctx, job_num, str(env.job_id))
         if not run_id:
             log.warning("submitit logs not uploaded: the job's MLflow run was not found")
             return
         for p in (env.paths.stdout, env.paths.stderr):
             if Path(p).exists():
-                client.log_artifact(run_id, str(p), LOG_ARTIFACT_DIR)
+                RunLogger(client, run_id).log_file(Path(p), LOG_ARTIFACT_DIR)
     except Exception as e:
         log.warning(f"submitit logs not uploaded to MLflow: {type(e).__name__}: {e}")
 
 
-def _find_job_run(client, ctx: Mapping[str, str], slurm_job_id: str) -> Optional[str]:
-    exp = ctx.get("sweep.experiment_id")
-    if not exp:
-        return None
-    base = f"tags.`{schema.TAG_SWEEP_ID}` = '{ctx.get('sweep.id', '')}'"
-    name = ctx.get("sweep.run_name", "").replace("'", "\\'")
+def _find_job_run(client, ctx: SweepContext, job_num: int, slurm_job_id: str) -> Optional[str]:
+    base = f"tags.`{schema.TAG_SWEEP_ID}` = '{ctx.id}'"
+    name = ctx.run_name(job_num).replace("'", "\\'")
     for extra in (f"tags.`{schema.TAG_SLURM_JOB_ID}` = '{slurm_job_id}'",
                   f"attributes.run_name = '{name}'"):
-        runs = client.search_runs([exp], f"{base} and {extra}", max_results=1,
+        runs = client.search_runs([ctx.experiment_id], f"{base} and {extra}", max_results=1,
                                   order_by=["attributes.start_time DESC"])
         if runs:
             return runs[0].info.run_id

@@ -5,7 +5,7 @@ import math
 from typing import Sequence
 
 from sweeper.tables import format_table, human
-from trainer.loop import Summary
+from trainer.contract import Summary
 
 
 def table(rows: Sequence[Summary | str]) -> str:

@@ -7,7 +7,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import compose_job
 from trainer import schema
-from trainer.loop import train
+from trainer.job import train
 from trainer.schedules import SCHEDULES
 
 BUDGET_S = 3.0

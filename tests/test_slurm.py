@@ -15,6 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeper import slurm
+from trainer.contract import ConfigError
 from tests.conftest import run_launch
 from trainer import schema
 
@@ -169,7 +170,7 @@ def test_oversized_request_is_refused_before_anything_is_submitted(tmp_path, cac
                    env={**ENV, "LMSWEEP_CACHE": str(cache_dir)})
     out = r.stdout + r.stderr
     assert r.returncode != 0
-    assert "SweepConfigError" in out and "the Slurm request cannot be met" in out
+    assert "the Slurm request cannot be met" in out and "Traceback" not in out
     assert f"asks for {gpus} GPUs, {cpus} CPUs" in out
     assert "partition 'debug' has 1 node (localhost) with" in out and "Nothing was submitted" in out
     assert slurm_jobs_from(tmp_path) == []
@@ -235,31 +236,32 @@ def test_check_resources_against_a_parsed_sinfo():
     slurm.check_resources(cfg, parts)                               # fits: default partition
     slurm.check_resources({**cfg, "_target_": "hydra._internal.core_plugins.basic_launcher."
                            "BasicLauncher", "gpus_per_node": 99}, parts)   # not Slurm: no check
-    from sweeper.preflight import SweepConfigError
-
-    with pytest.raises(SweepConfigError, match=r"asks for 9 GPUs, 64 CPUs, 409600 MB memory "
+    with pytest.raises(ConfigError, match=r"asks for 9 GPUs, 64 CPUs, 409600 MB memory "
                        r"per node on 2 nodes.*'gpu' has 2 nodes \(n1, n2\) with 64 CPUs, "
                        r"512000 MB memory, 8 GPUs"):
         slurm.check_resources({**cfg, "gpus_per_node": 9}, parts)
-    with pytest.raises(SweepConfigError, match="'cpu' has 1 node"):
+    with pytest.raises(ConfigError, match="'cpu' has 1 node"):
         slurm.check_resources({**cfg, "partition": "cpu", "gpus_per_node": 1}, parts)
-    with pytest.raises(SweepConfigError, match="no partition named big.*partitions: cpu, gpu"):
+    with pytest.raises(ConfigError, match="no partition named big.*partitions: cpu, gpu"):
         slurm.check_resources({**cfg, "partition": "big"}, parts)
-    with pytest.raises(SweepConfigError, match="on 3 nodes"):
+    with pytest.raises(ConfigError, match="on 3 nodes"):
         slurm.check_resources({**cfg, "nodes": 3}, parts)
 
 
 def test_scheduler_tag_from_the_slurm_environment(monkeypatch):
-    from trainer.tracking import scheduler_tags
+    from trainer.tracking import process_tags
+
+    def slurm_tag():
+        return process_tags().get(schema.TAG_SLURM_JOB_ID)
 
     for var in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
         monkeypatch.delenv(var, raising=False)
-    assert scheduler_tags() == {}
+    assert slurm_tag() is None
     monkeypatch.setenv("SLURM_JOB_ID", "41")
-    assert scheduler_tags() == {schema.TAG_SLURM_JOB_ID: "41"}
+    assert slurm_tag() == "41"
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "40")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
-    assert scheduler_tags() == {schema.TAG_SLURM_JOB_ID: "40_1"}
+    assert slurm_tag() == "40_1"
     assert os.environ["SLURM_JOB_ID"] == "41"
 
 

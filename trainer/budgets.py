@@ -60,7 +60,7 @@ class StepsBudgetConfig(BudgetConfig):
 @dataclass
 class TokensBudgetConfig(BudgetConfig):
     name: str = "tokens"
-    tokens: int = 1_000_000
+    tokens: int = 600_000           # the demo's 300 steps of 2,048 tokens
 
     def __post_init__(self) -> None:
         check(self.tokens > 0, "budget.tokens", self.tokens, "> 0 training tokens")

@@ -1,4 +1,5 @@
-"""Checkpoints that survive preemption: save at a step boundary, resume bit-for-bit.
+"""Checkpoints that survive preemption, kill -9 and bad files: save at a step boundary, resume
+bit-for-bit, fall back past a damaged file, and one process per job identity at a time.
 
 Slurm sends SIGUSR2 before a time limit or a preemption (submitit asks for it); submitit's
 own handler requeues the job and exits at once, mid-step. `StopSignals` defers that handler
@@ -7,25 +8,33 @@ Files hold only tensors and plain Python values, so they load with weights_only=
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
+from filelock import FileLock, Timeout
+
+log = logging.getLogger("lmsweep")
 
 PATTERN = "step_*.pt"
+CLAIM_FILE = "claim.lock"
 
 
 def save(directory: Path, step: int, state: dict[str, Any], keep: int) -> Path:
-    """Write atomically (temp file + rename), then prune all but the newest `keep`."""
+    """Write atomically (temp file + fsync + rename), then prune all but the newest `keep`."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"step_{step:09d}.pt"
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    os.close(fd)
-    torch.save(state, tmp)
+    with os.fdopen(fd, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
     for old in sorted(directory.glob(PATTERN))[:-keep]:
         old.unlink()
@@ -33,15 +42,61 @@ def save(directory: Path, step: int, state: dict[str, Any], keep: int) -> Path:
 
 
 def latest(directory: Path) -> Optional[dict[str, Any]]:
-    files = sorted(directory.glob(PATTERN))
-    return torch.load(files[-1], weights_only=True) if files else None
+    """The newest checkpoint that loads. A damaged one (truncated by a full disk, a node crash
+    mid-copy) is renamed *.corrupt with a warning naming it and the file used instead, so it
+    is never picked again; None (with a warning) when no file loads."""
+    files = sorted(directory.glob(PATTERN), reverse=True)
+    for i, path in enumerate(files):
+        try:
+            state = torch.load(path, weights_only=True)
+        except Exception as e:   # EOFError, RuntimeError (zip), UnpicklingError, ...
+            fallback = files[i + 1].name if i + 1 < len(files) else "none: starting fresh"
+            log.warning(f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); "
+                        f"moved to {path.name}.corrupt; falling back to {fallback}")
+            path.rename(path.with_name(path.name + ".corrupt"))
+            continue
+        return state
+    return None
 
 
 def clear(directory: Path) -> None:
-    for f in directory.glob(PATTERN):
-        f.unlink()
+    """After the run has ended for good: its checkpoints and claim go, and the directory if
+    nothing else is left in it."""
+    for f in [*directory.glob(PATTERN), directory / CLAIM_FILE]:
+        f.unlink(missing_ok=True)
     if directory.exists() and not any(directory.iterdir()):
         directory.rmdir()
+
+
+def set_aside(directory: Path, why: str) -> Path:
+    """Move a job's checkpoints out of the way (their run was deleted): the job starts anew,
+    and nothing the user recorded is destroyed."""
+    target = directory.with_name(f"{directory.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+    for f in directory.glob(PATTERN):
+        target.mkdir(parents=True, exist_ok=True)
+        f.rename(target / f.name)
+    log.warning(f"{why}: its checkpoints were moved to {target}; starting a new run")
+    return target
+
+
+class Claim:
+    """One process per job identity: an OS file lock in the job's checkpoint directory, held
+    while the job trains and released by the OS when the process dies (kill -9 included). Two
+    identical sweeps started at once each run a job once: the second sees it claimed."""
+
+    def __init__(self, directory: Path):
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(directory / CLAIM_FILE))
+
+    def acquire(self) -> bool:
+        try:
+            self._lock.acquire(timeout=0)
+            return True
+        except Timeout:
+            return False
+
+    def release(self) -> None:
+        self._lock.release()
 
 
 class StopSignals:

@@ -2,24 +2,34 @@
 
 Every option of every group is a dataclass registered in its group's Registry; here they are
 stored in Hydra's ConfigStore as `schema/<group>/<option>`, which the YAML files in conf/
-extend. Composition therefore type-checks every field and rejects unknown keys, and
-`JobConfig.__post_init__` (run by OmegaConf.to_object) checks values and cross-field limits
-before any data is touched.
+extend. The dataclass holds every default (with where it comes from); an option's YAML lists
+only what differs from it, and why (tests/test_config_defaults.py checks this).
+
+Checks come in two tiers. Cheap and pure: composition type-checks every field and rejects
+unknown keys, and `__post_init__` (run by OmegaConf.to_object) checks values and cross-field
+limits. `preflight()` then does what reads files, builds meta-device models or asks the
+machine: the sweeper runs it for every job before any job starts or any run is created.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
+import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from trainer.budgets import BUDGETS, BudgetConfig
+from trainer.contract import DEFAULT_EXPERIMENT, ConfigError, has_secret
 from trainer.data.filters import FILTERS, FilterConfig
 from trainer.data.order import ORDERS, OrderConfig
 from trainer.data.sources import SOURCES, DataConfig
+from trainer.dist.config import DISTS, DistConfig
 from trainer.models import MODELS, ModelConfig, solve_width
 from trainer.objectives import OBJECTIVES, ObjectiveConfig
 from trainer.optim import OPTIMIZERS, OptimConfig
@@ -28,19 +38,23 @@ from trainer.registry import Registry, check, check_choice
 from trainer.schedules import SCHEDULES, ScheduleConfig
 
 PRECISIONS = ("auto", "fp32", "bf16")
+DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 
 
 @dataclass
 class TrainConfig:
     micro_batch: int = 16           # sequences per forward/backward; ramps accumulate these
-    eval_every: int = 100           # optimizer steps between validation passes (and at the end)
+    eval_every: int = 50            # optimizer steps between validation passes (and at the end)
     eval_sequences: int = 64        # fixed validation windows per pass
     log_every: int = 10             # optimizer steps between metric points
     grad_clip: float = 1.0          # max global grad norm; 0 disables
     agc: float = 0.0                # adaptive (unit-wise) gradient clipping ratio, e.g. 0.003; 0 disables
     z_loss: float = 0.0             # PaLM's auxiliary log(Z)^2 loss, e.g. 1e-4; 0 disables
     max_bad_steps: int = 5          # consecutive non-finite steps (skipped) before the run is `diverged`
-    checkpoint_every: int = 0       # optimizer steps between checkpoints; 0: only on preemption
+    checkpoint_every: int = 0       # optimizer steps between checkpoints; 0: by time only
+    # Wall-clock seconds between checkpoints (evaluation included): a node crash or kill -9
+    # costs at most this much training. 0: only on signals and checkpoint_every.
+    checkpoint_every_s: float = 600.0
     keep_checkpoints: int = 2
     checkpoint_dir: str = ".cache/lmsweep/checkpoints"   # one subdirectory per job fingerprint
     precision: str = "auto"         # auto: bf16 autocast on CUDA where supported, else fp32
@@ -57,29 +71,31 @@ class TrainConfig:
         check(self.z_loss >= 0, "train.z_loss", self.z_loss, ">= 0 (0 disables)")
         check(self.max_bad_steps > 0, "train.max_bad_steps", self.max_bad_steps, "> 0")
         check(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every,
-              ">= 0 (0: only on preemption)")
+              ">= 0 (0: by time only)")
+        check(self.checkpoint_every_s >= 0, "train.checkpoint_every_s", self.checkpoint_every_s,
+              ">= 0 seconds (0: only on signals and checkpoint_every)")
         check(self.keep_checkpoints > 0, "train.keep_checkpoints", self.keep_checkpoints, "> 0")
         check_choice("train.precision", self.precision, PRECISIONS)
+        check(self.device == "auto" or DEVICE.fullmatch(self.device) is not None, "train.device",
+              self.device, "auto, cpu, cuda or cuda:N")
 
 
 @dataclass
 class TrackingConfig:
     uri: Optional[str] = None       # None: $MLFLOW_TRACKING_URI, else sqlite:///<launch dir>/mlflow.db
-    experiment: str = "lmsweep"
+    experiment: str = DEFAULT_EXPERIMENT
+    # Seconds the store may stay unreachable mid-run (training goes on, points are kept);
+    # past it the job checkpoints and stops, and the next launch finishes it.
+    outage_limit_s: float = 300.0
 
-
-@dataclass
-class SweepContext:
-    """Filled in by the lmsweep sweeper for each job; empty for a single run."""
-
-    id: str = ""
-    experiment_id: str = ""
-    parent_run_id: str = ""
-    run_name: str = ""              # the overrides that vary across the sweep
-
-
-# Overrides the sweeper appends to every job: bookkeeping, not part of a run's identity or name.
-SWEEP_OVERRIDES = ("sweep.", "tracking.uri=")
+    def __post_init__(self) -> None:
+        check(bool(self.experiment.strip()), "tracking.experiment", self.experiment,
+              "a non-empty experiment name")
+        check(self.uri is None or not has_secret(self.uri), "tracking.uri", "<with a password>",
+              "never put a password in a config file: give the URI on the command line (lmsweep "
+              "moves the password to the environment) or set $MLFLOW_TRACKING_URI, or "
+              "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD")
+        check(self.outage_limit_s > 0, "tracking.outage_limit_s", self.outage_limit_s, "> 0 s")
 
 
 @dataclass
@@ -93,9 +109,9 @@ class JobConfig:
     order: OrderConfig = MISSING    # the order training windows are visited in
     ramp: RampConfig = MISSING
     budget: BudgetConfig = MISSING
+    dist: DistConfig = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    sweep: SweepContext = field(default_factory=SweepContext)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -106,14 +122,17 @@ class JobConfig:
         for size in self.ramp.batch_sizes():
             check(size % self.train.micro_batch == 0, f"ramp={self.ramp.name} batch size", size,
                   f"must be a multiple of train.micro_batch={self.train.micro_batch}")
-        # model.params: solve d_model here, so pre-flight, fingerprints and MLflow see it.
-        vocab = self.data.tokenizer.expected_vocab_size() + self.objective.extra_tokens
-        self.model = solve_width(self.model, vocab, causal=self.objective.causal)
+
+    def vocab_size(self, data_vocab: Optional[int] = None) -> int:
+        """The model's vocabulary: the data's (known after preparation; before it, the
+        tokenizer's expected size) plus the objective's extra ids (mlm's [MASK])."""
+        return (data_vocab or self.data.tokenizer.expected_vocab_size()) + \
+            self.objective.extra_tokens
 
 
 GROUPS: dict[str, Registry] = {
     "model": MODELS, "objective": OBJECTIVES, "optim": OPTIMIZERS, "schedule": SCHEDULES, "data": SOURCES,
-    "filter": FILTERS, "order": ORDERS, "ramp": RAMPS, "budget": BUDGETS,
+    "filter": FILTERS, "order": ORDERS, "ramp": RAMPS, "budget": BUDGETS, "dist": DISTS,
 }
 
 
@@ -137,8 +156,9 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # Fields that say where or on what a job runs, not what it computes.
-NOT_IN_FINGERPRINT = ("sweep", "tracking", "train.device", "train.threads", "train.checkpoint_every",
-                      "train.keep_checkpoints", "train.checkpoint_dir", "data.cache_dir")
+NOT_IN_FINGERPRINT = ("tracking", "train.device", "train.threads", "train.checkpoint_every",
+                      "train.checkpoint_every_s", "train.keep_checkpoints", "train.checkpoint_dir",
+                      "data.cache_dir")
 
 
 def fingerprint(job: JobConfig) -> str:
@@ -154,4 +174,49 @@ def to_job(cfg: DictConfig) -> JobConfig:
     cfg = cfg.copy()
     with open_dict(cfg):
         cfg.pop("hydra", None)
+    refuse_unknown_keys(cfg)
     return OmegaConf.to_object(cfg)
+
+
+def refuse_unknown_keys(cfg: DictConfig, prefix: str = "") -> None:
+    """`+model.foo=1` adds a key to a typed node (Hydra's `+` opens it), and to_object would
+    then drop it without a word: refuse it like `model.foo=1`."""
+    cls = OmegaConf.get_type(cfg)
+    if dataclasses.is_dataclass(cls):
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in cfg.keys():
+            if key not in names:
+                where = f"{prefix}{key}"
+                owner = f"{prefix.rstrip('.')}={cfg.get('name')}" if "name" in names else \
+                    (prefix.rstrip(".") or "the job config")
+                raise ConfigError(f"{where} is not a field of {owner}; valid fields: "
+                                  f"{', '.join(sorted(names))}")
+    for key in cfg.keys():
+        node = cfg._get_node(key)
+        if isinstance(node, DictConfig) and not node._is_missing() and not node._is_none():
+            refuse_unknown_keys(node, f"{prefix}{key}.")
+
+
+def preflight(job: JobConfig, local: bool = True) -> None:
+    """The checks that cost more than a comparison, for one job, before anything runs: the data
+    (files, encodings, the tokenizer file), model.params solved into a width (meta-device
+    models: so plans, fingerprints and MLflow see the real d_model), the directories the job
+    writes, and, when it runs on this machine, the device it asks for."""
+    job.data.preflight()
+    job.model = solve_width(job.model, job.vocab_size(), causal=job.objective.causal)
+    for field_name, path in (("train.checkpoint_dir", job.train.checkpoint_dir),
+                             ("data.cache_dir", job.data.cache_dir)):
+        check_writable(field_name, Path(path).expanduser().resolve())
+    if local and job.train.device.startswith("cuda"):
+        import torch
+
+        check(torch.cuda.is_available(), "train.device", job.train.device,
+              "CUDA is not available on this machine: use train.device=auto or cpu")
+
+
+def check_writable(field_name: str, path: Path) -> None:
+    """The directory exists and is writable, or can be created under one that is."""
+    existing = next(p for p in [path, *path.parents] if p.exists())
+    check(existing.is_dir(), field_name, str(path), f"{existing} is a file, not a directory")
+    check(os.access(existing, os.W_OK | os.X_OK), field_name, str(path),
+          f"{existing} is not writable")

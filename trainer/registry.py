@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, TypeVar
 
+from trainer.contract import ConfigError
+
 T = TypeVar("T")
 
 
@@ -48,9 +50,10 @@ class Registry(Generic[T]):
 
 
 def check(cond: bool, field: str, value: Any, why: str) -> None:
-    """Raise a ValueError that names the field, the bad value and what is allowed."""
+    """Raise a ConfigError (a ValueError Hydra prints without a traceback) that names the
+    field, the bad value and what is allowed."""
     if not cond:
-        raise ValueError(f"{field}={value!r} is invalid: {why}")
+        raise ConfigError(f"{field}={value!r} is invalid: {why}")
 
 
 def check_choice(field: str, value: Any, choices: list[str] | tuple[str, ...]) -> None:

@@ -101,6 +101,7 @@ class LinearConfig(DecayConfig):
 @dataclass
 class InverseSqrtConfig(WarmupConfig):
     name: str = "inverse_sqrt"
+    warmup: float = 0.04            # the paper's 4,000 of 100,000 steps
 
     def __post_init__(self) -> None:
         check(self.fraction("warmup") > 0, "schedule.warmup", self.warmup,

@@ -23,7 +23,13 @@ TAG_DIVERGED_STEP = "lmsweep.diverged_step"
 TAG_RESUMES = "lmsweep.resumes"              # times the run continued from a checkpoint
 TAG_SLURM_JOB_ID = "lmsweep.slurm_job_id"    # job run: "<array job>_<task>" (as sacct), or "<job>"
 TAG_SLURM_JOB_IDS = "lmsweep.slurm_job_ids"  # sweep (parent) run: its Slurm array job ids, "12,13"
+TAG_COMMAND = "lmsweep.command"              # sweep (parent) run: the command line
+TAG_JOBS = "lmsweep.jobs"                    # sweep (parent) run: jobs launched
+TAG_HOST = "lmsweep.host"                    # job run: the host and pid training it now, and
+TAG_PID = "lmsweep.pid"                      # the last time (unix s) its process showed life:
+TAG_HEARTBEAT = "lmsweep.heartbeat"          # a RUNNING run whose process died is recognised
 PARENT_RUN_TAG = "mlflow.parentRunId"        # set by MLflow for nested runs
+NOTE_TAG = "mlflow.note.content"             # the run's description in the MLflow UI
 
 OUTCOME_FINISHED = "finished"
 OUTCOME_DIVERGED = "diverged"

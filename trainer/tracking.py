@@ -1,117 +1,271 @@
-"""MLflow bookkeeping for one job: the run, its params and tags, batched metric histories.
+"""MLflow for lmsweep: connecting (checked in seconds, a SQLite store created once), runs (every
+param and tag value a string, MLflow's standard context tags), and their lifecycle.
 
-Metrics are buffered and written with `MlflowClient.log_batch` (one SQL/HTTP round trip per
-flush): one call per value costs ~2 ms on SQLite and ~5-48 ms over HTTP, which would rival a
-small model's step time.
+Metric histories are written off the training loop by `trainer/metric_writer.py`.
 """
 from __future__ import annotations
 
+import getpass
 import os
+import socket
+import subprocess
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
+from urllib.parse import urlsplit, urlunsplit
 
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.tracking import MlflowClient
+from filelock import FileLock
 
 from trainer import schema
+from trainer.contract import (MAX_PARAM_LENGTH, MAX_PARAMS_PER_BATCH, MAX_TAG_LENGTH,
+                              MAX_TAGS_PER_BATCH, ConfigError, redact)
 
-MAX_METRICS_PER_BATCH = 1000         # MLflow's log_batch limits
-MAX_PARAMS_PER_BATCH = 100
-MAX_PARAM_LENGTH = 6000
-
-
-def resolve_uri(uri: str | None) -> str:
-    """Explicit URI > $MLFLOW_TRACKING_URI > a SQLite file in the launch directory."""
-    if uri:
-        return uri
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+# Schemes MLflow's tracking stores accept (mlflow/store/tracking/__init__.py + databricks).
+SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "file", "databricks")
+PROBE_TIMEOUT_S = 5
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def ensure_experiment(client: MlflowClient, name: str) -> str:
-    """Get or create by name. Called once by the sweeper before any job starts: concurrent
-    `set_experiment` calls race, and the losers' runs land in "Default" (see the notes)."""
+# --- connecting -------------------------------------------------------------------------------
+def _bad_uri(uri: str, why: str) -> ConfigError:
+    return ConfigError(f"tracking.uri={redact(uri)!r} is invalid: {why}. Valid forms: "
+                       "sqlite:///path/to/mlflow.db, http(s)://host:port (an MLflow server), "
+                       "postgresql://..., mysql://... (or set $MLFLOW_TRACKING_URI)")
+
+
+def sqlite_path(uri: str) -> Optional[Path]:
+    """The database file of a sqlite:/// URI (sqlite:////abs/path or sqlite:///rel/path)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):]).expanduser()
+
+
+def check_uri(uri: str) -> None:
+    """Refuse what cannot be a tracking store, before any connection is attempted."""
+    scheme = urlsplit(uri).scheme.split("+")[0]
+    if not scheme or len(scheme) == 1:        # "notaurl", or a Windows drive letter
+        raise _bad_uri(uri, "not a URI (no scheme)")
+    if scheme not in SCHEMES:
+        raise _bad_uri(uri, f"unknown scheme {scheme!r}; MLflow stores: {', '.join(SCHEMES)}")
+    db = sqlite_path(uri)
+    if scheme == "sqlite" and (db is None or not db.name):
+        raise _bad_uri(uri, "a SQLite store is sqlite:/// followed by a file path")
+    if db is not None:
+        parent = db.resolve().parent
+        blocker = next((p for p in [parent, *parent.parents] if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise _bad_uri(uri, f"{blocker} is a file, not a directory")
+        if blocker is not None and not os.access(blocker, os.W_OK):
+            raise _bad_uri(uri, f"{blocker} is not writable")
+        if db.exists() and not db.is_file():
+            raise _bad_uri(uri, f"{db} is not a file")
+
+
+def _http_auth() -> Any:
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get(
+        "MLFLOW_TRACKING_PASSWORD")
+    return (user, password) if user and password else None
+
+
+def probe_server(uri: str) -> None:
+    """One request with a short timeout: MLflow's own client retries an unreachable server for
+    minutes (MLFLOW_HTTP_REQUEST_MAX_RETRIES with backoff) before it says anything."""
+    import requests
+
+    parts = urlsplit(uri)
+    auth = _http_auth()
+    if parts.username is not None:            # requests sends URL credentials as basic auth
+        auth = (parts.username, parts.password or "")
+        parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
+    url = urlunsplit(parts).rstrip("/") + "/api/2.0/mlflow/experiments/search"
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        r = requests.get(url, params={"max_results": 1}, auth=auth, headers=headers,
+                         timeout=PROBE_TIMEOUT_S)
+    except requests.RequestException as e:
+        raise ConfigError(f"tracking.uri={redact(uri)!r}: no MLflow server answers there "
+                          f"({type(e).__name__}); start it, or fix the URI. Nothing was "
+                          "launched.") from None
+    if r.status_code in (401, 403):
+        raise ConfigError(f"tracking.uri={redact(uri)!r}: the server refused the credentials "
+                          f"(HTTP {r.status_code}); set MLFLOW_TRACKING_USERNAME/PASSWORD or "
+                          "put them in the URI. Nothing was launched.")
+    if r.status_code != 200:
+        raise ConfigError(f"tracking.uri={redact(uri)!r}: not an MLflow tracking server (HTTP "
+                          f"{r.status_code} from {redact(url)}). Nothing was launched.")
+
+
+def client_for(uri: str) -> Any:
+    """An MlflowClient whose HTTP calls give up after a few quick retries (the metric writer
+    retries on its own schedule and keeps the points meanwhile), and that never prints URLs:
+    a URI's credentials would land in consoles and Slurm logs."""
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def connect(uri: str) -> Any:
+    """A client for a store that exists and answers, or a ConfigError naming tracking.uri within
+    seconds. A SQLite store is created (tables, migrations) under a file lock: two sweeps
+    initialising one fresh file at once would otherwise race in alembic."""
+    check_uri(uri)
+    if urlsplit(uri).scheme in ("http", "https"):
+        probe_server(uri)
+    db = sqlite_path(uri)
+    if db is None:
+        client = client_for(uri)
+        try:
+            client.search_experiments(max_results=1)
+        except Exception as e:
+            raise ConfigError(f"tracking.uri={redact(uri)!r}: the store does not answer "
+                              f"({type(e).__name__}: {redact(str(e))[:300]})") from None
+        return client
+    db.resolve().parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(db.resolve()) + ".lock"):
+        client = client_for(uri)
+        client.search_experiments(max_results=1)
+    return client
+
+
+def ensure_experiment(client: Any, name: str) -> str:
+    """Get or create by name, once, before any job starts: concurrent `set_experiment` calls
+    race, and the losers' runs land in "Default". A concurrent sweep may create it first."""
+    from mlflow.exceptions import MlflowException
+
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    return client.create_experiment(name)
+    try:
+        return client.create_experiment(name)
+    except MlflowException:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
-def scheduler_tags() -> dict[str, str]:
-    """Inside a Slurm job: {lmsweep.slurm_job_id: "<array job>_<task>"} (or "<job>" outside an
-    array), the id sacct and submitit use, so `python -m sweeper status` joins the job's Slurm
-    state to its run. Empty elsewhere. Set it when a job run starts and again on each resume."""
+def finished_fingerprints(client: Any, experiment_name: str) -> set[str]:
+    exp = client.get_experiment_by_name(experiment_name)
+    if exp is None:
+        return set()
+    runs = search_all(client, exp.experiment_id,
+                      f"attributes.status = 'FINISHED' and tags.`{schema.TAG_ROLE}` = "
+                      f"'{schema.ROLE_JOB}'")
+    return {r.data.tags.get(schema.TAG_FINGERPRINT) for r in runs}
+
+
+def search_all(client: Any, experiment_id: str, filter_string: str) -> list:
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string, max_results=1000,
+                                  page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+# --- what every run carries -------------------------------------------------------------------
+def git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def git_commit() -> str:
+    head = git("rev-parse", "HEAD") or "unknown"
+    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def context_tags(source: str) -> dict[str, str]:
+    """MLflow's standard context tags (mlflow/utils/mlflow_tags.py), which the UI shows as
+    Source, User and the run's git commit; MlflowClient.create_run sets none of them."""
+    commit = git_commit()
+    tags = {"mlflow.source.name": source, "mlflow.source.type": "LOCAL",
+            "mlflow.user": getpass.getuser(), schema.TAG_GIT_COMMIT: commit}
+    if commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
+        remote = git("config", "--get", "remote.origin.url")
+        tags["mlflow.source.git.repoURL"] = redact(remote) if remote else str(PROJECT_ROOT)
+    return tags
+
+
+def process_tags() -> dict[str, str]:
+    """Who is running the run now: a later launch or `status --reconcile` tells a run whose
+    process died (kill -9, node crash) from one that is alive (trainer/liveness.py)."""
     env = os.environ
+    tags = {schema.TAG_HOST: socket.gethostname(), schema.TAG_PID: str(os.getpid()),
+            schema.TAG_HEARTBEAT: str(int(time.time()))}
     if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
-        return {schema.TAG_SLURM_JOB_ID: f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"}
-    if env.get("SLURM_JOB_ID"):
-        return {schema.TAG_SLURM_JOB_ID: env["SLURM_JOB_ID"]}
-    return {}
+        # The id sacct and submitit use, so `python -m sweeper status` joins Slurm and MLflow.
+        tags[schema.TAG_SLURM_JOB_ID] = f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    elif env.get("SLURM_JOB_ID"):
+        tags[schema.TAG_SLURM_JOB_ID] = env["SLURM_JOB_ID"]
+    return tags
 
 
+def as_str(value: Any, limit: int) -> str:
+    """The one place values become MLflow strings: the REST store rejects anything else
+    ('bad argument type for built-in operation'), where SQLite would take an int."""
+    return str(value)[:limit]
+
+
+# --- a run ------------------------------------------------------------------------------------
 class RunLogger:
-    def __init__(self, client: MlflowClient, run_id: str, flush_every_s: float = 5.0):
-        self.client, self.run_id = client, run_id
-        self.flush_every_s = flush_every_s
-        self._pending: list[Metric] = []
-        self._last_flush = time.monotonic()
-        self.seconds = 0.0             # spent in log_metrics/flush, reported by the benchmark
-        self.logged_through = -1       # on resume: steps already in the store are not re-logged
+    """Synchronous params, tags, text and files of one run; its metrics go through a
+    MetricWriter (trainer/metric_writer.py)."""
+
+    def __init__(self, client: Any, run_id: str, experiment_id: str = ""):
+        self.client, self.run_id, self.experiment_id = client, run_id, experiment_id
         self.status = "RUNNING"
 
     @classmethod
-    def start(cls, client: MlflowClient, experiment_id: str, run_name: str,
-              tags: Mapping[str, str], parent_run_id: str = "") -> "RunLogger":
-        all_tags = dict(tags)
-        if parent_run_id:
-            all_tags[schema.PARENT_RUN_TAG] = parent_run_id
-        run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
-        return cls(client, run.info.run_id)
-
-    def resume(self) -> None:
-        """Continue a run after a restart from a checkpoint. Steps between that checkpoint and
-        the last point already stored are replayed but not logged again, so the history has
-        neither gaps nor duplicates."""
-        run = self.client.get_run(self.run_id)
-        self.client.update_run(self.run_id, status="RUNNING")
-        history = self.client.get_metric_history(self.run_id, schema.TRAIN_LOSS)
-        self.logged_through = max((m.step for m in history), default=-1)
-        resumes = int(run.data.tags.get(schema.TAG_RESUMES, 0)) + 1
-        self.set_tags({schema.TAG_RESUMES: resumes})
+    def start(cls, client: Any, experiment_id: str, run_name: str, tags: Mapping[str, Any],
+              parent_run_id: str = "") -> "RunLogger":
+        all_tags = {**tags, **({schema.PARENT_RUN_TAG: parent_run_id} if parent_run_id else {})}
+        run = client.create_run(experiment_id, run_name=run_name, tags={
+            k: as_str(v, MAX_TAG_LENGTH) for k, v in all_tags.items()})
+        return cls(client, run.info.run_id, experiment_id)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in sorted(params.items())]
+        from mlflow.entities import Param
+
+        items = [Param(k, as_str(v, MAX_PARAM_LENGTH)) for k, v in sorted(params.items())]
         for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=items[i: i + MAX_PARAMS_PER_BATCH])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        from mlflow.entities import RunTag
 
-    def log_metrics(self, values: Mapping[str, float], step: int) -> None:
-        if step <= self.logged_through:
-            return
-        t0 = time.monotonic()
-        ts = int(time.time() * 1000)
-        self._pending.extend(Metric(k, float(v), ts, step) for k, v in values.items())
-        if t0 - self._last_flush >= self.flush_every_s:
-            self._write()
-        self.seconds += time.monotonic() - t0
-
-    def flush(self) -> None:
-        t0 = time.monotonic()
-        self._write()
-        self.seconds += time.monotonic() - t0
-
-    def _write(self) -> None:
-        pending, self._pending = self._pending, []
-        for i in range(0, len(pending), MAX_METRICS_PER_BATCH):
-            self.client.log_batch(self.run_id, metrics=pending[i: i + MAX_METRICS_PER_BATCH])
-        self._last_flush = time.monotonic()
+        items = [RunTag(k, as_str(v, MAX_TAG_LENGTH)) for k, v in tags.items()]
+        for i in range(0, len(items), MAX_TAGS_PER_BATCH):
+            self.client.log_batch(self.run_id, tags=items[i: i + MAX_TAGS_PER_BATCH])
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
 
+    def log_file(self, path: Path, artifact_dir: Optional[str] = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_dir)
+
+    def describe(self, command: str, summary: str) -> None:
+        """The run's description (MLflow's `mlflow.note.content` tag, shown on the run page)."""
+        self.set_tags({schema.NOTE_TAG: f"```\n{command}\n\n{summary}\n```"})
+
     def end(self, status: str) -> None:
-        self.flush()
         self.client.set_terminated(self.run_id, status)
         self.status = status
+
+
+def start_sweep_run(client: Any, experiment_id: str, sweep_id: str, command: str,
+                    jobs: int) -> RunLogger:
+    """The parent run of a sweep: what was run, by whom, from which commit."""
+    return RunLogger.start(client, experiment_id, f"sweep {sweep_id}", tags={
+        schema.TAG_ROLE: schema.ROLE_SWEEP, schema.TAG_SWEEP_ID: sweep_id,
+        schema.TAG_COMMAND: command, schema.TAG_JOBS: jobs, **context_tags(command)})

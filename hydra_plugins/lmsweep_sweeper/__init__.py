@@ -1,17 +1,55 @@
-"""Hydra discovers plugins only under the `hydra_plugins` namespace, and instantiates only
-classes defined there; this shim registers lmsweep's sweeper (implemented in `sweeper/`)."""
+"""Hydra discovers plugins only under the `hydra_plugins` namespace and instantiates only classes
+defined there; this registers lmsweep's sweeper, implemented in `sweeper/`.
+
+Hydra imports every plugin module on every command (`--help` and `--cfg` included), so this
+module imports nothing heavy: torch, mlflow and the sweeper's logic load in `sweep()`, as
+Hydra's own launchers defer submitit "to ensure plugin discovery remains fast".
+"""
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
 from hydra.core.config_store import ConfigStore
-
-from sweeper.core import LmsweepSweeper as _Impl
-from sweeper.core import LmsweepSweeperConf
+from hydra.plugins.sweeper import Sweeper
 
 
-class LmsweepSweeper(_Impl):
-    pass
+@dataclass
+class LmsweepSweeperConf:
+    _target_: str = "hydra_plugins.lmsweep_sweeper.LmsweepSweeper"
+    max_batch_size: Optional[int] = None     # jobs per launcher call (null: all at once)
+    params: Optional[Dict[str, str]] = None  # sweep overrides from a config (experiment presets)
+    dry_run: bool = False                    # print the plan, launch nothing
+    # Run jobs again even when a FINISHED run has their fingerprint. Fingerprints hash the
+    # resolved config, not the code: after a code change, rerun (or sweep a new seed).
+    rerun: bool = False
+    flops_per_gpu_second: float = 1.0e14     # for the plan's GPU-hours (~35% MFU of an A100)
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="lmsweep", node=LmsweepSweeperConf,
                              provider="lmsweep")
 
-# hydra/launcher=lmsweep_slurm (the base of conf/hydra/launcher/slurm.yaml) and its resolvers
+
+class LmsweepSweeper(Sweeper):
+    def __init__(self, max_batch_size: Optional[int] = None,
+                 params: Optional[Dict[str, str]] = None, dry_run: bool = False,
+                 rerun: bool = False, flops_per_gpu_second: float = 1.0e14) -> None:
+        self.max_batch_size = max_batch_size
+        self.params = dict(params or {})
+        self.dry_run, self.rerun = dry_run, rerun
+        self.flops_per_gpu_second = flops_per_gpu_second
+        self.hydra_context = self.config = self.launcher = None
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def sweep(self, arguments: List[str]) -> Any:
+        from sweeper.core import run_sweep
+
+        return run_sweep(self, arguments)
+
+
+# hydra/launcher=lmsweep_slurm (the base of conf/hydra/launcher/slurm.yaml)
 from hydra_plugins.lmsweep_sweeper import slurm_launcher as _slurm_launcher  # noqa: E402,F401

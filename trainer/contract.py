@@ -1,0 +1,146 @@
+"""The contract between the sweeper (and `launch.py`, `analysis`, `python -m sweeper`) and the
+jobs: what a job is told by the sweep that launched it, where its checkpoints live, which MLflow
+store it writes to, and what it hands back.
+
+Imports neither torch nor mlflow (only the light `hydra.errors`), so every side can use it cheaply: the sweeper's plugin scan,
+`python -m sweeper status` and the analysis CLI stay fast.
+
+The sweep context travels as one environment variable holding the path of a JSON file in the
+sweep directory (not as overrides: those end up in run names, Hydra's `#0 : ...` lines and
+`.hydra/overrides.yaml`). Secrets never go into that file or any other: a tracking URI's
+password stays in the process environment (`$MLFLOW_TRACKING_URI`) and everything written or
+printed carries `redact(uri)`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlsplit, urlunsplit
+
+from hydra.errors import CompactHydraException
+
+DEFAULT_EXPERIMENT = "lmsweep"
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"         # MLflow's own variable
+SWEEP_CONTEXT_ENV = "LMSWEEP_SWEEP_CONTEXT"      # path of the sweep's context.json
+CONTEXT_FILE = "lmsweep_context.json"            # in the sweep dir
+REDACTED = "***"
+
+# MLflow's limits (mlflow/utils/validation.py): log_batch takes at most 1000 metrics, 100
+# params or 100 tags per call; a param value at most 6000 characters, a tag value 8000.
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_PER_BATCH = 100
+MAX_TAGS_PER_BATCH = 100
+MAX_PARAM_LENGTH = 6000
+MAX_TAG_LENGTH = 8000
+
+
+# --- where runs are recorded ------------------------------------------------------------------
+def default_uri(cwd: Optional[Path] = None) -> str:
+    """A SQLite file in the launch directory (its artifacts in ./mlruns beside it)."""
+    return f"sqlite:///{(cwd or Path.cwd()).resolve() / 'mlflow.db'}"
+
+
+def redact(uri: str) -> str:
+    """The URI with its password (if any) replaced by ***: what may be printed or written."""
+    parts = urlsplit(uri)
+    if parts.password is None or parts.password == REDACTED:
+        return uri
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:{REDACTED}@{host}"))
+
+
+def has_secret(uri: str) -> bool:
+    return redact(uri) != uri
+
+
+def resolve_uri(uri: Optional[str]) -> str:
+    """The URI to connect to: `tracking.uri` > $MLFLOW_TRACKING_URI > the default SQLite file.
+    A redacted `tracking.uri` (http://user:***@host) is the one in the environment whose
+    password it hides: launch.py moved the password there (`move_secrets`)."""
+    env = os.environ.get(TRACKING_URI_ENV) or None
+    if uri and env and uri != env and redact(env) == uri:
+        return env
+    return uri or env or default_uri()
+
+
+def move_secrets(argv: list[str]) -> list[str]:
+    """Command-line arguments with a password in a `tracking.uri=` override replaced by ***;
+    the full URI goes to $MLFLOW_TRACKING_URI of this process (and so of the jobs it starts),
+    so Hydra's own files (multirun.yaml, .hydra/overrides.yaml), run params, logs and run
+    names never hold it."""
+    out = []
+    for arg in argv:
+        m = re.fullmatch(r"([+~]{0,2}tracking\.uri=)(.*)", arg)
+        if m and has_secret(m.group(2)):
+            os.environ[TRACKING_URI_ENV] = m.group(2)
+            arg = m.group(1) + redact(m.group(2))
+        out.append(arg)
+    return out
+
+
+# --- what the sweep tells each job ------------------------------------------------------------
+@dataclass
+class SweepContext:
+    """Written by the lmsweep sweeper before it launches jobs; read by each job (multirun)."""
+
+    id: str
+    experiment_id: str
+    parent_run_id: str
+    tracking_uri: str                                   # redacted; resolve_uri() finds the secret
+    run_names: dict[str, str] = field(default_factory=dict)    # Hydra job num -> run name
+
+    def run_name(self, job_num: int) -> str:
+        return self.run_names.get(str(job_num), "")
+
+    def save(self, sweep_dir: Path) -> Path:
+        """Write the context file and point this process's environment at it (jobs launched
+        in-process, as subprocesses or through sbatch inherit the variable)."""
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        path = sweep_dir / CONTEXT_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        tmp.replace(path)
+        os.environ[SWEEP_CONTEXT_ENV] = str(path.resolve())
+        return path
+
+    @classmethod
+    def load(cls) -> Optional["SweepContext"]:
+        """The context of the sweep this process runs a job of, or None (a single run)."""
+        path = os.environ.get(SWEEP_CONTEXT_ENV)
+        if not path or not Path(path).is_file():
+            return None
+        return cls(**json.loads(Path(path).read_text()))
+
+
+# --- where a job keeps its checkpoints --------------------------------------------------------
+def checkpoint_dir(base: str, fingerprint: str) -> Path:
+    """One directory per job identity: a re-run of the same config resumes from it."""
+    return Path(base).expanduser().resolve() / fingerprint
+
+
+# --- what a job hands back --------------------------------------------------------------------
+@dataclass
+class Summary:
+    run_id: str
+    name: str
+    outcome: str
+    params_total: int
+    params_non_embedding: int
+    steps: int
+    tokens: int
+    wall_clock_s: float
+    final_val_loss: float
+    unigram_entropy: float
+    experiment_id: str = ""
+
+
+# --- what the user is told -------------------------------------------------------------------
+class ConfigError(CompactHydraException, ValueError):
+    """Bad input or an unusable environment found before anything ran: the message names the
+    value and the valid choices. Hydra prints a CompactHydraException as its message alone,
+    without a traceback (hydra/_internal/utils.py: run_and_report)."""
