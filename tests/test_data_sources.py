@@ -72,7 +72,7 @@ def test_jsonl_and_parquet_rows_are_documents_in_text_field(tmp_path):
                                          r"columns: \['content'\]"):
         SOURCES.build(FilesConfig(paths=[str(tmp_path / "y.parquet")]))()
     with pytest.raises(ValueError, match="data.format='auto' is invalid: cannot tell one format"):
-        FilesConfig(paths=[str(tmp_path / "*")])
+        FilesConfig(paths=[str(tmp_path / "*")]).preflight()
     (tmp_path / "z.data").write_text(json.dumps({"text": "five"}))
     assert SOURCES.build(FilesConfig(paths=[str(tmp_path / "z.data")], format="json"))() == ["five"]
 
@@ -81,9 +81,10 @@ def test_jsonl_and_parquet_rows_are_documents_in_text_field(tmp_path):
     ("[/no/such/dir/*.jsonl]", "data.paths='/no/such/dir/*.jsonl' is invalid: matches no file"),
     ("[/tmp]", "a directory needs a glob"),
 ])
-def test_unmatched_paths_fail_at_composition_naming_the_value(paths, needle):
+def test_unmatched_paths_fail_at_preflight_naming_the_value(paths, needle):
+    data = compose_job("data=files", f"data.paths={paths}").data     # composing reads no file
     with pytest.raises(ValueError) as e:
-        compose_job("data=files", f"data.paths={paths}")
+        data.preflight()
     assert needle in str(e.value)
 
 
@@ -168,9 +169,10 @@ def test_pretrained_tokenizer_reads_eos_from_tokenizer_config_and_skips_template
 
 def test_pretrained_needs_a_tokenizer_file(tmp_path):
     with pytest.raises(ValueError, match="data.tokenizer.path=None is invalid"):
-        compose_job("data.tokenizer.name=pretrained")
+        compose_job("data.tokenizer.name=pretrained").data.preflight()
     with pytest.raises(ValueError, match=f"data.tokenizer.path='{tmp_path}' is invalid"):
-        compose_job("data.tokenizer.name=pretrained", f"data.tokenizer.path={tmp_path}")
+        compose_job("data.tokenizer.name=pretrained",
+                    f"data.tokenizer.path={tmp_path}").data.preflight()
 
 
 def test_bpe_is_trained_on_the_filtered_training_docs_and_cached(tmp_path):

@@ -83,7 +83,10 @@ class ChainConfig(FilterConfig):
     the step's `name` and any of its fields; the rest take that filter's defaults."""
 
     name: str = "chain"
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    # Cramming's raw-data preprocessing order: trash removal, then deduplication
+    # (cramming/data/pretraining_preparation.py, raw_dataset_preprocessing).
+    steps: list[dict[str, Any]] = field(default_factory=lambda: [{"name": "compressibility"},
+                                                                 {"name": "dedup"}])
 
     def __post_init__(self) -> None:
         check(len(self.steps) > 0, "filter.steps", self.steps,

@@ -2,10 +2,18 @@
 
 `files` and `hf` load through Hugging Face `datasets` (`load_dataset`); rows whose text is
 empty or only whitespace are skipped (wikitext, for one, has many).
+
+`__post_init__` checks values only; `preflight()` checks what needs the files (they exist, are
+not empty, are UTF-8 text; the tokenizer file loads), before any job of a sweep starts.
 """
 from __future__ import annotations
 
+import bz2
+import codecs
+import functools
 import glob
+import gzip
+import lzma
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +31,7 @@ FORMATS = ("auto", "text", "json", "parquet")          # `datasets` packaged bui
 SUFFIX_FORMATS = {".txt": "text", ".text": "text", ".md": "text", ".json": "json",
                   ".jsonl": "json", ".ndjson": "json", ".parquet": "parquet"}
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")         # read transparently by `datasets`
+OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}   # .zst: not in the stdlib
 SAMPLE_BY = ("document", "paragraph", "line")          # `datasets` text builder's sample_by
 
 
@@ -40,6 +49,10 @@ class DataConfig:
 
     def cache_path(self) -> Path:
         return Path(self.cache_dir).expanduser().resolve()
+
+    def preflight(self) -> None:
+        """The checks that read files."""
+        self.tokenizer.preflight()
 
     def inputs(self) -> list[Path]:
         """Local files read besides the config; the cache key includes their size and mtime,
@@ -72,17 +85,24 @@ class FilesConfig(DataConfig):
         super().__post_init__()
         check_choice("data.format", self.format, FORMATS)
         check_choice("data.sample_by", self.sample_by, SAMPLE_BY)
-        if self.paths:              # the option's default ([]) composes; loading refuses it
-            self.resolve()
+
+    def preflight(self) -> None:
+        super().preflight()
+        fmt, files = self.resolve()
+        for f in files:
+            problem = _file_problem(str(f), fmt, f.stat().st_size, f.stat().st_mtime_ns)
+            check(problem is None, "data.paths", str(f), problem)
 
     def resolve(self) -> tuple[str, list[Path]]:
-        """(format, files): every pattern must match a file, and `auto` must find one format."""
+        """(format, files): every pattern must match a file, and `auto` must find one format.
+        An existing file is taken literally, even with glob characters ([, *, ?) in its name."""
         check(len(self.paths) > 0, "data.paths", self.paths,
               "at least one file or glob, e.g. data.paths='[corpus/*.jsonl]'")
         matched: list[Path] = []
         for pattern in self.paths:
-            found = sorted(Path(m) for m in glob.glob(os.path.expanduser(pattern), recursive=True)
-                           if os.path.isfile(m))
+            pattern = os.path.expanduser(pattern)
+            found = [Path(pattern)] if os.path.isfile(pattern) else sorted(
+                Path(m) for m in glob.glob(pattern, recursive=True) if os.path.isfile(m))
             check(bool(found), "data.paths", pattern,
                   "matches no file (a directory needs a glob, e.g. 'corpus/*.jsonl')")
             matched += [f for f in found if f not in matched]
@@ -122,6 +142,39 @@ class HFConfig(DataConfig):
         return super().inputs() + files
 
 
+@functools.lru_cache(maxsize=4096)
+def _file_problem(path: str, fmt: str, size: int, mtime_ns: int) -> Optional[str]:
+    """Why a data file cannot be read as documents, or None; read once per version of a file
+    (every job of a sweep pre-flights the same files). Text and JSON must be UTF-8 without NUL
+    bytes (a binary file); offsets count bytes of the decompressed stream."""
+    if size == 0:
+        return "the file is empty"
+    suffix = Path(path).suffix.lower()
+    if fmt == "parquet" or suffix == ".zst":
+        return None                 # binary by design, or no stdlib reader: left to `datasets`
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, blank = 0, True
+    with OPENERS.get(suffix, open)(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            pending = len(decoder.getstate()[0])      # bytes of a character cut by the chunk
+            try:
+                decoder.decode(chunk)
+                bad = None
+            except UnicodeDecodeError as e:         # e.object: the pending bytes + chunk
+                bad = (e.start - pending, e.object[e.start])
+            nul = chunk.find(b"\x00")
+            if nul >= 0 and (bad is None or nul < bad[0]):
+                return f"a NUL byte at offset {offset + nul}: binary, not text"
+            if bad is not None:
+                return f"not UTF-8: byte 0x{bad[1]:02x} at offset {offset + bad[0]}"
+            blank = blank and chunk.isspace()
+            offset += len(chunk)
+    if decoder.getstate()[0]:
+        return (f"not UTF-8: the file ends inside a character at offset "
+                f"{offset - len(decoder.getstate()[0])}")
+    return "no text, only whitespace" if blank else None
+
+
 def _format_of(path: Path) -> Optional[str]:
     suffixes = [s.lower() for s in path.suffixes if s.lower() not in COMPRESSIONS]
     return SUFFIX_FORMATS.get(suffixes[-1]) if suffixes else None
@@ -158,9 +211,10 @@ def files(cfg: FilesConfig) -> Source:
     text_field, options = ("text", {"sample_by": cfg.sample_by}) if fmt == "text" else (
         cfg.text_field, {})
     # Streamed: local files are read in place, with no Arrow copy in a `datasets` cache.
+    # `datasets` globs data_files: escaped, a file named with [ ] * ? is read as named.
     return lambda: load_texts(f"data.paths={cfg.paths}", text_field, None, fmt,
-                              data_files=[str(p) for p in paths], split="train", streaming=True,
-                              **options)
+                              data_files=[glob.escape(str(p)) for p in paths], split="train",
+                              streaming=True, **options)
 
 
 @SOURCES.register("hf", HFConfig)

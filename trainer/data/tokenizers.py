@@ -5,6 +5,7 @@ Every tokenizer appends one separator id after each document when packing.
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,15 +41,20 @@ class TokenizerConfig:
         check_choice("data.tokenizer.name", self.name, TOKENIZERS.names())
         check(self.vocab_size > 257, "data.tokenizer.vocab_size", self.vocab_size,
               "> 257 (the byte alphabet plus the separator)")
-        if self.name == "pretrained":
-            check(self.path is not None and self.file().is_file(), "data.tokenizer.path",
-                  self.path, "data.tokenizer.name=pretrained needs a tokenizer.json file or a "
-                  "directory that contains one")
+
+    def preflight(self) -> None:
+        """What reads files: a pretrained tokenizer must exist and load."""
+        self.expected_vocab_size()
 
     def file(self) -> Path:
         """The pretrained tokenizer.json."""
+        why = "data.tokenizer.name=pretrained needs a tokenizer.json file or a directory that " \
+              "contains one"
+        check(self.path is not None, "data.tokenizer.path", self.path, why)
         p = Path(self.path).expanduser()
-        return p / "tokenizer.json" if p.is_dir() else p
+        p = p / "tokenizer.json" if p.is_dir() else p
+        check(p.is_file(), "data.tokenizer.path", self.path, why)
+        return p
 
     def inputs(self) -> list[Path]:
         """Files read besides the config, so the data cache is rebuilt when they change."""
@@ -56,9 +62,10 @@ class TokenizerConfig:
 
     def expected_vocab_size(self) -> int:
         """The vocabulary size known before any data is prepared (model.params sizing needs
-        it at validation); bpe can fall short of it only on a corpus too small for its merges."""
+        it at pre-flight); bpe can fall short of it only on a corpus too small for its merges."""
         if self.name == "pretrained":
-            return load_pretrained(self).vocab_size
+            f = self.file()
+            return _pretrained_vocab_size(str(f), f.stat().st_size, f.stat().st_mtime_ns)
         return ByteTokenizer.vocab_size if self.name == "byte" else self.vocab_size
 
 
@@ -121,7 +128,9 @@ def eos_token(file: Path, tok) -> Optional[str]:
     beside the file (the `transformers` layout), else a special token with a conventional name."""
     config = file.parent / "tokenizer_config.json"
     if config.is_file():
-        eos = json.loads(config.read_text()).get("eos_token")
+        settings = _json_object(config)
+        check(settings is not None, "data.tokenizer.path", str(config), "not a JSON object")
+        eos = settings.get("eos_token")
         eos = eos.get("content") if isinstance(eos, dict) else eos
         if eos and tok.token_to_id(eos) is not None:
             return eos
@@ -130,11 +139,35 @@ def eos_token(file: Path, tok) -> Optional[str]:
 
 
 def load_pretrained(cfg: TokenizerConfig) -> HFTokenizer:
+    return _load(cfg.file())
+
+
+def _load(file: Path) -> HFTokenizer:
     """The separator is the tokenizer's end-of-text token if it has one, else an added <sep>."""
     from tokenizers import Tokenizer as HFTok
 
-    tok = HFTok.from_file(str(cfg.file()))
-    return HFTokenizer(tok, eos_token(cfg.file(), tok) or SEP)
+    tok, error = None, None
+    try:
+        tok = HFTok.from_file(str(file))
+    except Exception as e:          # the Rust side raises a bare Exception
+        error = e
+    check(tok is not None, "data.tokenizer.path", str(file),
+          f"not a `tokenizers` tokenizer.json ({str(error)[:200]})")
+    return HFTokenizer(tok, eos_token(file, tok) or SEP)
+
+
+def _json_object(path: Path) -> Optional[dict]:
+    try:
+        value = json.loads(path.read_bytes())
+    except ValueError:              # JSONDecodeError and UnicodeDecodeError
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@functools.lru_cache(maxsize=32)
+def _pretrained_vocab_size(file: str, size: int, mtime_ns: int) -> int:
+    """Loaded once per file version: every job of a sweep asks at pre-flight."""
+    return _load(Path(file)).vocab_size
 
 
 @TOKENIZERS.register("bpe", TokenizerConfig)
