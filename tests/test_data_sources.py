@@ -164,7 +164,7 @@ def test_pretrained_tokenizer_reads_eos_from_tokenizer_config_and_skips_template
         json.dumps({"eos_token": {"content": "[END]"}}))
     ours = TOKENIZERS.build(TokenizerConfig(name="pretrained", path=str(tmp_path / "t5")), [])
     assert ours.sep_id == 1                                        # [END]
-    assert 0 not in ours.encode_batch(["the king"])[0]             # no template [BOS]
+    assert 0 not in ours.encode(["the king"])[0]                   # no template [BOS]
 
 
 def test_pretrained_needs_a_tokenizer_file(tmp_path):

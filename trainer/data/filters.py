@@ -38,7 +38,11 @@ class CompressibilityConfig(FilterConfig):
     """Keep a document only if ntokens < threshold * nchars (Cramming, Sec. 4.4, `remove_trash`).
 
     Byte tokens never compress, so the count uses a BPE learned on the training split
-    (Cramming's `remove_trash: self` also measures with a freshly trained tokenizer).
+    (Cramming's `remove_trash: self` also measures with a freshly trained tokenizer), on a
+    bounded sample of it (`tokenizers.training_sample`: 2 MiB of text at the default
+    vocab_size). A counter of fixed size also keeps the threshold's meaning when the corpus
+    grows: trained on everything, a larger corpus would get a better-fitting counter and keep
+    more at the same threshold, and each document would be scored by merges it helped learn.
     """
 
     name: str = "compressibility"
@@ -131,7 +135,7 @@ def compressibility(cfg: CompressibilityConfig) -> Filter:
     from trainer.data.tokenizers import train_bpe
 
     def keep(docs: Sequence[str]) -> list[str]:
-        counts = [len(ids) for ids in train_bpe(docs, cfg.vocab_size).encode_batch(docs)]
+        counts = train_bpe(docs, cfg.vocab_size).count(docs)
         return [d for d, n in zip(docs, counts) if n < cfg.threshold * len(d)]
 
     return keep

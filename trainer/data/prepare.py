@@ -24,7 +24,7 @@ from trainer.data.order import ORDERS, OrderConfig, RandomOrderConfig
 from trainer.data.sources import SOURCES, DataConfig
 from trainer.data.tokenizers import TOKENIZERS
 
-CACHE_FORMAT = 2                     # bump when the on-disk layout changes
+CACHE_FORMAT = 3                     # bump when the on-disk layout or the tokens change
 NOT_IN_KEY = ("seq_len", "cache_dir")
 
 
@@ -70,13 +70,12 @@ def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def _stream(docs: list[np.ndarray], sep: int, dtype: np.dtype) -> np.ndarray:
-    out = np.empty(sum(len(d) + 1 for d in docs), dtype=dtype)
-    i = 0
-    for d in docs:
-        out[i: i + len(d)] = d
-        out[i + len(d)] = sep
-        i += len(d) + 1
+def pack(ids: np.ndarray, lengths: np.ndarray, sep: int, dtype: np.dtype) -> np.ndarray:
+    """One token stream: each document's ids (concatenated in `ids`) followed by `sep`."""
+    out = np.full(len(ids) + len(lengths), sep, dtype=dtype)
+    is_text = np.ones(len(out), dtype=bool)
+    is_text[np.cumsum(lengths + 1) - 1] = False
+    out[is_text] = ids
     return out
 
 
@@ -93,8 +92,8 @@ def _build(data: DataConfig, filt: FilterConfig, out: Path) -> None:
         raise ValueError(f"filter={filt.name} removed every training document ({asdict(filt)})")
     tok = TOKENIZERS.build(data.tokenizer, kept)
     dtype = np.uint16 if tok.vocab_size <= 2**16 else np.uint32
-    train = _stream(tok.encode_batch(kept), tok.sep_id, dtype)
-    val = _stream(tok.encode_batch(val_docs), tok.sep_id, dtype)
+    train = pack(*tok.encode(kept), tok.sep_id, dtype)
+    val = pack(*tok.encode(val_docs), tok.sep_id, dtype)
     np.save(out / "train.npy", train)
     np.save(out / "val.npy", val)
     tok.save(out)

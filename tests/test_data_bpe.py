@@ -1,0 +1,74 @@
+"""The trained BPE's fast path: the numpy pre-tokenizer splits like its regex (Python's `re`
+here, `tokenizers`' Oniguruma through the saved tokenizer), encoding each distinct word once
+gives `tokenizers`' own ids, and the training sample is bounded, deterministic, order-free."""
+from __future__ import annotations
+
+import re
+from itertools import pairwise
+
+import numpy as np
+import pytest
+
+from trainer.data import words
+from trainer.data.corpus import shakespeare_documents
+from trainer.data.tokenizers import HFTokenizer, train_bpe, training_sample
+
+# Every class boundary: ASCII letters, digits, symbols, each whitespace, NUL and DEL, and
+# non-ASCII letters and punctuation of 2, 3 and 4 UTF-8 bytes.
+ALPHABET = list(" \t\n\r\v\f  aZz09.,'\"-_<>\x00\x7f\x1fé中’—😀")
+
+
+def random_docs(rng: np.random.Generator, n: int, longest: int = 40) -> list[str]:
+    return ["".join(rng.choice(ALPHABET, rng.integers(0, longest))) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def shakespeare(corpus) -> list[str]:
+    return shakespeare_documents(corpus.parents[1], 2000)
+
+
+@pytest.fixture(scope="module")
+def bpe(shakespeare) -> HFTokenizer:
+    """Trained on plays and on crafted text, so merges span every character class."""
+    return train_bpe(shakespeare[:100] + random_docs(np.random.default_rng(1), 300), 1000)
+
+
+def split_texts(docs: list[str]) -> list[list[str]]:
+    w = words.split(docs)
+    assert len(set(w.distinct)) == len(w.distinct)
+    return [[w.distinct[c] for c in w.codes[a:b]] for a, b in pairwise(w.bounds)]
+
+
+@pytest.mark.parametrize("batch_chars", [words.BATCH_CHARS, 50])    # one batch, and many
+def test_words_split_like_the_pattern(monkeypatch, shakespeare, batch_chars):
+    monkeypatch.setattr(words, "BATCH_CHARS", batch_chars)
+    pattern = re.compile(words.PATTERN)
+    rng = np.random.default_rng(0)
+    for docs in [random_docs(rng, int(rng.integers(0, 9))) for _ in range(300)] + [[], [""]]:
+        assert split_texts(docs) == [pattern.findall(d) for d in docs]
+    assert split_texts(shakespeare[:20]) == [pattern.findall(d) for d in shakespeare[:20]]
+    assert split_texts(["a  b\n\n c\tx \n"]) == [["a", " ", " b", "\n\n", " c", "\t", "x", " \n"]]
+
+
+def test_trained_bpe_encodes_like_tokenizers_and_round_trips(bpe, shakespeare):
+    docs = shakespeare[100:300] + random_docs(np.random.default_rng(2), 500)
+    ids, counts = bpe.encode(docs)
+    ref_ids, ref_counts = HFTokenizer.encode(bpe, docs)     # tokenizers' own pipeline
+    assert (counts == ref_counts).all() and (ids == ref_ids).all()
+    assert (bpe.count(docs) == counts).all()
+    ends = np.cumsum(counts)
+    for i in (0, 150, 250, 600):                            # byte-level: lossless
+        assert bpe.tok.decode(ids[ends[i] - counts[i]: ends[i]].tolist()) == docs[i]
+    assert bpe.sep_id not in bpe.encode(["a<sep>b"])[0]     # a literal "<sep>" stays text
+    empty_ids, empty_counts = bpe.encode(["", "x"])
+    assert empty_counts.tolist() == [0, len(empty_ids)]
+
+
+def test_training_sample_is_bounded_deterministic_and_order_free():
+    lengths = np.random.default_rng(3).integers(100, 3000, size=2000)
+    docs = [f"document {i} " + "x" * n for i, n in enumerate(lengths)]
+    budget = 256 * 1000                                     # SAMPLE_CHARS_PER_TOKEN * vocab
+    sample = training_sample(docs, 1000)
+    assert 0.8 * budget < sum(map(len, sample)) < 1.2 * budget
+    assert training_sample(docs[::-1], 1000) == sample[::-1]
+    assert training_sample(docs[:50], 1000) == docs[:50]    # under the budget: everything
