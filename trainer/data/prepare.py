@@ -5,13 +5,20 @@ minus fields that do not change the tokens (seq_len: packing happens at load; ca
 the size and mtime of local input files (data files, a pretrained tokenizer).
 Jobs of a sweep share one build: the first takes a file lock and writes into a temporary
 directory that is renamed into place, so a reader never sees a half-written cache.
+
+meta.json, written last, records each file's size and CRC-32 and its own CRC-32. Every load
+checks them (sizes, then zlib's CRC-32 at ~3 GB/s: a few ms for the default corpus), so a file
+cut short, flipped or missing, or an unreadable meta.json, is rebuilt with a warning naming it,
+never an mmap error or a wrong token mid-training.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -26,6 +33,8 @@ from trainer.data.tokenizers import TOKENIZERS
 
 CACHE_FORMAT = 3                     # bump when the on-disk layout or the tokens change
 NOT_IN_KEY = ("seq_len", "cache_dir")
+FILES = ("train.npy", "val.npy", "tokenizer.json")
+log = logging.getLogger("lmsweep")
 
 
 @dataclass
@@ -79,6 +88,44 @@ def pack(ids: np.ndarray, lengths: np.ndarray, sep: int, dtype: np.dtype) -> np.
     return out
 
 
+def checksum(path: Path) -> str:
+    """CRC-32 of a file: detects truncation and flipped bits (not tampering), at GB/s."""
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            crc = zlib.crc32(chunk, crc)
+    return f"{crc:08x}"
+
+
+def _meta_crc(meta: dict) -> str:
+    return f"{zlib.crc32(json.dumps(meta, sort_keys=True).encode()):08x}"
+
+
+def damage(entry: Path) -> Optional[str]:
+    """What makes a cache entry unusable, naming the file; None when it is intact."""
+    meta_file = entry / "meta.json"
+    try:
+        meta = json.loads(meta_file.read_bytes())
+        meta_crc = meta.pop("meta_crc32")
+        expected = {name: (meta["files"][name]["bytes"], meta["files"][name]["crc32"])
+                    for name in FILES}
+    except FileNotFoundError:
+        return f"{meta_file} is missing"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        return f"{meta_file} is unreadable ({type(e).__name__}: {str(e)[:100]})"
+    if _meta_crc(meta) != meta_crc:
+        return f"{meta_file} does not match its CRC-32"
+    for name, (size, crc) in expected.items():
+        path = entry / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if path.stat().st_size != size:
+            return f"{path} has {path.stat().st_size} bytes, not the {size} written"
+        if checksum(path) != crc:
+            return f"{path} does not match its CRC-32"
+    return None
+
+
 def _build(data: DataConfig, filt: FilterConfig, out: Path) -> None:
     docs = SOURCES.build(data)()
     train_docs = [d for d in docs if not is_validation(d, data.val_fraction)]
@@ -106,26 +153,41 @@ def _build(data: DataConfig, filt: FilterConfig, out: Path) -> None:
         "unigram_entropy": unigram_entropy(train, tok.vocab_size),
         "config": {"data": asdict(data), "filter": asdict(filt)},
     }
-    (out / "meta.json").write_text(json.dumps(stats, indent=2, sort_keys=True))
+    meta = {**stats, "files": {name: {"bytes": (out / name).stat().st_size,
+                                      "crc32": checksum(out / name)} for name in FILES}}
+    meta["meta_crc32"] = _meta_crc(meta)
+    (out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
 
 def prepare(data: DataConfig, filt: FilterConfig) -> Prepared:
     root = data.cache_path() / "data"
-    target = root / f"{data.name}-{data.tokenizer.name}-{cache_key(data, filt)}"
-    if not (target / "meta.json").exists():
+    entry = root / f"{data.name}-{data.tokenizer.name}-{cache_key(data, filt)}"
+    if not entry.exists() or damage(entry):
         root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(target) + ".lock"):
-            if not (target / "meta.json").exists():
-                tmp = Path(tempfile.mkdtemp(dir=root, prefix=".building-"))
-                try:
-                    _build(data, filt, tmp)
-                    tmp.rename(target)
-                finally:
-                    shutil.rmtree(tmp, ignore_errors=True)
-    stats = json.loads((target / "meta.json").read_text())
-    return Prepared(target, np.load(target / "train.npy", mmap_mode="r"),
-                    np.load(target / "val.npy", mmap_mode="r"),
+        with FileLock(str(entry) + ".lock"):
+            _ensure(data, filt, entry)
+    meta = json.loads((entry / "meta.json").read_text())
+    stats = {k: v for k, v in meta.items() if k not in ("files", "meta_crc32")}
+    return Prepared(entry, np.load(entry / "train.npy", mmap_mode="r"),
+                    np.load(entry / "val.npy", mmap_mode="r"),
                     stats["vocab_size"], stats["sep_id"], stats)
+
+
+def _ensure(data: DataConfig, filt: FilterConfig, entry: Path) -> None:
+    """Under the entry's lock: build it, unless another job did meanwhile. A damaged entry is
+    removed first (jobs that have its files mapped keep reading them)."""
+    if entry.exists():
+        problem = damage(entry)
+        if problem is None:
+            return
+        log.warning(f"data cache: {problem}; rebuilding {entry}")
+        shutil.rmtree(entry)
+    tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=".building-"))
+    try:
+        _build(data, filt, tmp)
+        tmp.rename(entry)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Sequences:
