@@ -63,6 +63,26 @@ def test_sequences_pack_with_shifted_targets_and_resume():
     assert sorted(first[:100, 0] // 10) == list(range(100))   # an epoch visits every window once
 
 
+def test_ranks_read_disjoint_shares_of_the_one_process_batches():
+    """2 and 4 ranks together see exactly the batches of one process, across epoch ends, and
+    those are the seeded permutation's windows in cursor order (resumed runs stay bit-exact)."""
+    tokens = np.arange(1001)                               # 100 windows of 10
+    one = Sequences(tokens, 10, seed=3)
+    ranks = {world: [Sequences(tokens, 10, seed=3) for _ in range(world)] for world in (2, 4)}
+    for step in range(30):                                 # 240 windows: into a third epoch
+        batch = one.next(8)
+        epoch, pos = divmod(np.arange(step * 8, step * 8 + 8), 100)
+        expected = [np.random.default_rng([3, e]).permutation(100)[p] for e, p in zip(epoch, pos)]
+        assert (batch[:, 0] // 10 == expected).all()
+        for world, seqs in ranks.items():
+            shares = [s.next_shard(8, rank, world) for rank, s in enumerate(seqs)]
+            assert all(len(share) == 8 // world for share in shares)
+            assert (np.concatenate(shares) == batch).all()
+            assert all(s.cursor == one.cursor for s in seqs)
+    with pytest.raises(ValueError, match="no rank 0 share of equal size over 3 ranks"):
+        one.next_shard(8, 0, 3)
+
+
 def prepare_in_process(cache, q):
     p = prepare(ShakespeareConfig(cache_dir=str(cache)), NoFilterConfig())
     q.put((str(p.directory), int(p.train.sum() % 1_000_003)))

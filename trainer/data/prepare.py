@@ -222,10 +222,22 @@ class Sequences:
         return self._order
 
     def next(self, count: int) -> np.ndarray:
-        idx = np.empty(count, dtype=np.int64)
-        for j in range(count):
-            epoch, pos = divmod(self.cursor + j, self.n)
-            idx[j] = self._order_of(epoch)[pos]
+        return self.next_shard(count, rank=0, world=1)
+
+    def next_shard(self, count: int, rank: int, world: int) -> np.ndarray:
+        """Rank `rank`'s rows of the next global batch of `count` windows: rows
+        [rank * count / world, (rank + 1) * count / world) of what `next(count)` returns. Every
+        rank advances the cursor by `count`, so the ranks of a data-parallel job stay at one
+        position and read, together, the batches of a one-process run."""
+        if count % world or not 0 <= rank < world:
+            raise ValueError(f"a global batch of {count} windows has no rank {rank} share of "
+                             f"equal size over {world} ranks")
+        share = count // world
+        epochs, pos = np.divmod(self.cursor + rank * share + np.arange(share), self.n)
+        idx = np.empty(share, dtype=np.int64)
+        for epoch in np.unique(epochs):
+            at = epochs == epoch
+            idx[at] = self._order_of(int(epoch))[pos[at]]
         self.cursor += count
         return self.windows(idx)
 
