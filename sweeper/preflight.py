@@ -4,11 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from trainer.contract import ConfigError
 from trainer.config import JobConfig, preflight, to_job
+from trainer.contract import ConfigError
+
+# What composing, type-checking and pre-flighting a config can raise about the config itself.
+CONFIG_ERRORS = (HydraException, OmegaConfBaseException, ValueError, KeyError, TypeError)
 
 
 @dataclass
@@ -30,7 +34,7 @@ def validate(overrides_per_job: Sequence[Sequence[str]],
             job = to_job(compose(list(overrides)))
             preflight(job, local=local)
             planned.append(PlannedJob(i, list(overrides), job))
-        except (OmegaConfBaseException, ValueError, KeyError, TypeError) as e:
+        except CONFIG_ERRORS as e:
             errors.append(f"  job #{i} ({' '.join(overrides) or 'defaults'}): {first_lines(e)}")
     if errors:
         raise ConfigError(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -27,7 +26,8 @@ from typing import Optional, Sequence
 
 from sweeper import slurm
 from sweeper.tables import format_table
-from trainer import schema
+from trainer import liveness, schema
+from trainer.contract import DEFAULT_EXPERIMENT, redact, resolve_uri
 
 
 class StatusError(RuntimeError):
@@ -112,7 +112,7 @@ def last_step(client, run) -> Optional[int]:
     return max((m.step for m in hist), default=None)
 
 
-def collect(client, sweep_id: Optional[str] = None, experiment: str = "lmsweep",
+def collect(client, sweep_id: Optional[str] = None, experiment: str = DEFAULT_EXPERIMENT,
             record: Optional[slurm.SweepRecord] = None) -> SweepStatus:
     """`record`: read from the sweep dir (--sweep-dir); else from the parent run's artifact."""
     parent = find_parent(client, sweep_id, experiment)
@@ -178,15 +178,22 @@ def reconcile(client, st: SweepStatus) -> list[str]:
     """See the module docstring. Returns what was changed."""
     done = []
     for j in st.jobs:
-        if j.slurm and j.slurm.terminal and j.run_status == "RUNNING":
-            client.set_terminated(j.run_id, "KILLED")
-            note = f"run {j.run_id} ({j.name}): Slurm {j.slurm.state} -> MLflow KILLED"
-            if j.outcome == schema.OUTCOME_RUNNING:   # `preempted`/`cancelled` stay: they resume
-                client.set_tag(j.run_id, schema.TAG_OUTCOME, schema.OUTCOME_FAILED)
-                j.outcome = schema.OUTCOME_FAILED
-                note += f", outcome {schema.OUTCOME_FAILED}"
-            done.append(note)
-            j.run_status = "KILLED"
+        if j.run_status != "RUNNING":
+            continue
+        run = client.get_run(j.run_id)
+        if j.slurm and j.slurm.terminal:
+            done.append(liveness.end_dead(client, run, f"its Slurm job ended ({j.slurm.state})",
+                                          "KILLED"))
+        elif not j.slurm and (reason := liveness.why_dead(run)):
+            done.append(liveness.end_dead(client, run, reason))
+        else:
+            continue
+        run = client.get_run(j.run_id)
+        j.run_status, j.outcome = run.info.status, run.data.tags.get(schema.TAG_OUTCOME, "")
+    parent = client.get_run(st.parent_run_id)
+    if st.parent_status == "RUNNING" and st.record is None and liveness.why_dead(parent):
+        done.append(liveness.end_dead(client, parent, liveness.why_dead(parent)))
+        st.parent_status = "FAILED"
     if st.parent_status == "RUNNING" and st.jobs and st.all_ended:
         status = "FINISHED" if all(j.run_status == "FINISHED" for j in st.jobs) else "FAILED"
         client.set_terminated(st.parent_run_id, status)
@@ -201,19 +208,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--sweep-id", help="the sweep (default: the latest sweep of the experiment)")
     p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
                                           "sqlite:///<cwd>/mlflow.db, as for launch.py)")
-    p.add_argument("--experiment", default="lmsweep", help="MLflow experiment (default: lmsweep)")
+    p.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
+                   help=f"MLflow experiment (default: {DEFAULT_EXPERIMENT})")
     p.add_argument("--sweep-dir", type=Path,
                    help=f"read the Slurm job ids from <dir>/{slurm.RECORD_FILE} (its sweep id and "
                         "tracking URI are then the defaults)")
     p.add_argument("--reconcile", action="store_true",
-                   help="mark runs of ended Slurm jobs that are still RUNNING as KILLED, and end "
-                        "the parent run once every job has ended")
+                   help="end runs left RUNNING by a process that died (Slurm jobs that ended: "
+                        "KILLED; dead local processes: FAILED), and the parent run once every "
+                        "job has ended")
     args = p.parse_args(argv)
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from mlflow.tracking import MlflowClient
-
-    from trainer.tracking import resolve_uri
+    from trainer.tracking import client_for
 
     record = None
     if args.sweep_dir:
@@ -226,9 +232,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.tracking_uri = args.tracking_uri or record.tracking_uri
     uri = resolve_uri(args.tracking_uri)
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
-        print(f"error: no MLflow store at {uri} (pass --tracking-uri)", file=sys.stderr)
+        print(f"error: no MLflow store at {redact(uri)} (pass --tracking-uri)", file=sys.stderr)
         return 2
-    client = MlflowClient(uri)
+    client = client_for(uri)
     try:
         st = collect(client, args.sweep_id, args.experiment, record)
     except StatusError as e:

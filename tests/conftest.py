@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from tests.mlflow_server import MlflowServer
 from trainer.config import register_configs, to_job
 from trainer.data.corpus import corpus_dir, ensure_corpus
 
@@ -28,7 +29,26 @@ def corpus() -> Path:
 @pytest.fixture
 def cache_dir(tmp_path: Path, corpus: Path) -> Path:
     """A fresh data cache that reuses the downloaded corpus."""
-    cache = tmp_path / "cache"
+    return link_corpus(tmp_path / "cache", corpus)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """One real tracking server for the session; tests that share it use their own experiment."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow_server")).start()
+    yield server
+    server.stop()
+
+
+def store_uri(kind: str, cwd: Path, request) -> str:
+    """`sqlite`: the default store of the launch directory; `server`: the session's server."""
+    if kind == "sqlite":
+        return f"sqlite:///{cwd / 'mlflow.db'}"
+    return request.getfixturevalue("mlflow_server").uri
+
+
+def link_corpus(cache: Path, corpus: Path) -> Path:
+    """A fresh data cache under `cache` that reuses the downloaded corpus."""
     corpus_dir(cache).parent.mkdir(parents=True)
     corpus_dir(cache).symlink_to(corpus)
     return cache

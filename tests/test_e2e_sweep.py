@@ -1,4 +1,5 @@
-"""End to end: `python launch.py -m ...` trains real models and records them in MLflow."""
+"""End to end: `python launch.py -m ...` trains real models and records them in MLflow, both in
+the default SQLite file of the launch directory and on a real tracking server."""
 from __future__ import annotations
 
 import math
@@ -6,7 +7,7 @@ import math
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_launch
+from tests.conftest import link_corpus, run_launch, store_uri
 from trainer import schema
 
 pytestmark = pytest.mark.slow
@@ -16,23 +17,24 @@ TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_
         "train.eval_sequences=16"]
 
 
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory, corpus):
-    from trainer.data.corpus import corpus_dir
-
-    cwd = tmp_path_factory.mktemp("sweep")
-    cache = cwd / "cache"
-    corpus_dir(cache).parent.mkdir(parents=True)
-    corpus_dir(cache).symlink_to(corpus)
-    r = run_launch("-m", "model=mixer,transformer", *TINY, cwd=cwd,
-                   env={"LMSWEEP_CACHE": str(cache), "MLFLOW_TRACKING_URI": ""})
+@pytest.fixture(scope="module", params=["sqlite", "server"])
+def sweep(request, tmp_path_factory, corpus):
+    cwd = tmp_path_factory.mktemp(f"sweep_{request.param}")
+    uri = store_uri(request.param, cwd, request)
+    # sqlite: nothing set, the default store of the launch directory; server: tracking.uri.
+    where = [f"tracking.uri={uri}"] if request.param == "server" else []
+    r = run_launch("-m", "model=mixer,transformer", *TINY, *where, f"tracking.experiment={EXP}",
+                   cwd=cwd, env={"LMSWEEP_CACHE": str(link_corpus(cwd / "cache", corpus)),
+                                 "MLFLOW_TRACKING_URI": ""})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    uri = f"sqlite:///{cwd / 'mlflow.db'}"          # the default store: the launch directory
     return r, MlflowClient(uri)
 
 
+EXP = "e2e"
+
+
 def job_runs(client):
-    exp = client.get_experiment_by_name("lmsweep")
+    exp = client.get_experiment_by_name(EXP)
     runs = client.search_runs([exp.experiment_id])
     return [r for r in runs if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_JOB], runs
 
@@ -85,7 +87,8 @@ def test_metric_histories_exist_and_the_loss_fell(sweep):
         m = r.data.metrics
         assert m[schema.FINAL_VAL_LOSS] == hist[schema.VAL_LOSS][-1].value
         assert m[schema.FINAL_VAL_LOSS] < math.log(257)                  # below uniform
-        assert m[schema.OPTIMIZER_STATE_BYTES_PER_PARAM] == pytest.approx(8, rel=0.01)  # Adam: 2 fp32
+        # Adam: 2 fp32 moments per parameter
+        assert m[schema.OPTIMIZER_STATE_BYTES_PER_PARAM] == pytest.approx(8, rel=0.01)
         assert 2.5 < m[schema.UNIGRAM_ENTROPY] < 4
 
 
@@ -93,4 +96,4 @@ def test_summary_table_and_ui_hint_printed(sweep):
     r, _ = sweep
     assert "final val loss" in r.stdout and "unigram-entropy baseline" in r.stdout
     assert "model=mixer" in r.stdout and "model=transformer" in r.stdout
-    assert "mlflow ui --backend-store-uri sqlite:///" in r.stdout
+    assert "MLflow: " in r.stdout

@@ -2,8 +2,8 @@
 jobs: what a job is told by the sweep that launched it, where its checkpoints live, which MLflow
 store it writes to, and what it hands back.
 
-Imports neither torch nor mlflow (only the light `hydra.errors`), so every side can use it cheaply: the sweeper's plugin scan,
-`python -m sweeper status` and the analysis CLI stay fast.
+Imports neither torch nor mlflow (only the light `hydra.errors`), so every side can use it
+cheaply: the sweeper's plugin scan, `python -m sweeper status` and the analysis CLI stay fast.
 
 The sweep context travels as one environment variable holding the path of a JSON file in the
 sweep directory (not as overrides: those end up in run names, Hydra's `#0 : ...` lines and
@@ -58,6 +58,13 @@ def has_secret(uri: str) -> bool:
     return redact(uri) != uri
 
 
+def scrub(text: str) -> str:
+    """`text` (an error from MLflow or a database driver, say) without the password of the
+    tracking URI in the environment."""
+    password = urlsplit(os.environ.get(TRACKING_URI_ENV, "")).password
+    return text.replace(password, REDACTED) if password and password != REDACTED else text
+
+
 def resolve_uri(uri: Optional[str]) -> str:
     """The URI to connect to: `tracking.uri` > $MLFLOW_TRACKING_URI > the default SQLite file.
     A redacted `tracking.uri` (http://user:***@host) is the one in the environment whose
@@ -93,6 +100,7 @@ class SweepContext:
     parent_run_id: str
     tracking_uri: str                                   # redacted; resolve_uri() finds the secret
     run_names: dict[str, str] = field(default_factory=dict)    # Hydra job num -> run name
+    rerun: bool = False             # run jobs even when a FINISHED run has their fingerprint
 
     def run_name(self, job_num: int) -> str:
         return self.run_names.get(str(job_num), "")
@@ -140,6 +148,10 @@ class Summary:
 
 
 # --- what the user is told -------------------------------------------------------------------
+class JobsFailed(CompactHydraException, RuntimeError):
+    """Some jobs of a sweep failed; the results table above says which and why."""
+
+
 class ConfigError(CompactHydraException, ValueError):
     """Bad input or an unusable environment found before anything ran: the message names the
     value and the valid choices. Hydra prints a CompactHydraException as its message alone,

@@ -22,15 +22,9 @@ from typing import Any, Optional
 
 from trainer import schema
 from trainer.contract import MAX_METRICS_PER_BATCH
+from trainer.tracking import is_permanent
 
 SPILL_FILE = "metrics_spill.jsonl"
-
-
-def is_permanent(error: Exception) -> bool:
-    """A refusal that retrying cannot fix (the run was deleted, a value is invalid), as opposed
-    to an outage (connection refused, timeout, 5xx)."""
-    code = getattr(error, "error_code", "")
-    return code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "INVALID_STATE")
 
 
 class MetricWriter:
@@ -93,13 +87,18 @@ class MetricWriter:
         if not self.flush():
             self.spill()
 
-    def close(self) -> bool:
-        """Stop the thread after a last attempt; what could not be written is spilled.
-        True when everything reached the store."""
+    def close(self, limit_s: float = 0.0) -> bool:
+        """Stop the thread and write what is left, retrying while the store has been gone for
+        less than `limit_s`; what could not be written is spilled. True when everything
+        reached the store."""
         self._closed = True
         self._wake.set()
         self._thread.join(timeout=60)
-        ok = self._write()
+        pause = 1.0
+        while not self._write() and self.fatal is None and self.outage_s + pause < limit_s:
+            time.sleep(pause)
+            pause = min(2 * pause, 15.0)
+        ok = not self._pending and not self.spill_path.exists()
         if not ok:
             self.spill()
         return ok
@@ -169,4 +168,5 @@ class MetricWriter:
 
 
 def _chunks(items: list) -> list[list]:
-    return [items[i: i + MAX_METRICS_PER_BATCH] for i in range(0, len(items), MAX_METRICS_PER_BATCH)]
+    n = MAX_METRICS_PER_BATCH
+    return [items[i: i + n] for i in range(0, len(items), n)]

@@ -13,7 +13,7 @@ ROLE_SWEEP = "sweep"
 ROLE_JOB = "job"
 TAG_SWEEP_ID = "lmsweep.sweep_id"
 TAG_OVERRIDES = "lmsweep.overrides"          # "model=mixer optim=sm3" (the run name too)
-TAG_FINGERPRINT = "lmsweep.fingerprint"      # hash of the resolved config minus launcher/sweep fields
+TAG_FINGERPRINT = "lmsweep.fingerprint"      # hash of the resolved config less location fields
 TAG_GIT_COMMIT = "lmsweep.git_commit"
 TAG_PARAMS_TOTAL = "lmsweep.params_total"
 TAG_PARAMS_NON_EMBEDDING = "lmsweep.params_non_embedding"
@@ -28,6 +28,7 @@ TAG_JOBS = "lmsweep.jobs"                    # sweep (parent) run: jobs launched
 TAG_HOST = "lmsweep.host"                    # job run: the host and pid training it now, and
 TAG_PID = "lmsweep.pid"                      # the last time (unix s) its process showed life:
 TAG_HEARTBEAT = "lmsweep.heartbeat"          # a RUNNING run whose process died is recognised
+TAG_ENDED_BY = "lmsweep.ended_by"            # who closed a run its own process could not close
 PARENT_RUN_TAG = "mlflow.parentRunId"        # set by MLflow for nested runs
 NOTE_TAG = "mlflow.note.content"             # the run's description in the MLflow UI
 
@@ -36,7 +37,7 @@ OUTCOME_DIVERGED = "diverged"
 OUTCOME_FAILED = "failed"
 OUTCOME_RUNNING = "running"
 OUTCOME_PREEMPTED = "preempted"              # checkpointed, waiting to be requeued or re-run
-OUTCOME_CANCELLED = "cancelled"              # stopped by SIGTERM/SIGINT (checkpointed; re-run resumes)
+OUTCOME_CANCELLED = "cancelled"              # SIGTERM/SIGINT: checkpointed; a re-run resumes
 
 # --- metric histories (against step) ----------------------------------------------------
 TRAIN_LOSS = "train_loss"
