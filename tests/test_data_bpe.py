@@ -69,6 +69,8 @@ def test_training_sample_is_bounded_deterministic_and_order_free():
     docs = [f"document {i} " + "x" * n for i, n in enumerate(lengths)]
     budget = 256 * 1000                                     # SAMPLE_CHARS_PER_TOKEN * vocab
     sample = training_sample(docs, 1000)
-    assert 0.8 * budget < sum(map(len, sample)) < 1.2 * budget
+    assert sum(map(len, sample)) == budget and 50 < len(sample) < 300
+    assert len(set(sample) - set(docs)) == 1                # whole documents, but one
     assert training_sample(docs[::-1], 1000) == sample[::-1]
     assert training_sample(docs[:50], 1000) == docs[:50]    # under the budget: everything
+    assert training_sample(["y" * 10**6], 1000) == ["y" * budget]    # one huge document

@@ -128,8 +128,9 @@ def damage(entry: Path) -> Optional[str]:
 
 def _build(data: DataConfig, filt: FilterConfig, out: Path) -> None:
     docs = SOURCES.build(data)()
-    train_docs = [d for d in docs if not is_validation(d, data.val_fraction)]
-    val_docs = [d for d in docs if is_validation(d, data.val_fraction)]
+    held_out = [is_validation(d, data.val_fraction) for d in docs]
+    train_docs = [d for d, v in zip(docs, held_out) if not v]
+    val_docs = [d for d, v in zip(docs, held_out) if v]
     if not val_docs:
         raise ValueError(f"data.val_fraction={data.val_fraction} put none of the {len(docs)} "
                          f"documents of data={data.name} in validation: use more documents "

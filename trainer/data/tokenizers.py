@@ -148,9 +148,10 @@ def _per_document(ends: np.ndarray, bounds: np.ndarray) -> np.ndarray:
 
 
 def training_sample(docs: Sequence[str], vocab_size: int) -> list[str]:
-    """The documents a BPE of `vocab_size` learns from: all of them up to SAMPLE_CHARS_PER_TOKEN
-    characters per vocabulary entry, else a sample of about that size chosen by content hash
-    (independent of the order of the documents and of the validation split's hash bits).
+    """The text a BPE of `vocab_size` learns from: every document while they hold at most
+    SAMPLE_CHARS_PER_TOKEN characters per vocabulary entry, else documents in the order of a
+    content hash (so the sample does not depend on their order, and its hash bits are not the
+    validation split's) up to exactly that many characters, the last one cut short.
 
     Why a sample: training is the slow part of preparation (a BPE of 8,192 took 2.6 s on the
     5 MB corpus and grows with it), and a few MB already hold the merges that make up nearly
@@ -159,12 +160,18 @@ def training_sample(docs: Sequence[str], vocab_size: int) -> list[str]:
     agreement with a BPE trained on everything.
     """
     budget = SAMPLE_CHARS_PER_TOKEN * vocab_size
-    total = sum(map(len, docs))
-    if total <= budget:
+    if sum(map(len, docs)) <= budget:
         return list(docs)
-    cut = budget / total * 2**64
-    return [d for d in docs
-            if int.from_bytes(hashlib.md5(d.encode("utf-8")).digest()[8:], "little") < cut]
+    by_hash = sorted(range(len(docs)),
+                     key=lambda i: hashlib.md5(docs[i].encode("utf-8")).digest()[8:])
+    chosen: dict[int, str] = {}
+    size = 0
+    for i in by_hash:
+        chosen[i] = docs[i][: budget - size]
+        size += len(chosen[i])
+        if size == budget:
+            break
+    return [chosen[i] for i in sorted(chosen)]
 
 
 def train_bpe(docs: Sequence[str], vocab_size: int) -> TrainedBPE:

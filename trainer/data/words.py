@@ -18,6 +18,8 @@ distinct word (tens of thousands) instead of once per word (millions).
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Sequence
@@ -52,7 +54,7 @@ _S, _NOT_S = f"[{_ascii_set(SPACE)}]", f"[^{_ascii_set(SPACE)}]"
 PATTERN = f" ?{_L}+| ?{_D}+| ?{_O}+|{_S}+(?!{_NOT_S})|{_S}+"
 
 
-BATCH_CHARS = 1 << 25    # documents split per pass: bounds the per-byte temporary arrays
+BATCH_CHARS = 1 << 23    # documents per pass: bounds the temporary arrays, spreads the work
 
 
 @dataclass
@@ -63,7 +65,9 @@ class Words:
 
 
 def split(docs: Sequence[str]) -> Words:
-    parts = [_split(docs[i: j]) for i, j in _batches(docs)]
+    # numpy and pyarrow release the GIL in these passes: threads use every core.
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        parts = list(pool.map(lambda r: _split(docs[r[0]: r[1]]), _batches(docs)))
     # One list of distinct words for all batches: each batch's own list, deduplicated again.
     merged = pa.concat_arrays([distinct for _, distinct, _ in parts]).dictionary_encode()
     remap = merged.indices.to_numpy()
