@@ -99,8 +99,7 @@ def test_seq_len_is_blamed_on_data_seq_len():
         ShakespeareConfig(seq_len=0)
 
 
-@pytest.mark.xfail(strict=True, reason="model.max_seq_len (${data.seq_len}) is checked first "
-                   "until JobConfig lists `data` before `model` (trainer/config.py)")
 def test_seq_len_is_blamed_on_data_seq_len_when_composed():
+    """JobConfig validates `data` before `model`, whose max_seq_len is ${data.seq_len}."""
     with pytest.raises(ValueError, match="data.seq_len=-1 is invalid"):
         compose_job("data.seq_len=-1")
