@@ -8,10 +8,10 @@ import string
 import numpy as np
 import pytest
 
+from trainer.data.corpus import split_documents
 from trainer.data.filters import FILTERS, CompressibilityConfig, NoFilterConfig
 from trainer.data.prepare import Sequences, cache_key, is_validation, prepare, unigram_entropy
 from trainer.data.sources import ShakespeareConfig
-from trainer.data.corpus import split_documents
 
 
 def test_paragraphs_group_into_documents_of_min_size():
@@ -101,7 +101,8 @@ def test_cache_is_built_once_and_shared_by_concurrent_jobs(cache_dir):
     built = list((cache_dir / "data").iterdir())
     assert [b.name for b in built if not b.name.endswith(".lock")] == [
         results[0][0].rsplit("/", 1)[1]]               # one build, no leftover temp dirs
-    meta = json.loads((cache_dir / "data" / results[0][0].rsplit("/", 1)[1] / "meta.json").read_text())
+    entry = cache_dir / "data" / results[0][0].rsplit("/", 1)[1]
+    meta = json.loads((entry / "meta.json").read_text())
     assert meta["docs_train"] + meta["docs_val"] == meta["docs_total"]
 
 
@@ -120,7 +121,8 @@ def test_second_prepare_tokenizes_nothing(cache_dir, monkeypatch):
 
 def test_cache_key_changes_with_what_changes_tokens():
     base = cache_key(ShakespeareConfig(), NoFilterConfig())
-    assert cache_key(ShakespeareConfig(seq_len=512, cache_dir="/elsewhere"), NoFilterConfig()) == base
+    elsewhere = ShakespeareConfig(seq_len=512, cache_dir="/elsewhere")
+    assert cache_key(elsewhere, NoFilterConfig()) == base
     assert cache_key(ShakespeareConfig(doc_chars=500), NoFilterConfig()) != base
     assert cache_key(ShakespeareConfig(), CompressibilityConfig()) != base
 

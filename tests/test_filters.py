@@ -6,8 +6,14 @@ import json
 import pytest
 
 from tests.conftest import compose_job
-from trainer.data.filters import (FILTERS, ChainConfig, CompressibilityConfig, DedupConfig,
-                                  LengthConfig, apply)
+from trainer.data.filters import (
+    FILTERS,
+    ChainConfig,
+    CompressibilityConfig,
+    DedupConfig,
+    LengthConfig,
+    apply,
+)
 from trainer.data.prepare import cache_key, prepare
 from trainer.data.sources import FilesConfig, ShakespeareConfig
 

@@ -5,8 +5,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import compose_job
-from trainer.data.order import (RandomOrderConfig, ReverseUnigramOrderConfig,
-                                UnigramOrderConfig, unigram_scores)
+from trainer.data.order import (
+    RandomOrderConfig,
+    ReverseUnigramOrderConfig,
+    UnigramOrderConfig,
+    unigram_scores,
+)
 from trainer.data.prepare import Sequences
 
 T = 8

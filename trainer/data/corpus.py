@@ -50,8 +50,9 @@ def ensure_corpus(cache_dir: Path) -> Path:
             staging.mkdir()
             with tarfile.open(archive) as tar:
                 for m in tar.getmembers():
-                    if m.isfile() and m.name.startswith(MEMBER_DIR) and m.name.endswith(MEMBER_SUFFIX):
-                        (staging / Path(m.name).name).write_bytes(tar.extractfile(m).read())
+                    name = m.name
+                    if m.isfile() and name.startswith(MEMBER_DIR) and name.endswith(MEMBER_SUFFIX):
+                        (staging / Path(name).name).write_bytes(tar.extractfile(m).read())
             (staging / ".complete").touch()
             if target.exists():
                 shutil.rmtree(target)
