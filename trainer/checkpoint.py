@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import signal
 import tempfile
 import threading
@@ -23,6 +25,7 @@ from filelock import FileLock, Timeout
 log = logging.getLogger("lmsweep")
 
 PATTERN = "step_*.pt"
+STEP_DIR = re.compile(r"step_\d{9}")   # a distributed checkpoint (trainer/dist/checkpoint.py)
 CLAIM_FILE = "claim.lock"
 
 
@@ -64,6 +67,8 @@ def clear(directory: Path) -> None:
     nothing else is left in it."""
     for f in [*directory.glob(PATTERN), directory / CLAIM_FILE]:
         f.unlink(missing_ok=True)
+    for d in step_dirs(directory):
+        shutil.rmtree(d)
     if directory.exists() and not any(directory.iterdir()):
         directory.rmdir()
 
@@ -72,11 +77,18 @@ def set_aside(directory: Path, why: str) -> Path:
     """Move a job's checkpoints out of the way (their run was deleted): the job starts anew,
     and nothing the user recorded is destroyed."""
     target = directory.with_name(f"{directory.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
-    for f in directory.glob(PATTERN):
+    for f in [*directory.glob(PATTERN), *step_dirs(directory)]:
         target.mkdir(parents=True, exist_ok=True)
         f.rename(target / f.name)
     log.warning(f"{why}: its checkpoints were moved to {target}; starting a new run")
     return target
+
+
+def step_dirs(directory: Path) -> list[Path]:
+    """The distributed checkpoints (one directory per step) in a job's directory."""
+    if not directory.is_dir():
+        return []
+    return [p for p in directory.iterdir() if p.is_dir() and STEP_DIR.fullmatch(p.name)]
 
 
 class Claim:

@@ -17,6 +17,7 @@ from pytorch_optimizer.optimizer.agc import agc
 from trainer.budgets import BUDGETS, Progress
 from trainer.config import JobConfig
 from trainer.data.prepare import Sequences, prepare
+from trainer.dist.config import DISTS
 from trainer.models import build_model
 from trainer.objectives import OBJECTIVES
 from trainer.optim import build_optimizer
@@ -98,19 +99,26 @@ class Trainer:
         self.params_total, self.params_non_emb = self.model.param_counts()
         self.flops_per_token = self.model.flops_per_token(self.seq_len)
         self.objective = OBJECTIVES.build(job.objective, seed=job.seed)
-        self.opt = build_optimizer(job.optim, self.model)
+        # The model and optimizer as the job's `dist` runs them (trainer/dist/parallel.py):
+        # DDP, FSDP2 or a DeepSpeed engine across ranks; dist=none leaves them as built.
+        self.par = DISTS.build(job.dist, job)
+        self.model, self.opt = self.par.wrap(self.model, lambda m: build_optimizer(job.optim, m))
         self.schedule = SCHEDULES.build(job.schedule)
-        self.ramp = RAMPS.build(job.ramp, tc.micro_batch)
+        self.ramp = RAMPS.build(job.ramp, tc.micro_batch * self.par.world)  # whole on every rank
         self.fraction = BUDGETS.build(job.budget)
         self.state = LoopState()
 
     # --- checkpointing -------------------------------------------------------------------
     def state_dict(self, run_id: str) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                **self.loop_state(run_id)}
+
+    def loop_state(self, run_id: str) -> dict:
+        """Everything but the model and optimizer (distributed checkpoints store those in
+        their own format: trainer/dist/checkpoint.py)."""
         s = self.state
         return {
             "run_id": run_id,
-            "model": self.model.state_dict(),
-            "optimizer": self.opt.state_dict(),
             "progress": asdict(s.progress), "window": asdict(s.window),
             "best_val": s.best_val, "val_loss": s.val_loss,
             "bad_steps": s.bad_steps, "skipped_steps": s.skipped_steps,
@@ -122,6 +130,9 @@ class Trainer:
     def load_state_dict(self, d: dict) -> None:
         self.model.load_state_dict(d["model"])
         self.opt.load_state_dict(d["optimizer"])
+        self.load_loop_state(d)
+
+    def load_loop_state(self, d: dict) -> None:
         self.state = LoopState(Progress(**d["progress"]), Window(**d["window"]), d["best_val"],
                                d["val_loss"], d["bad_steps"], d["skipped_steps"])
         self.train_seqs.cursor = d["cursor"]
@@ -138,14 +149,20 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = lr
         batch = self.ramp(f)
-        accum = batch // tc.micro_batch
+        accum = batch // (tc.micro_batch * self.par.world)    # this rank's micro-batches
         loss_sum = 0.0
-        for _ in range(accum):
-            w = torch.from_numpy(self.train_seqs.next(tc.micro_batch)).to(self.device)
-            with self.amp:
-                loss = self.objective(self.model, w, self.state.progress.steps)
-            (loss / accum).backward()
+        for i in range(accum):
+            w = torch.from_numpy(self.par.next_batch(self.train_seqs, tc.micro_batch)
+                                 ).to(self.device)
+            with self.par.accumulating(last=i == accum - 1):   # gradient sync on the last
+                with self.amp:
+                    loss = self.objective(self.model, w, self.state.progress.steps)
+                self.par.backward(loss / accum)
             loss_sum += loss.item() / accum
+        loss_sum = self.par.mean(loss_sum)
+        if self.par.owns_step:       # DeepSpeed clips, steps and skips non-finite steps itself
+            grad_norm, finite = self.par.step()
+            return lr, batch, loss_sum, grad_norm, finite and math.isfinite(loss_sum)
         if tc.agc > 0:
             # Unit-wise AGC (Brock et al. 2021, NFNets Sec. 4): clip each row's gradient to
             # agc * its weight norm; 0.003 in the large Mixer/Transformer comparisons.

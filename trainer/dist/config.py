@@ -9,14 +9,24 @@ rank takes its share of the global batch's micro-batches.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import MISSING
 
 from trainer.registry import Registry, check, check_choice
 
+if TYPE_CHECKING:
+    from trainer.config import JobConfig
+
 DISTS: Registry = Registry("dist")
 BACKENDS = ("auto", "gloo", "nccl")            # auto: nccl on CUDA, gloo on CPU
 SHARDINGS = ("full", "grad_op")                # FSDP2: reshard parameters after forward, or not
+# Optimizers whose update of an element depends on that element alone. Sharded training
+# (FSDP2's row shards, ZeRO's flat 1-D partitions) hands each rank a piece of every tensor:
+# these give the same update on a piece as on the whole; SM3 and Adafactor (row/column
+# statistics), Shampoo, SOAP and Muon (matrix preconditioners) would silently compute another
+# algorithm. dist=ddp keeps whole tensors on every rank and takes all ten.
+ELEMENTWISE_OPTIMIZERS = ("adam", "adamw", "lion", "sgd", "tiger")
 
 
 @dataclass
@@ -35,6 +45,9 @@ class DistConfig:
     def world_size(self) -> int:
         return self.nproc * self.nodes
 
+    def check_job(self, job: "JobConfig") -> None:
+        """What this option cannot run, refused with the job's other groups in view."""
+
 
 @dataclass
 class NoDistConfig(DistConfig):
@@ -51,8 +64,22 @@ class DDPConfig(DistConfig):
     name: str = "ddp"
 
 
+class _Sharded:
+    """Checks shared by the options that give each rank a piece of every tensor."""
+
+    def check_job(self, job: "JobConfig") -> None:
+        what = f"dist={self.name}"                                    # type: ignore[attr-defined]
+        check(job.optim.name in ELEMENTWISE_OPTIMIZERS, "optim", job.optim.name,
+              f"{what} shards every tensor across ranks, and optim={job.optim.name} needs whole "
+              f"tensors (row/column or matrix statistics): use dist=ddp, or one of "
+              f"{', '.join(ELEMENTWISE_OPTIMIZERS)}")
+        check(job.train.agc == 0, "train.agc", job.train.agc,
+              f"unit-wise clipping needs whole tensors, which {what} shards: use dist=ddp, or "
+              "train.agc=0 (train.grad_clip clips the global norm)")
+
+
 @dataclass
-class FSDPConfig(DistConfig):
+class FSDPConfig(_Sharded, DistConfig):
     name: str = "fsdp"
     # full: parameters are resharded after forward (ZeRO-3-like); grad_op: kept unsharded
     # between forward and backward (ZeRO-2-like: more memory, less communication)
@@ -64,7 +91,7 @@ class FSDPConfig(DistConfig):
 
 
 @dataclass
-class DeepSpeedConfig(DistConfig):
+class DeepSpeedConfig(_Sharded, DistConfig):
     name: str = "deepspeed"
     zero_stage: int = 2             # 1: optimizer state, 2: + gradients, 3: + parameters sharded
     offload_optimizer: bool = False  # optimizer state and step on the CPU (ZeRO-Offload)
@@ -74,5 +101,27 @@ class DeepSpeedConfig(DistConfig):
         check_choice("dist.zero_stage", self.zero_stage, (1, 2, 3))
 
 
+def check_job(job: "JobConfig") -> None:
+    """Cross-group checks of `dist`, run with the job's other checks at composition: every
+    ramp anchor is a whole number of micro-batches on every rank, and the option can run the
+    job's optimizer and clipping."""
+    world, micro = job.dist.world_size, job.train.micro_batch
+    for size in job.ramp.batch_sizes() if world > 1 else ():
+        check(size % (micro * world) == 0, f"ramp={job.ramp.name} batch size", size,
+              f"must be a multiple of train.micro_batch x ranks = {micro} x {world} = "
+              f"{micro * world} (global batch = micro-batch x accumulation x ranks)")
+    if job.dist.name != "none":
+        check(":" not in job.train.device, "train.device", job.train.device,
+              f"dist={job.dist.name} puts each rank on the GPU of its local rank: use "
+              "train.device=auto or cuda (or cpu)")
+    job.dist.check_job(job)
+
+
+def _build(cfg: DistConfig, *args: Any, **kwargs: Any) -> Any:
+    from trainer.dist.parallel import build  # torch.distributed, only when training
+
+    return build(cfg, *args, **kwargs)
+
+
 for _cls in (NoDistConfig, DDPConfig, FSDPConfig, DeepSpeedConfig):
-    DISTS.register(_cls.name, _cls)(None)
+    DISTS.register(_cls.name, _cls)(_build)

@@ -1,0 +1,134 @@
+"""Where this process sits in a distributed job, and its process group.
+
+A rank learns its place from the environment, as torchrun and submitit set it: RANK,
+WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT. In a Slurm job of several
+tasks, submitit's `TorchDistributedEnvironment` derives them from the SLURM_* variables (the
+first node is the master; the port is drawn from the job id, so jobs sharing a node do not
+collide). Locally, trainer/dist/spawn.py sets them for the ranks it starts.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from trainer.config import JobConfig
+from trainer.contract import ConfigError
+
+log = logging.getLogger("lmsweep")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# DeepSpeed JIT-builds C++ ops on first use (its shm comm op: ~27 s on 2 cores); a stable
+# directory in the project's cache makes that once per machine (and per CI cache).
+TORCH_EXTENSIONS_DIR = PROJECT_ROOT / ".cache" / "lmsweep" / "torch_extensions"
+TIMEOUT = timedelta(minutes=10)      # a collective waiting longer than this fails the rank
+
+
+@dataclass(frozen=True)
+class Place:
+    rank: int
+    world: int
+    local_rank: int
+    local_world: int
+
+
+def source(world: int) -> str:
+    """How this process takes part in a job of `world` ranks: "env" (its rank is in the
+    environment: a rank started by lmsweep or torchrun), "slurm" (one task of a Slurm job with
+    a task per rank), or "spawn" (it must start the ranks itself, on this machine)."""
+    env = os.environ
+    if "RANK" in env and "WORLD_SIZE" in env:
+        found = int(env["WORLD_SIZE"])
+        if found != world:
+            raise ConfigError(f"WORLD_SIZE={found} in the environment, but the job's dist asks "
+                              f"for {world} ranks (dist.nproc x dist.nodes)")
+        return "env"
+    tasks = int(env.get("SLURM_NTASKS") or env.get("SLURM_NPROCS") or 1)
+    if tasks > 1 and "SLURM_PROCID" in env:
+        if tasks != world:
+            raise ConfigError(f"the Slurm job has {tasks} tasks, but the job's dist asks for "
+                              f"{world} ranks (dist.nproc x dist.nodes); lmsweep's Slurm "
+                              "launcher asks for one task per rank")
+        return "slurm"
+    return "spawn"
+
+
+def export_slurm() -> None:
+    """RANK, WORLD_SIZE, MASTER_* from the Slurm variables, by submitit. CUDA_VISIBLE_DEVICES
+    is left as Slurm set it: a rank takes the GPU of its local rank among those."""
+    from submitit.helpers import TorchDistributedEnvironment
+
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+
+
+def place() -> Place:
+    env = os.environ
+    world = int(env["WORLD_SIZE"])
+    local_world = int(env.get("LOCAL_WORLD_SIZE") or world)
+    return Place(int(env["RANK"]), world, int(env.get("LOCAL_RANK") or 0), local_world)
+
+
+def threads_per_rank(local_world: int, slurm_task: bool) -> int:
+    """CPU threads for one rank: its Slurm task's CPUs, else this process's cores shared by
+    the ranks started on this machine (they all inherit the same affinity)."""
+    cores = len(os.sched_getaffinity(0))
+    per_task = os.environ.get("SLURM_CPUS_PER_TASK")
+    if slurm_task and per_task:
+        return max(1, min(cores, int(per_task)))
+    return max(1, cores // local_world)
+
+
+def backend(requested: str, cuda: bool) -> str:
+    """nccl for CUDA tensors and gloo for CPU ones (the ranks agree on flags with small CPU
+    tensors, without a device sync); gloo alone on CPU."""
+    if cuda:
+        return "gloo" if requested == "gloo" else "cpu:gloo,cuda:nccl"
+    if requested == "nccl":
+        raise ConfigError("dist.backend='nccl' is invalid on this machine: NCCL needs CUDA "
+                          "GPUs and this rank has none; valid here: auto, gloo")
+    return "gloo"
+
+
+def wants_cuda(device: str) -> bool:
+    import torch
+
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+
+
+def init(job: JobConfig, slurm_task: bool = False) -> Place:
+    """In a rank: threads, device and the process group; the job's `train.threads` is set
+    to this rank's share of the cores (`slurm_task`: the rank is a task of its own)."""
+    import torch
+    import torch.distributed as dist
+
+    where = place()
+    if job.train.threads == 0:
+        job.train.threads = threads_per_rank(where.local_world, slurm_task)
+    os.environ["OMP_NUM_THREADS"] = str(job.train.threads)
+    cuda = wants_cuda(job.train.device)
+    if cuda:
+        count = torch.cuda.device_count()
+        if where.local_rank >= count:
+            raise ConfigError(f"dist.nproc={where.local_world} ranks on this node, but it has "
+                              f"{count} CUDA device(s): one rank per GPU")
+        torch.cuda.set_device(where.local_rank)
+    elif job.dist.name == "deepspeed":
+        # Read when deepspeed is first imported: its CPU accelerator, without the warning.
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    if job.dist.name == "deepspeed":
+        os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(TORCH_EXTENSIONS_DIR))
+    dist.init_process_group(backend(job.dist.backend, cuda), rank=where.rank,
+                            world_size=where.world, timeout=TIMEOUT)
+    if where.rank != 0:
+        # One voice per job: rank 0 reports progress; other ranks log warnings and errors.
+        log.setLevel(logging.WARNING)
+    return where
+
+
+def shutdown() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
