@@ -15,9 +15,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeper import slurm
-from trainer.contract import ConfigError
-from tests.conftest import run_launch
+from tests.conftest import link_corpus, run_launch
 from trainer import schema
+from trainer.contract import ConfigError
 
 TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_batch=8",
         "ramp.start=8", "budget.steps=10", "train.eval_every=5"]
@@ -68,27 +68,35 @@ def wait_for(what: str, check, timeout: float = 180, every: float = 2):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-# --- the used-by sweep, 2x2 on Slurm -------------------------------------------------------
-@pytest.fixture(scope="module")
-def sweep_2x2(tmp_path_factory, corpus, slurm_cluster):
-    from trainer.data.corpus import corpus_dir
+# --- the used-by sweep, 2x2 on Slurm, into the SQLite file and into a tracking server -------
+SECRET = "pw-7c2e91"
 
-    cwd = tmp_path_factory.mktemp("slurm_sweep")
-    cache = cwd / "cache"
-    corpus_dir(cache).parent.mkdir(parents=True)
-    corpus_dir(cache).symlink_to(corpus)
+
+@pytest.fixture(scope="module", params=["sqlite", "server"])
+def sweep_2x2(request, tmp_path_factory, corpus, slurm_cluster):
+    """On the server, the URI carries a password: it must reach the jobs on the nodes (through
+    the environment) and appear in no file of the launch directory."""
+    cwd = tmp_path_factory.mktemp(f"slurm_sweep_{request.param}")
     uri = f"sqlite:///{cwd / 'm.db'}"
+    given = uri
+    if request.param == "server":
+        uri = request.getfixturevalue("mlflow_server").uri
+        given = uri.replace("http://", f"http://bob:{SECRET}@")
     r = run_launch("-m", *SLURM, "model=mixer,transformer", "optim=sm3,adam", *TINY,
-                   f"tracking.uri={uri}", cwd=cwd, env={**ENV, "LMSWEEP_CACHE": str(cache)})
+                   f"tracking.uri={given}", f"tracking.experiment=slurm-{request.param}",
+                   cwd=cwd, env={**ENV, "LMSWEEP_CACHE": str(link_corpus(cwd / "cache", corpus))})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return cwd, uri, r
+    assert SECRET not in r.stdout + r.stderr
+    leaks = [p for p in cwd.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    assert leaks == [], "the password was written to these files"
+    return cwd, uri, r, f"slurm-{request.param}"
 
 
 @on_slurm
 def test_2x2_sweep_on_slurm_ends_with_four_finished_runs(sweep_2x2):
-    cwd, uri, _ = sweep_2x2
+    cwd, uri, _, experiment = sweep_2x2
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("lmsweep").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
     jobs = [r for r in runs if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_JOB]
     (parent,) = [r for r in runs if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_SWEEP]
     assert sorted(r.info.run_name for r in jobs) == sorted(
@@ -106,10 +114,10 @@ def test_2x2_sweep_on_slurm_ends_with_four_finished_runs(sweep_2x2):
 
 @on_slurm
 def test_submitit_logs_are_artifacts_of_each_run(sweep_2x2):
-    cwd, uri, _ = sweep_2x2
+    cwd, uri, _, experiment = sweep_2x2
     client = MlflowClient(uri)
     by_name = {j["run_name"]: j["slurm_job_id"] for j in sweep_record(cwd)["jobs"]}
-    runs = client.search_runs([client.get_experiment_by_name("lmsweep").experiment_id],
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id],
                               f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'")
     for run in runs:
         jid = by_name[run.info.run_name]
@@ -122,9 +130,9 @@ def test_submitit_logs_are_artifacts_of_each_run(sweep_2x2):
 
 @on_slurm
 def test_status_of_a_finished_sweep(sweep_2x2):
-    cwd, uri, _ = sweep_2x2
+    cwd, uri, _, experiment = sweep_2x2
     rec = sweep_record(cwd)
-    out = status(cwd, uri, rec["sweep_id"])
+    out = status(cwd, uri, rec["sweep_id"], "--experiment", experiment)
     for job in rec["jobs"]:
         line = status_line(out, job["slurm_job_id"])
         assert job["run_name"] in line
@@ -305,7 +313,8 @@ def test_preempted_job_checkpoints_requeues_and_resumes_bit_exact(tmp_path, cach
     ref_dir.mkdir(), work.mkdir()
     ref_uri, uri = f"sqlite:///{ref_dir / 'm.db'}", f"sqlite:///{work / 'm.db'}"
     r = run_launch(*LONG, f"tracking.uri={ref_uri}", cwd=ref_dir,      # uninterrupted, locally
-                   env={**ENV, "LMSWEEP_CACHE": str(cache_dir), "LMSWEEP_CHECKPOINTS": str(ref_dir)})
+                   env={**ENV, "LMSWEEP_CACHE": str(cache_dir),
+                        "LMSWEEP_CHECKPOINTS": str(ref_dir)})
     assert r.returncode == 0, r.stderr[-3000:]
 
     jid = launch_and_wait_for_step(work, cache_dir, uri)
