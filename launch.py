@@ -19,7 +19,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig):
-    from sweeper.summary import table, ui_hint
+    from sweeper.summary import run_hint, table
     from trainer import contract
     from trainer.config import preflight, to_job
     from trainer.job import train
@@ -33,8 +33,7 @@ def main(cfg: DictConfig):
     summary = train(job, name, overrides, context)
     if hc.mode == RunMode.RUN:
         uri = contract.resolve_uri(job.tracking.uri)
-        print("\n" + table([summary]) + "\n\nMLflow: " + ui_hint(uri, summary.experiment_id),
-              flush=True)
+        print("\n" + table([summary]) + "\n\nMLflow: " + run_hint(uri, summary), flush=True)
     return summary
 
 

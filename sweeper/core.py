@@ -32,7 +32,7 @@ from sweeper import plan as planning
 from sweeper import slurm
 from trainer.contract import ConfigError
 from sweeper.preflight import PlannedJob, validate
-from sweeper.summary import table, ui_hint
+from sweeper.summary import sweep_view, table, ui_hint
 from trainer import contract, schema
 from trainer.config import fingerprint
 
@@ -114,6 +114,7 @@ def _launch(plugin: Any, todo: List[PlannedJob], names: List[str], client: Any, 
     sweep_id = new_sweep_id()
     command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     parent = tracking.start_sweep_run(client, experiment_id, sweep_id, command, len(todo))
+    view = sweep_view(client, experiment_id, sweep_id)     # the URL printed at the end opens it
     sweep_dir = Path(plugin.config.hydra.sweep.dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(plugin.config, sweep_dir / "multirun.yaml")
@@ -143,13 +144,16 @@ def _launch(plugin: Any, todo: List[PlannedJob], names: List[str], client: Any, 
         queued = [r for r in rows if isinstance(r, slurm.Submitted)]
         if queued and len(queued) == len(rows) == len(todo):
             # hydra.launcher.wait=false: the parent stays RUNNING; `status --reconcile` ends it.
-            print("\n" + slurm.submitted_note(sweep_id, uri, queued), flush=True)
+            print("\n" + slurm.submitted_note(sweep_id, uri, queued) + "\n\nMLflow: "
+                  + ui_hint(contract.redact(uri), experiment_id, view), flush=True)
         else:
             ok = failed == 0 and len(rows) == len(todo)
             summary = table(rows)
             parent.describe(command, summary)
             parent.end("FINISHED" if ok else "FAILED")
-            print("\n" + summary + "\n\nMLflow: " + ui_hint(uri, experiment_id), flush=True)
+            print("\n" + summary + "\n\nMLflow: " + ui_hint(contract.redact(uri),
+                                                                     experiment_id, view),
+                  flush=True)
     if failed:
         raise RuntimeError(f"{failed} of {len(todo)} jobs failed (see the table above)")
     return returns

@@ -154,9 +154,11 @@ def test_deepnet_scales_the_shortcut_and_the_init_by_depth():
     N = cfg.n_layers                                  # decoder-only: alpha=(2N)^1/4, beta=(8N)^-1/4
     assert all(b.alpha == pytest.approx((2 * N) ** 0.25) for b in branches)
     attn = model.blocks[0].branches[0].f
-    xavier = math.sqrt(2 / (2 * cfg.d_model))         # fan_in = fan_out = d
-    assert attn.v.weight.std().item() == pytest.approx(xavier * (8 * N) ** -0.25, rel=0.15)
-    assert attn.qk.weight.std().item() == pytest.approx(math.sqrt(2 / (3 * cfg.d_model)), rel=0.15)
+    (q, k), v = attn.qk.weight.split(cfg.d_model), attn.v.weight
+    xavier = math.sqrt(2 / (2 * cfg.d_model))         # each d x d projection on its own
+    assert v.std().item() == pytest.approx(xavier * (8 * N) ** -0.25, rel=0.15)
+    assert q.std().item() == pytest.approx(xavier, rel=0.15)     # queries, keys: gain 1
+    assert k.std().item() == pytest.approx(xavier, rel=0.15)
 
 
 def test_deepnet_needs_post_norm_and_excludes_rezero():

@@ -50,7 +50,7 @@ class Recorder:
     def __init__(self):
         self.targets = []
 
-    def loss(self, inputs, targets):
+    def loss(self, inputs, targets, z_loss=0.0):
         self.targets.append(targets)
         return torch.zeros(())
 

@@ -10,6 +10,7 @@ from torch import nn
 
 from tests.conftest import compose_job
 from trainer.models import build_model
+from trainer.models.roles import Declared, Role, param_kinds
 from trainer.optim import OPTIMIZERS, build_optimizer, state_bytes_per_param
 
 VOCAB = 16
@@ -75,6 +76,9 @@ class OneMatrix(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList([nn.Linear(N, M, bias=False)])
 
+    def param_roles(self):
+        yield Declared(self.blocks[0].weight, Role.HIDDEN)
+
 
 # bytes of fp32 state for one M x N matrix, per pytorch-optimizer 4.1.0 / torch 2.13 internals
 EXPECTED_BYTES = {
@@ -123,14 +127,29 @@ def test_sm3_state_is_about_half_of_adams():
     assert 0.5 <= sm3 / adam < 0.52
 
 
-def test_muon_orthogonalizes_hidden_matrices_only():
-    model, opt = tiny_lm("muon")
-    hidden = {id(p) for p in model.blocks.parameters() if p.ndim == 2}
-    by_kind = {use: {id(p) for g in opt.param_groups if g["use_muon"] == use for p in g["params"]}
-               for use in (True, False)}
-    assert by_kind[True] == hidden
-    assert id(model.embed.weight) in by_kind[False]
-    assert by_kind[True] | by_kind[False] == {id(p) for p in model.parameters()}
+def groups_by(opt, key):
+    return {value: {p for g in opt.param_groups if g[key] == value for p in g["params"]}
+            for value in {g[key] for g in opt.param_groups}}
+
+
+@pytest.mark.parametrize("model_overrides", [(), ("model=gau", "model.qk_dim=8"),
+                                             ("model.rezero=true", "model.norm=none")])
+def test_groups_follow_the_declared_roles(model_overrides):
+    """Decay for weights only and Muon for the blocks' matrices, by role: never GAU's per-dim
+    Q/K scales (2-D, yet vectors), a ReZero gate or a norm's gain."""
+    job = compose_job("optim=muon", "model.d_model=16", "model.n_layers=1", "data.seq_len=8",
+                      *model_overrides)
+    model = build_model(job.model, VOCAB)
+    opt = build_optimizer(job.optim, model)
+    kinds = param_kinds(model)
+    by_decay, by_muon = groups_by(opt, "weight_decay"), groups_by(opt, "use_muon")
+    assert by_decay[0.0] == {p for p, k in kinds.items() if not k.decayed}
+    assert by_muon[True] == {p for p, k in kinds.items() if k.hidden_matrix}
+    assert by_muon[True] | by_muon[False] == set(model.parameters())
+    assert model.embed.weight in by_muon[False]
+    vectors = {p for m in model.modules() for n, p in m.named_parameters(recurse=False)
+               if n in ("qk_scale", "qk_offset", "gate") or isinstance(m, nn.LayerNorm)}
+    assert vectors and not vectors & (by_muon[True] | by_decay[job.optim.weight_decay])
 
 
 @pytest.mark.parametrize("overrides,needle", [

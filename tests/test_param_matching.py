@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from tests.conftest import compose_job
-from trainer.config import GROUPS
+from trainer.config import GROUPS, preflight
 from trainer.models import count_params, solve_width
 from trainer.models.sizing import parse_count
 
@@ -61,19 +61,25 @@ def test_too_small_a_target_fails_clearly(base):
         solve_width(replace(base["transformer"], params="1k"), VOCAB)
 
 
-def test_the_job_config_carries_the_solved_width():
-    job = compose_job("model=mixer", "model.params=1M", "model.n_layers=2", "data.seq_len=32")
+def solved(*overrides):
+    """The job as pre-flight leaves it: model.params solved into the width (composition only
+    parses the target, so validation stays cheap)."""
+    job = compose_job("model.n_layers=2", "data.seq_len=32", *overrides)
+    preflight(job, local=False)
+    return job
+
+
+def test_preflight_carries_the_solved_width_into_the_job():
+    job = solved("model=mixer", "model.params=1M")
     assert job.model.params == "1M"
     assert abs(count_params(job.model, VOCAB) - 1_000_000) <= 10_000
-    mlm = compose_job("model=mixer", "model.params=1M", "model.n_layers=2", "data.seq_len=32",
-                      "objective=mlm")
+    mlm = solved("model=mixer", "model.params=1M", "objective=mlm")
     assert abs(count_params(mlm.model, VOCAB + 1, causal=False) - 1_000_000) <= 10_000
     assert mlm.model.d_model < job.model.d_model    # full T x T maps leave less for the width
 
 
 def test_heads_need_not_divide_the_placeholder_width_when_params_is_set():
-    job = compose_job("model.n_heads=3", "model.params=200k", "model.n_layers=2", "data.seq_len=32")
-    assert job.model.d_model % 3 == 0
+    assert solved("model.n_heads=3", "model.params=200k").model.d_model % 3 == 0
 
 
 def test_a_bad_target_fails_at_composition():

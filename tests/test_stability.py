@@ -7,20 +7,23 @@ import torch
 from tests.conftest import compose_job
 from trainer.loop import Trainer
 from trainer.models import build_model
+from trainer.objectives import OBJECTIVES
 
 TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_batch=8",
         "ramp.start=8", "train.threads=1"]
 
 
 def test_z_loss_adds_log_z_squared_in_training_only():
-    model = build_model(compose_job(*TINY).model, 257)
+    job = compose_job(*TINY)
+    model = build_model(job.model, 257)
     x = torch.randint(0, 257, (2, 33))
     plain = model.loss(x[:, :-1], x[:, 1:]).item()
-    model.z_loss = 1e-2
     z = torch.logsumexp(model(x[:, :-1]).float(), dim=-1).pow(2).mean().item()
-    assert model.loss(x[:, :-1], x[:, 1:]).item() == pytest.approx(plain + 1e-2 * z, rel=1e-5)
-    model.eval()
-    assert model.loss(x[:, :-1], x[:, 1:]).item() == pytest.approx(plain, rel=1e-6)
+    assert model.loss(x[:, :-1], x[:, 1:], z_loss=1e-2).item() == pytest.approx(
+        plain + 1e-2 * z, rel=1e-5)
+    objective = OBJECTIVES.build(job.objective, seed=0, z_loss=1e-2)
+    assert objective(model, x, 0).item() == pytest.approx(plain + 1e-2 * z, rel=1e-5)
+    assert objective(model, x).item() == pytest.approx(plain, rel=1e-6)     # evaluation
 
 
 def trainer_for(cache_dir, *overrides):
@@ -30,9 +33,9 @@ def trainer_for(cache_dir, *overrides):
 def test_agc_bounds_each_row_update(cache_dir):
     # With plain SGD the update is lr * grad, so AGC's bound |g_row| <= agc * |w_row| is visible
     # in the weights: no row of any matrix moves by more than lr * agc * its norm (+ eps floor).
-    t = trainer_for(cache_dir, "optim=sgd", "optim.lr=1.0", "optim.momentum=0", "optim.nesterov=false",
-                    "train.agc=0.01",
-                    "train.grad_clip=0", "schedule=constant")
+    t = trainer_for(cache_dir, "optim=sgd", "optim.lr=1.0", "optim.momentum=0",
+                    "optim.nesterov=false", "train.agc=0.01", "train.grad_clip=0",
+                    "schedule=constant")
     before = {n: p.detach().clone() for n, p in t.model.named_parameters()}
     *_, finite = t.step()
     assert finite
@@ -59,3 +62,4 @@ def test_stability_options_train(cache_dir):
     t = trainer_for(cache_dir, "train.agc=0.003", "train.z_loss=1e-4", "schedule=constant")
     losses = [t.step()[2] for _ in range(15)]
     assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0] - 0.3
+

@@ -140,6 +140,7 @@ def _open_run(client, job: JobConfig, trainer: Trainer, key: str, run_name: str,
             schema.TAG_FLOPS_PER_TOKEN: trainer.flops_per_token,
             schema.TAG_OUTCOME: schema.OUTCOME_RUNNING,
             **tracking.context_tags(f"launch.py {overrides}"),
+            **tracking.run_color(context.run_names if context else {}, run_name),
             **tracking.process_tags(),
         })
     run.log_params(flatten(asdict(job)))
@@ -161,8 +162,10 @@ def _save(trainer: Trainer, run, writer: MetricWriter, ckpt_dir: Path) -> None:
 def _finish(trainer: Trainer, run, writer: MetricWriter, outcome: str, ckpt_dir: Path,
             uri: str) -> None:
     s = trainer.state
+    # One-off values at step 0, as unigram_entropy: the MLflow UI draws a metric whose latest
+    # step is 0 as a bar chart (one bar per run), any other as an (here empty) line chart.
     writer.add({schema.FINAL_VAL_LOSS: s.val_loss, schema.BEST_VAL_LOSS: s.best_val,
-                schema.LOGGING_SECONDS: writer.seconds}, step=s.progress.steps)
+                schema.LOGGING_SECONDS: writer.seconds}, step=0)
     if not writer.close():
         _save(trainer, run, writer, ckpt_dir)
         raise _outage(uri, writer, s.progress.steps)

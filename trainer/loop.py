@@ -95,10 +95,9 @@ class Trainer:
 
         self.model = build_model(job.model, job.vocab_size(self.data.vocab_size),
                                  causal=job.objective.causal).to(self.device)
-        self.model.z_loss = tc.z_loss
         self.params_total, self.params_non_emb = self.model.param_counts()
         self.flops_per_token = self.model.flops_per_token(self.seq_len)
-        self.objective = OBJECTIVES.build(job.objective, seed=job.seed)
+        self.objective = OBJECTIVES.build(job.objective, seed=job.seed, z_loss=tc.z_loss)
         # The model and optimizer as the job's `dist` runs them (trainer/dist/parallel.py):
         # DDP, FSDP2 or a DeepSpeed engine across ranks; dist=none leaves them as built.
         self.par = DISTS.build(job.dist, job)

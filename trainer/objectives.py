@@ -1,10 +1,11 @@
 """Training objectives (the `objective` group): how a packed window becomes a loss.
 
-An objective is built once per job, `OBJECTIVES.build(cfg, seed=job.seed)`, and called as
-`loss(model, window, step)`: window is [B, T+1] token ids, step the optimizer step for training
-micro-batches and None for evaluation. Randomness (mlm's masks) is seeded from (seed, step), so
-runs are reproducible, resumed runs see the masks they would have seen, and every model of a
-sweep is scored on the same masks.
+An objective is built once per job, `OBJECTIVES.build(cfg, seed=job.seed, z_loss=...)`, and
+called as `loss(model, window, step)`: window is [B, T+1] token ids, step the optimizer step for
+training micro-batches and None for evaluation. Randomness (mlm's masks) is seeded from
+(seed, step), so runs are reproducible, resumed runs see the masks they would have seen, and
+every model of a sweep is scored on the same masks. z_loss (train.z_loss, PaLM's auxiliary
+loss; CausalLM.loss) is added in training only: evaluation reports plain cross-entropy.
 """
 from __future__ import annotations
 
@@ -38,10 +39,15 @@ class CLMConfig(ObjectiveConfig):
     name: str = "clm"
 
 
+def training_only(z_loss: float, step: Optional[int]) -> float:
+    return 0.0 if step is None else z_loss
+
+
 @OBJECTIVES.register("clm", CLMConfig)
-def clm(cfg: CLMConfig, seed: int) -> Loss:
+def clm(cfg: CLMConfig, seed: int, z_loss: float = 0.0) -> Loss:
     """Next-token prediction: inputs x[:-1], targets x[1:]."""
-    return lambda model, w, step=None: model.loss(w[:, :-1], w[:, 1:])
+    return lambda model, w, step=None: model.loss(w[:, :-1], w[:, 1:],
+                                                  training_only(z_loss, step))
 
 
 @dataclass
@@ -74,7 +80,9 @@ def mask_tokens(x: torch.Tensor, cfg: MLMConfig, mask_id: int,
     (inputs, targets): targets are the original ids there and IGNORE elsewhere."""
     B, T = x.shape
     k = max(1, round(cfg.mask_prob * T))
-    rand = lambda: torch.rand(B, T, generator=generator, device=x.device)
+    def rand() -> torch.Tensor:
+        return torch.rand(B, T, generator=generator, device=x.device)
+
     chosen = torch.zeros_like(x, dtype=torch.bool).scatter_(1, rand().topk(k, dim=1).indices, True)
     u = rand()
     random_ids = torch.randint(0, mask_id, (B, T), generator=generator, device=x.device)
@@ -89,8 +97,9 @@ class MaskedLM:
     (seed, step); evaluation re-seeds by seed alone on every call, so every evaluation scores
     the same positions of the same windows."""
 
-    def __init__(self, cfg: MLMConfig, seed: int):
+    def __init__(self, cfg: MLMConfig, seed: int, z_loss: float = 0.0):
         self.cfg, self.seed = cfg, seed % 2**64        # SeedSequence takes entropy >= 0
+        self.z_loss = z_loss
         self._step: Optional[int] = None
         self._gen: Optional[torch.Generator] = None
 
@@ -106,9 +115,9 @@ class MaskedLM:
         x = w[:, :-1]                               # the model supports T = seq_len positions
         mask_id = model.vocab_size - self.cfg.extra_tokens
         inputs, targets = mask_tokens(x, self.cfg, mask_id, self.generator(step, x.device))
-        return model.loss(inputs, targets)
+        return model.loss(inputs, targets, training_only(self.z_loss, step))
 
 
 @OBJECTIVES.register("mlm", MLMConfig)
-def mlm(cfg: MLMConfig, seed: int) -> Loss:
-    return MaskedLM(cfg, seed)
+def mlm(cfg: MLMConfig, seed: int, z_loss: float = 0.0) -> Loss:
+    return MaskedLM(cfg, seed, z_loss)

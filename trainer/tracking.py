@@ -23,6 +23,7 @@ from trainer.contract import (MAX_PARAM_LENGTH, MAX_PARAMS_PER_BATCH, MAX_TAG_LE
 # Schemes MLflow's tracking stores accept (mlflow/store/tracking/__init__.py + databricks).
 SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "file", "databricks")
 PROBE_TIMEOUT_S = 5
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -134,14 +135,16 @@ def connect(uri: str) -> Any:
 
 def ensure_experiment(client: Any, name: str) -> str:
     """Get or create by name, once, before any job starts: concurrent `set_experiment` calls
-    race, and the losers' runs land in "Default". A concurrent sweep may create it first."""
+    race, and the losers' runs land in "Default". A concurrent sweep may create it first.
+    Its kind is "Machine learning" (`mlflow.experimentKind`, which the UI's experiment page
+    lets one change), not GenAI; artifacts go where MLflow puts them (see the README)."""
     from mlflow.exceptions import MlflowException
 
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except MlflowException:
         exp = client.get_experiment_by_name(name)
         if exp is None:
@@ -195,6 +198,21 @@ def context_tags(source: str) -> dict[str, str]:
         remote = git("config", "--get", "remote.origin.url")
         tags["mlflow.source.git.repoURL"] = redact(remote) if remote else str(PROJECT_ROOT)
     return tags
+
+
+# The MLflow UI's run colours (its bundle's palette), the most distinct first.
+RUN_COLORS = ("#2272b4", "#de7921", "#277c43", "#c83243", "#8a63bf", "#a6630c", "#b45091",
+              "#5f7281", "#facb66", "#04867d", "#1f272d", "#e65b77", "#8acaff", "#115026",
+              "#93320b", "#434a93", "#8ddda8", "#9e102c", "#f2be88", "#137dae", "#445461")
+
+
+def run_color(run_names: Mapping[str, str], name: str) -> dict[str, str]:
+    """`mlflow.runColor`, which the UI draws a run in: each job of a sweep its own colour, by
+    job order. Without it the UI hashes run ids onto its palette, and jobs often share one."""
+    order = [n for _, n in sorted(run_names.items(), key=lambda kv: int(kv[0]))]
+    if name not in order:
+        return {}
+    return {"mlflow.runColor": RUN_COLORS[order.index(name) % len(RUN_COLORS)]}
 
 
 def process_tags() -> dict[str, str]:

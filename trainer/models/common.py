@@ -1,12 +1,14 @@
 """Pieces every model family shares: the config base, the LM shell, residual branches, MLPs,
 position encodings, learned T x T maps over positions, and parameter/FLOP accounting.
 
-A family supplies only the modules inside its residual branches; the shell does embedding,
-positions, the residual scheme (norm placement, ReZero, DeepNet), final norm, tied head, loss
-and accounting once for all of them.
+A family supplies only the modules inside its residual branches, each declaring the roles of
+its parameters (roles.py) and each block its sequence-mixing FLOPs; the shell does embedding,
+positions, the residual scheme (norm placement, ReZero, DeepNet), final norm, tied head, loss,
+initialisation by role and accounting once for all of them.
 """
 from __future__ import annotations
 
+import abc
 import functools
 import math
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ import torch.nn.functional as F
 from omegaconf import MISSING
 from torch import nn
 
+from trainer.models.roles import Declarations, Declared, Role, declarations, linear, norm
 from trainer.models.sizing import parse_count
 from trainer.registry import check, check_choice
 
@@ -70,17 +73,23 @@ def hidden_width(cfg: ModelConfig, fraction: float = 1.0) -> int:
 
 
 class GatedMLP(nn.Module):
-    """GELU-gated linear unit (Shazeer 2020, "GLU Variants"); 2/3 width keeps params at ratio*d^2*2."""
+    """GELU-gated linear unit (Shazeer 2020, "GLU Variants"); 2/3 width keeps params at
+    ratio*d^2*2."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        hidden = hidden_width(cfg, 2 / 3)
-        self.gate_up = nn.Linear(cfg.d_model, 2 * hidden, bias=cfg.bias)
-        self.down = nn.Linear(hidden, cfg.d_model, bias=cfg.bias)
+        self.hidden = hidden_width(cfg, 2 / 3)
+        self.gate_up = nn.Linear(cfg.d_model, 2 * self.hidden, bias=cfg.bias)
+        self.down = nn.Linear(self.hidden, cfg.d_model, bias=cfg.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up(x).chunk(2, dim=-1)
         return self.down(F.gelu(gate) * up)
+
+    def param_roles(self) -> Declarations:
+        # W_gate and W_up are two matrices (fused for one GEMM); DeepNet inits each on its own.
+        yield from linear(self.gate_up, (Role.HIDDEN, self.hidden), (Role.HIDDEN, self.hidden))
+        yield from linear(self.down, Role.OUTPUT)
 
 
 class PlainMLP(nn.Module):
@@ -92,6 +101,10 @@ class PlainMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down(F.gelu(self.up(x)))
+
+    def param_roles(self) -> Declarations:
+        yield from linear(self.up, Role.HIDDEN)
+        yield from linear(self.down, Role.OUTPUT)
 
 
 MLPS = {"glu": GatedMLP, "gelu": PlainMLP}
@@ -125,7 +138,8 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 
 
 def sinusoidal_positions(n: int, d: int) -> torch.Tensor:
-    """Vaswani et al. 2017, Sec. 3.5: PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(.)."""
+    """Vaswani et al. 2017, Sec. 3.5: PE(pos, 2i) = sin(pos / 10000^(2i/d)),
+    PE(pos, 2i+1) = cos(.)."""
     pos = torch.arange(n, dtype=torch.float32)[:, None]
     inv = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
     pe = torch.zeros(n, d)
@@ -195,6 +209,9 @@ class SequenceMap(nn.Module):
             full = full.new_full((*lead, S * S), fill).index_copy(-1, self.index, full)
         return full.view(*lead, S, S)[..., :T, :T]
 
+    def param_roles(self) -> Declarations:
+        yield Declared(self.weight, Role.MAP)
+
 
 class Residual(nn.Module):
     """One residual branch around f, in the placement the config asks for:
@@ -224,10 +241,18 @@ class Residual(nn.Module):
             return self.norm(self.alpha * x + h)
         return x + h
 
+    def param_roles(self) -> Declarations:
+        yield from norm(self.norm)
+        if self.gate is not None:
+            yield Declared(self.gate, Role.VECTOR)
+        # A branch module without param_roles declares nothing: `declarations` then names
+        # each of its parameters as undeclared.
+        yield from getattr(self.f, "param_roles", tuple)()
 
-class Block(nn.Module):
+
+class Block(nn.Module, metaclass=abc.ABCMeta):
     """One layer: residual branches applied in order; `flops_per_token` is its training cost
-    (forward + backward)."""
+    (forward + backward). A family's block must count its own sequence mixing."""
 
     def __init__(self, cfg: ModelConfig, *branches: nn.Module):
         super().__init__()
@@ -239,18 +264,21 @@ class Block(nn.Module):
             x = branch(x)
         return x
 
+    def param_roles(self) -> Declarations:
+        for branch in self.branches:
+            yield from branch.param_roles()
+
     def flops_per_token(self, seq_len: int) -> int:
-        # 6 FLOPs per parameter per token (Kaplan et al. 2020, Sec. 2.1), except the weights of
-        # T x T maps: those act once per channel, not once per token, so families add that
-        # sequence-mixing work themselves.
-        maps = sum(m.weight.numel() for m in self.modules() if isinstance(m, SequenceMap))
-        return 6 * (sum(p.numel() for p in self.parameters()) - maps)
+        # 6 FLOPs per parameter per token (Kaplan et al. 2020, Sec. 2.1), except maps over
+        # positions: those act once per channel, not once per token, and are counted with the
+        # rest of the sequence mixing.
+        per_token = sum(d.tensor().numel() for d in self.param_roles() if d.role is not Role.MAP)
+        return 6 * per_token + self.mixing_flops_per_token(seq_len)
 
-
-# Parameter names of the linear maps that write into the residual stream.
-RESIDUAL_OUTPUTS = ("proj.weight", "down.weight")
-# Modules whose outputs only form attention logits (queries/keys); DeepNet leaves their gain at 1.
-LOGIT_PATH = ("qk", "logits")
+    @abc.abstractmethod
+    def mixing_flops_per_token(self, seq_len: int) -> int:
+        """Training FLOPs per token of the work between positions that is not a per-token
+        weight (QK^T and AV, T x T maps), at sequence length seq_len."""
 
 
 class CausalLM(nn.Module):
@@ -264,7 +292,6 @@ class CausalLM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.vocab_size = vocab_size
-        self.z_loss = 0.0               # set by the trainer (train.z_loss)
         self.embed = nn.Embedding(vocab_size, cfg.d_model)
         self.pos_embed = (nn.Embedding(cfg.max_seq_len, cfg.d_model)
                           if cfg.positions == "learned" else None)
@@ -279,39 +306,50 @@ class CausalLM(nn.Module):
         self.head = nn.Linear(cfg.d_model, vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.head.weight = self.embed.weight
-        self.apply(self._init)
-        if cfg.deepnet:
-            self._deepnet_init()
-        else:
-            # GPT-2 (Radford et al. 2019, Sec. 2.3): scale the init of each residual branch's
-            # output projection by 1/sqrt(2L) so the residual stream does not grow with depth.
-            for name, p in self.named_parameters():
-                if name.endswith(RESIDUAL_OUTPUTS):
-                    nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layers))
-
-    @staticmethod
-    def _init(m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, std=0.02)
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
-
-    def _deepnet_init(self) -> None:
-        """DeepNet (Wang et al. 2022, Sec. 4 and Fig. 2), decoder-only or encoder-only with N
-        layers (2N branches): LN(alpha*x + f(x)) with alpha = (2N)^(1/4), and Xavier init with
-        gain beta = (8N)^(-1/4) for value, output and FFN weights (queries/keys: gain 1). Written
-        per branch count M = 2N as alpha = M^(1/4), beta = (4M)^(-1/4), so families with one
-        branch per block (gMLP, GAU) get the same per-branch scaling."""
         branches = [m for m in self.modules() if isinstance(m, Residual)]
-        M = len(branches)
-        for branch in branches:
-            branch.alpha = M ** 0.25
-            for name, m in branch.f.named_modules():
-                if isinstance(m, nn.Linear):
-                    logits = any(part in LOGIT_PATH for part in name.split("."))
-                    nn.init.xavier_normal_(m.weight, gain=1.0 if logits else (4 * M) ** -0.25)
+        if cfg.deepnet:
+            for branch in branches:
+                branch.alpha = len(branches) ** 0.25
+        with torch.no_grad():
+            for d in declarations(self):       # fails on any undeclared parameter
+                self._init(d, len(branches))
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def _init(self, d: Declared, n_branches: int) -> None:
+        """By role. GPT-2 (Radford et al. 2019, Sec. 2.3): N(0, 0.02), and 0.02/sqrt(2L) for
+        the projections into the residual stream, so that it does not grow with depth.
+
+        DeepNet (Wang et al. 2022, Sec. 4 and Fig. 2), decoder-only or encoder-only with N
+        layers (2N branches): LN(alpha*x + f(x)) with alpha = (2N)^(1/4), and Xavier init with
+        gain beta = (8N)^(-1/4) for value, output and FFN matrices (queries/keys: gain 1), each
+        matrix on its own. Written per branch count M = 2N as alpha = M^(1/4),
+        beta = (4M)^(-1/4), so families with one branch per block (gMLP, GAU) get the same
+        per-branch scaling."""
+        w = d.tensor()
+        if d.role is Role.BIAS:
+            nn.init.zeros_(w)
+        elif d.role.hidden_matrix and self.cfg.deepnet:
+            beta = 1.0 if d.role is Role.LOGIT else (4 * n_branches) ** -0.25
+            nn.init.xavier_normal_(w, gain=beta)
+        elif d.role is Role.OUTPUT:
+            nn.init.normal_(w, std=0.02 / math.sqrt(2 * self.cfg.n_layers))
+        elif d.role.hidden_matrix or d.role is Role.EMBEDDING:
+            nn.init.normal_(w, std=0.02)
+
+    def param_roles(self) -> Declarations:
+        yield Declared(self.embed.weight, Role.EMBEDDING)
+        if self.pos_embed is not None:
+            yield Declared(self.pos_embed.weight, Role.EMBEDDING)
+        if self.pos_scale is not None:
+            yield Declared(self.pos_scale, Role.VECTOR)
+        for block in self.blocks:
+            yield from block.param_roles()
+        yield from norm(self.norm)
+        if not self.cfg.tie_embeddings:
+            yield Declared(self.head.weight, Role.EMBEDDING)
+
+    def forward(self, idx: torch.Tensor, targets: Optional[torch.Tensor] = None,
+                z_loss: float = 0.0) -> torch.Tensor:
+        """Logits [B, T, vocab]; given targets, the loss (one graph for torch.compile)."""
         T = idx.size(1)
         x = self.embed(idx)
         if self.pos_embed is not None:
@@ -321,20 +359,25 @@ class CausalLM(nn.Module):
             x = x + (pe if self.pos_scale is None else self.pos_scale * pe)
         for block in self.blocks:
             x = block(x)
-        return self.head(self.norm(x))
+        logits = self.head(self.norm(x))
+        return logits if targets is None else self._loss(logits, targets, z_loss)
 
-    def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(self, idx: torch.Tensor, targets: torch.Tensor, z_loss: float = 0.0) -> torch.Tensor:
         """Mean cross-entropy over targets; positions with target -100 are not scored.
 
-        In training, `z_loss` > 0 adds z_loss * mean(log Z)^2 over scored positions (PaLM,
-        Chowdhery et al. 2022, Sec. 5), which keeps the softmax normaliser near 1 and the
-        logits from drifting; evaluation always reports plain cross-entropy."""
-        logits = self(idx).float()
-        flat, targets = logits.view(-1, logits.size(-1)), targets.reshape(-1)
+        z_loss > 0 adds z_loss * mean(log Z)^2 over scored positions (PaLM, Chowdhery et al.
+        2022, Sec. 5), which keeps the softmax normaliser near 1 and the logits from drifting;
+        objectives pass it for training micro-batches only."""
+        return self(idx, targets, z_loss)
+
+    @staticmethod
+    def _loss(logits: torch.Tensor, targets: torch.Tensor, z_loss: float) -> torch.Tensor:
+        flat, targets = logits.float().view(-1, logits.size(-1)), targets.reshape(-1)
         loss = F.cross_entropy(flat, targets)
-        if self.training and self.z_loss > 0:
-            scored = targets != -100
-            loss = loss + self.z_loss * torch.logsumexp(flat[scored], dim=-1).pow(2).mean()
+        if z_loss > 0:                  # a masked mean: no data-dependent shapes to compile
+            scored = (targets != -100).float()
+            log_z = torch.logsumexp(flat, dim=-1)
+            loss = loss + z_loss * (log_z.pow(2) * scored).sum() / scored.sum()
         return loss
 
     # --- accounting -------------------------------------------------------------------------
@@ -349,7 +392,8 @@ class CausalLM(nn.Module):
         return n
 
     def param_counts(self) -> tuple[int, int]:
-        """(total trainable, non-embedding); a tied head counts once (Kaplan et al. 2020 convention)."""
+        """(total trainable, non-embedding); a tied head counts once (Kaplan et al. 2020
+        convention)."""
         total = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return total, total - self.embedding_params()
 

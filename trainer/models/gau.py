@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.models.common import (POSITIONS, Block, CausalLM, ModelConfig, Rotary,
-                                   hidden_width)
+from trainer.models.common import POSITIONS, Block, CausalLM, ModelConfig, Rotary, hidden_width
 from trainer.models.registry import MODELS
+from trainer.models.roles import Declarations, Declared, Role, linear
 from trainer.registry import check
 
 
@@ -45,13 +45,13 @@ class GAUConfig(ModelConfig):
 class GatedAttentionUnit(nn.Module):
     def __init__(self, cfg: GAUConfig, causal: bool):
         super().__init__()
-        e, s = hidden_width(cfg), cfg.qk_dim
-        self.uv = nn.Linear(cfg.d_model, 2 * e, bias=cfg.bias)
+        self.e, s = hidden_width(cfg), cfg.qk_dim
+        self.uv = nn.Linear(cfg.d_model, 2 * self.e, bias=cfg.bias)
         self.qk = nn.Linear(cfg.d_model, s, bias=cfg.bias)
         # Scale and offset start as the identity, so Q = K = Z at init.
         self.qk_scale = nn.Parameter(torch.ones(2, s))
         self.qk_offset = nn.Parameter(torch.zeros(2, s))
-        self.proj = nn.Linear(e, cfg.d_model, bias=cfg.bias)
+        self.proj = nn.Linear(self.e, cfg.d_model, bias=cfg.bias)
         self.rotary = Rotary(s, cfg.max_seq_len) if cfg.positions == "rotary" else None
         self.n, self.causal = cfg.max_seq_len, causal
 
@@ -66,15 +66,22 @@ class GatedAttentionUnit(nn.Module):
             a = a.tril()
         return self.proj(u * (a @ v))
 
+    def param_roles(self) -> Declarations:
+        yield from linear(self.uv, (Role.HIDDEN, self.e), (Role.HIDDEN, self.e))  # W_u, W_v
+        yield from linear(self.qk, Role.LOGIT)          # Z: only forms Q, K
+        yield Declared(self.qk_scale, Role.VECTOR)
+        yield Declared(self.qk_offset, Role.VECTOR)
+        yield from linear(self.proj, Role.OUTPUT)
+
 
 class GAUBlock(Block):
     def __init__(self, cfg: GAUConfig, causal: bool):
         super().__init__(cfg, GatedAttentionUnit(cfg, causal))
         self.mixing_width = cfg.qk_dim + hidden_width(cfg)
 
-    def flops_per_token(self, seq_len: int) -> int:
+    def mixing_flops_per_token(self, seq_len: int) -> int:
         # QK^T (2*T*s) and AV (2*T*e) per token forward, x3 for training.
-        return super().flops_per_token(seq_len) + 6 * seq_len * self.mixing_width
+        return 6 * seq_len * self.mixing_width
 
 
 @MODELS.register("gau", GAUConfig)

@@ -16,6 +16,7 @@ from torch import nn
 
 from trainer.models.common import Block, CausalLM, ModelConfig, SequenceMap, hidden_width
 from trainer.models.registry import MODELS
+from trainer.models.roles import Declarations, Declared, Role, linear, norm
 
 
 @dataclass
@@ -42,15 +43,22 @@ class SpatialGatingMLP(nn.Module):
         gate = self.spatial.matrix(T) @ self.norm(z2) + self.spatial_bias[:T, None]
         return self.proj(z1 * gate)
 
+    def param_roles(self) -> Declarations:
+        yield from linear(self.up, Role.HIDDEN)        # U of the paper, split after the GELU
+        yield from norm(self.norm)
+        yield from self.spatial.param_roles()
+        yield Declared(self.spatial_bias, Role.VECTOR)  # ones at init: the gate starts open
+        yield from linear(self.proj, Role.OUTPUT)
+
 
 class GMLPBlock(Block):
     def __init__(self, cfg: GMLPConfig, causal: bool):
         super().__init__(cfg, SpatialGatingMLP(cfg, causal))
         self.half = hidden_width(cfg, 1 / 2)
 
-    def flops_per_token(self, seq_len: int) -> int:
+    def mixing_flops_per_token(self, seq_len: int) -> int:
         # The T x T map acts once per gated channel: 2*T*half FLOPs per token forward, x3.
-        return super().flops_per_token(seq_len) + 6 * seq_len * self.half
+        return 6 * seq_len * self.half
 
 
 @MODELS.register("gmlp", GMLPConfig)

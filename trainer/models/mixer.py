@@ -14,6 +14,7 @@ from torch import nn
 
 from trainer.models.common import Block, CausalLM, MLPConfig, SequenceMap, make_mlp
 from trainer.models.registry import MODELS
+from trainer.models.roles import Declarations
 
 
 @dataclass
@@ -37,15 +38,19 @@ class TokenMixing(nn.Module):
         T = x.size(1)
         return self.w2.matrix(T) @ F.gelu(self.w1.matrix(T) @ x)
 
+    def param_roles(self) -> Declarations:
+        yield from self.w1.param_roles()
+        yield from self.w2.param_roles()
+
 
 class MixerBlock(Block):
     def __init__(self, cfg: MixerConfig, causal: bool):
         super().__init__(cfg, TokenMixing(cfg.max_seq_len, causal), make_mlp(cfg))
 
-    def flops_per_token(self, seq_len: int) -> int:
+    def mixing_flops_per_token(self, seq_len: int) -> int:
         # The two T x T maps act once per channel: 2*T*d FLOPs per token each forward
         # (computed densely), x3 for training.
-        return super().flops_per_token(seq_len) + 2 * 6 * seq_len * self.d_model
+        return 2 * 6 * seq_len * self.d_model
 
 
 @MODELS.register("mixer", MixerConfig)

@@ -15,9 +15,17 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from trainer.models.common import (POSITIONS, Block, CausalLM, SequenceMap, make_mlp,
-                                   merge_heads, split_heads)
+from trainer.models.common import (
+    POSITIONS,
+    Block,
+    CausalLM,
+    SequenceMap,
+    make_mlp,
+    merge_heads,
+    split_heads,
+)
 from trainer.models.registry import MODELS
+from trainer.models.roles import Declarations, Role, linear
 from trainer.models.transformer import TransformerConfig
 from trainer.registry import check_choice
 
@@ -65,15 +73,24 @@ class SynthesizedAttention(nn.Module):
         weights = self.scores(x).softmax(dim=-1)
         return self.proj(merge_heads(weights @ split_heads(self.v(x), self.n_heads)))
 
+    def param_roles(self) -> Declarations:
+        if isinstance(self.logits, SequenceMap):
+            yield from self.logits.param_roles()
+        else:
+            yield from linear(self.logits[0], Role.LOGIT)
+            yield from linear(self.logits[2], Role.LOGIT)
+        yield from linear(self.v, Role.HIDDEN)
+        yield from linear(self.proj, Role.OUTPUT)
+
 
 class SynthesizerBlock(Block):
     def __init__(self, cfg: SynthesizerConfig, causal: bool):
         super().__init__(cfg, SynthesizedAttention(cfg, causal), make_mlp(cfg))
 
-    def flops_per_token(self, seq_len: int) -> int:
+    def mixing_flops_per_token(self, seq_len: int) -> int:
         # Mixing the values (AV): 2*T*d per token forward, x3. Dense logits are a per-token
-        # linear map (6 per weight, counted above); random ones act per sequence, not per token.
-        return super().flops_per_token(seq_len) + 6 * seq_len * self.d_model
+        # linear map (6 per weight, counted by Block); random ones act per sequence.
+        return 6 * seq_len * self.d_model
 
 
 @MODELS.register("synthesizer", SynthesizerConfig)

@@ -11,9 +11,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.models.common import (POSITIONS, Block, CausalLM, MLPConfig, Rotary, make_mlp,
-                                   merge_heads, split_heads)
+from trainer.models.common import (
+    POSITIONS,
+    Block,
+    CausalLM,
+    MLPConfig,
+    Rotary,
+    make_mlp,
+    merge_heads,
+    split_heads,
+)
 from trainer.models.registry import MODELS
+from trainer.models.roles import Declarations, Role, linear
 from trainer.registry import check
 
 
@@ -45,8 +54,9 @@ class SelfAttention(nn.Module):
 
     def __init__(self, cfg: TransformerConfig, causal: bool):
         super().__init__()
-        self.n_heads, self.causal = cfg.n_heads, causal
-        # Queries/keys apart from values: DeepNet initialises the two differently.
+        self.n_heads, self.causal, self.d_model = cfg.n_heads, causal, cfg.d_model
+        # Queries/keys apart from values: their roles keep DeepNet's init of q, k (gain 1)
+        # apart from v's.
         self.qk = nn.Linear(cfg.d_model, 2 * cfg.d_model, bias=cfg.bias)
         self.v = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
@@ -61,14 +71,20 @@ class SelfAttention(nn.Module):
                                            is_causal=self.causal)
         return self.proj(merge_heads(y))
 
+    def param_roles(self) -> Declarations:
+        d = self.d_model
+        yield from linear(self.qk, (Role.LOGIT, d), (Role.LOGIT, d))
+        yield from linear(self.v, Role.HIDDEN)
+        yield from linear(self.proj, Role.OUTPUT)
+
 
 class TransformerBlock(Block):
     def __init__(self, cfg: TransformerConfig, causal: bool):
         super().__init__(cfg, SelfAttention(cfg, causal), make_mlp(cfg))
 
-    def flops_per_token(self, seq_len: int) -> int:
+    def mixing_flops_per_token(self, seq_len: int) -> int:
         # PaLM App. B: QK^T and AV, 2*T*d each forward, x3 for training.
-        return super().flops_per_token(seq_len) + 12 * seq_len * self.d_model
+        return 12 * seq_len * self.d_model
 
 
 @MODELS.register("transformer", TransformerConfig)

@@ -1,4 +1,4 @@
-"""The `optim` registry, the fields every optimizer shares, and the weight-decay split."""
+"""The `optim` registry, the fields every optimizer shares, and the parameter groups."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,6 +8,7 @@ import torch
 from omegaconf import MISSING
 from torch import nn
 
+from trainer.models.roles import param_kinds
 from trainer.registry import Registry, check
 
 OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optim")
@@ -29,16 +30,22 @@ def check_unit(field: str, value: float) -> None:
     check(0 <= value < 1, f"optim.{field}", value, "in [0, 1)")
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Decay matrices and embeddings; leave norm gains and biases alone (GPT-2/nanoGPT practice)."""
-    no_decay = {id(p) for m in model.modules() if isinstance(m, (nn.LayerNorm, nn.RMSNorm))
-                for p in m.parameters(recurse=False)}
-    no_decay |= {id(p) for n, p in model.named_parameters() if n.endswith("bias")}
-    params = [p for p in model.parameters() if p.requires_grad]
-    return [
-        {"params": [p for p in params if id(p) not in no_decay], "weight_decay": weight_decay},
-        {"params": [p for p in params if id(p) in no_decay], "weight_decay": 0.0},
-    ]
+def param_groups(model: nn.Module, weight_decay: float,
+                 split_hidden_matrices: bool = False) -> list[dict]:
+    """nanoGPT's configure_optimizers, by the roles the model declares (models/roles.py):
+    decay weights (matrices, embeddings, maps over positions), never gains, gates or biases.
+    split_hidden_matrices: also one group per kind, each with `hidden_matrix` set (Muon)."""
+    kinds = {p: k for p, k in param_kinds(model).items() if p.requires_grad}
+    groups = []
+    for decayed in (True, False):
+        for hidden in ((True, False) if split_hidden_matrices else (None,)):
+            params = [p for p, k in kinds.items()
+                      if k.decayed == decayed and hidden in (None, k.hidden_matrix)]
+            extra = {} if hidden is None else {"hidden_matrix": hidden}
+            if params:
+                groups.append({"params": params, "weight_decay": weight_decay if decayed else 0.0,
+                               **extra})
+    return groups
 
 
 def build_optimizer(cfg: OptimConfig, model: nn.Module) -> torch.optim.Optimizer:

@@ -15,7 +15,7 @@ from trainer.registry import check
 class SM3Config(OptimConfig):
     name: str = "sm3"
     momentum: float = 0.9           # EMA (heavy-ball) only: pytorch-optimizer has no Nesterov
-    beta: float = 0.0               # 0: accumulate squared gradients (Adagrad-like), as in the paper
+    beta: float = 0.0               # 0: accumulate squared gradients (Adagrad-like), as published
     eps: float = 1e-30
 
     def __post_init__(self) -> None:

@@ -11,7 +11,6 @@ from torch import nn
 from trainer.optim.base import OPTIMIZERS, OptimConfig, check_unit, param_groups
 from trainer.registry import check, check_choice
 
-
 GRAFTS = ("none", "sgd", "adagrad", "rmsprop", "sqrtn")
 
 
@@ -111,15 +110,15 @@ def soap(cfg: SOAPConfig, model: nn.Module) -> torch.optim.Optimizer:
 def muon(cfg: MuonConfig, model: nn.Module) -> torch.optim.Optimizer:
     from pytorch_optimizer import Muon
 
-    # Jordan et al. 2024: W -= lr * NewtonSchulz5(momentum) for the hidden matrices (>= 2-D
-    # weights inside model.blocks); embeddings, head, norms and 1-D weights take AdamW.
-    # use_adjusted_lr scales each orthogonal update by 0.2 * sqrt(max(m, n)) so its RMS matches
-    # AdamW's (Liu et al. 2025, "Muon is Scalable", Sec. 2.2): one optim.lr and one decay serve
-    # both kinds of group, which the loop needs as it sets every group's lr alike.
-    hidden = {id(p) for p in model.blocks.parameters() if p.ndim >= 2}
-    groups = [{**g, "params": ps, "use_muon": use_muon}
-              for g in param_groups(model, cfg.weight_decay) for use_muon in (True, False)
-              if (ps := [p for p in g["params"] if (id(p) in hidden) == use_muon])]
+    # Jordan et al. 2024: W -= lr * NewtonSchulz5(momentum) for the hidden matrices (the
+    # matrices inside the blocks, by declared role); embeddings, head, maps over positions and
+    # vectors take AdamW. A fused weight (QKV) is orthogonalised as one matrix, as in the first
+    # modded-nanogpt records (c_attn). use_adjusted_lr scales each orthogonal update by
+    # 0.2 * sqrt(max(m, n)) so its RMS matches AdamW's (Liu et al. 2025, "Muon is Scalable",
+    # Sec. 2.2): one optim.lr and one decay serve both kinds of group, which the loop needs as
+    # it sets every group's lr alike.
+    groups = [{**g, "use_muon": g.pop("hidden_matrix")}
+              for g in param_groups(model, cfg.weight_decay, split_hidden_matrices=True)]
     return Muon(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                 ns_steps=cfg.ns_steps, use_adjusted_lr=True, adamw_lr=cfg.lr,
                 adamw_betas=(cfg.adam_beta1, cfg.adam_beta2))
