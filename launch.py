@@ -1,10 +1,11 @@
-"""lmsweep entry point.
+"""lmsweep entry point (installed, the `lmsweep` command: the same app and options).
 
     python launch.py                                        # one run with the defaults
     python launch.py -m model=mixer,transformer optim=sm3,adam   # a sweep: one MLflow run per job
     python launch.py --cfg job                              # show the resolved config
 """
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -15,9 +16,14 @@ from trainer.config import register_configs
 from trainer.contract import SweepContext, move_secrets
 
 register_configs()
+# conf/ beside this file in a checkout (an editable install included), by absolute path: a
+# relative one is resolved against the calling module, which the `lmsweep` command is not
+# run as. An installed package ships conf/ as the package `lmsweep_conf` (setup.py).
+CONF = Path(__file__).resolve().parent / "conf"
+CONF = str(CONF) if CONF.is_dir() else "pkg://lmsweep_conf"
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=CONF, config_name="config")
 def main(cfg: DictConfig):
     from sweeper.summary import run_hint, table
     from trainer import contract
