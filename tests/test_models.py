@@ -153,8 +153,7 @@ def test_deepnet_scales_the_shortcut_and_the_init_by_depth():
     branches = [m for m in model.modules() if isinstance(m, Residual)]
     N = cfg.n_layers                                  # decoder-only: alpha=(2N)^1/4, beta=(8N)^-1/4
     assert all(b.alpha == pytest.approx((2 * N) ** 0.25) for b in branches)
-    attn = model.blocks[0].branches[0].f
-    (q, k), v = attn.qk.weight.split(cfg.d_model), attn.v.weight
+    q, k, v = model.blocks[0].branches[0].f.qkv.weight.split(cfg.d_model)   # one fused GEMM
     xavier = math.sqrt(2 / (2 * cfg.d_model))         # each d x d projection on its own
     assert v.std().item() == pytest.approx(xavier * (8 * N) ** -0.25, rel=0.15)
     assert q.std().item() == pytest.approx(xavier, rel=0.15)     # queries, keys: gain 1

@@ -55,26 +55,23 @@ class SelfAttention(nn.Module):
     def __init__(self, cfg: TransformerConfig, causal: bool):
         super().__init__()
         self.n_heads, self.causal, self.d_model = cfg.n_heads, causal, cfg.d_model
-        # Queries/keys apart from values: their roles keep DeepNet's init of q, k (gain 1)
-        # apart from v's.
-        self.qk = nn.Linear(cfg.d_model, 2 * cfg.d_model, bias=cfg.bias)
-        self.v = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
+        # One GEMM for queries, keys and values (rows [q; k; v]); their roles keep DeepNet's
+        # init of q, k (gain 1) apart from v's.
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.rotary = (Rotary(cfg.d_model // cfg.n_heads, cfg.max_seq_len)
                        if cfg.positions == "rotary" else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, k = split_heads(self.qk(x), 2 * self.n_heads).chunk(2, dim=1)
+        q, k, v = split_heads(self.qkv(x), 3 * self.n_heads).chunk(3, dim=1)
         if self.rotary is not None:
             q, k = self.rotary(q), self.rotary(k)
-        y = F.scaled_dot_product_attention(q, k, split_heads(self.v(x), self.n_heads),
-                                           is_causal=self.causal)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
         return self.proj(merge_heads(y))
 
     def param_roles(self) -> Declarations:
         d = self.d_model
-        yield from linear(self.qk, (Role.LOGIT, d), (Role.LOGIT, d))
-        yield from linear(self.v, Role.HIDDEN)
+        yield from linear(self.qkv, (Role.LOGIT, d), (Role.LOGIT, d), (Role.HIDDEN, d))
         yield from linear(self.proj, Role.OUTPUT)
 
 
