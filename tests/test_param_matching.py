@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import compose_job
 from trainer.config import GROUPS, preflight
 from trainer.models import count_params, solve_width
-from trainer.models.sizing import parse_count
+from trainer.models.sizing import ALIGNMENTS, parse_count
 
 VOCAB = 257
 FAMILIES = GROUPS["model"].names()
@@ -50,6 +50,17 @@ def test_heads_divide_the_solved_width_and_the_ffn_closes_the_gap(base):
     assert cfg.ffn_hidden is not None               # widths step by 16: too coarse alone
 
 
+@pytest.mark.parametrize("target", ["200k", "1M", "4M"])
+def test_a_solved_hidden_width_is_as_aligned_as_the_tolerance_allows(base, target):
+    """GEMM-friendly widths: on no coarser grid of ALIGNMENTS is there a width within 1%."""
+    cfg = solve_width(replace(base["transformer"], params=target), VOCAB)
+    assert cfg.ffn_hidden is not None, "the case needs the hidden width to close the gap"
+    n, h = parse_count(target), cfg.ffn_hidden
+    for align in (a for a in ALIGNMENTS if a > max(a for a in ALIGNMENTS if h % a == 0)):
+        for other in (align * (h // align), align * (h // align + 1)):
+            assert abs(count_params(replace(cfg, ffn_hidden=other), VOCAB) - n) > 0.01 * n
+
+
 def test_bidirectional_models_are_sized_as_built(base):
     cfg = solve_width(replace(base["mixer"], params="1M"), VOCAB + 1, causal=False)
     assert abs(count_params(cfg, VOCAB + 1, causal=False) - 1_000_000) <= 10_000
@@ -73,9 +84,11 @@ def test_preflight_carries_the_solved_width_into_the_job():
     job = solved("model=mixer", "model.params=1M")
     assert job.model.params == "1M"
     assert abs(count_params(job.model, VOCAB) - 1_000_000) <= 10_000
-    mlm = solved("model=mixer", "model.params=1M", "objective=mlm")
+    # a plain MLP: a GLU's width steps by 32 (GatedMLP), which could hide the difference
+    mlm = solved("model=mixer", "model.params=1M", "objective=mlm", "model.mlp=gelu")
+    clm = solved("model=mixer", "model.params=1M", "model.mlp=gelu")
     assert abs(count_params(mlm.model, VOCAB + 1, causal=False) - 1_000_000) <= 10_000
-    assert mlm.model.d_model < job.model.d_model    # full T x T maps leave less for the width
+    assert mlm.model.d_model < clm.model.d_model    # full T x T maps leave less for the width
 
 
 def test_heads_need_not_divide_the_placeholder_width_when_params_is_set():
