@@ -3,8 +3,8 @@ started as the sweep's closing hint says, and the URL it prints loaded in a fres
 Chromium (Debian's /usr/bin/chromium, driven by Playwright; nothing is downloaded).
 
 The only change to what is printed is the port: the hint names `mlflow ui`'s default 5000, the
-test serves on a free one. Without /usr/bin/chromium (or playwright) the tests skip with the
-reason; under CI (LMSWEEP_REQUIRE_BROWSER=1, set by .ci/run) they fail instead.
+test serves on a free one. Without /usr/bin/chromium ($LMSWEEP_CHROMIUM) or playwright the
+tests skip with the reason; under CI (LMSWEEP_REQUIRE_BROWSER=1, set by .ci/run) they fail.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from trainer import schema
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("LMSWEEP_CHROMIUM", "/usr/bin/chromium"))    # Debian's
 # What headless Chromium needs on a machine without network or sandbox (the session notes).
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
