@@ -25,18 +25,23 @@ CONF = str(CONF) if CONF.is_dir() else "pkg://lmsweep_conf"
 
 @hydra.main(version_base="1.3", config_path=CONF, config_name="config")
 def main(cfg: DictConfig):
+    from sweeper.preflight import CONFIG_ERRORS, first_lines
     from sweeper.summary import run_hint, table
     from trainer import contract
     from trainer.config import preflight, to_job
+    from trainer.dist.run import run
     from trainer.job import train
 
     hc = HydraConfig.get()
-    job = to_job(cfg)
-    preflight(job)
+    try:
+        job = to_job(cfg)
+        preflight(job)
+    except CONFIG_ERRORS as e:        # one clean line, without a traceback
+        raise contract.ConfigError(first_lines(e)) from None
     overrides = " ".join(hc.overrides.task) or "defaults"
     context = SweepContext.load() if hc.mode == RunMode.MULTIRUN else None
     name = (context.run_name(hc.job.num) if context else "") or overrides
-    summary = train(job, name, overrides, context)
+    summary = run(train, job, name, overrides, context)    # dist: on every rank (trainer/dist)
     if hc.mode == RunMode.RUN:
         uri = contract.resolve_uri(job.tracking.uri)
         print("\n" + table([summary]) + "\n\nMLflow: " + run_hint(uri, summary), flush=True)

@@ -30,11 +30,11 @@ from omegaconf import OmegaConf
 
 from sweeper import plan as planning
 from sweeper import slurm
-from trainer.contract import ConfigError
 from sweeper.preflight import PlannedJob, validate
 from sweeper.summary import sweep_view, table, ui_hint
-from trainer import contract, schema
+from trainer import contract, liveness
 from trainer.config import fingerprint
+from trainer.contract import ConfigError
 
 log = logging.getLogger("lmsweep")
 
@@ -83,6 +83,10 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
     settings = jobs[0].config.tracking
     uri = contract.resolve_uri(settings.uri)
     client = tracking.connect(uri)            # fails in seconds, naming tracking.uri
+    experiment = client.get_experiment_by_name(settings.experiment)
+    if experiment is not None:                # runs a dead process left RUNNING are closed
+        for note in liveness.close_dead_runs(client, experiment.experiment_id):
+            log.warning(note)
     finished = set() if plugin.rerun else tracking.finished_fingerprints(client,
                                                                          settings.experiment)
     launcher_cfg = OmegaConf.to_container(plugin.config.hydra.launcher, resolve=True)
@@ -102,14 +106,14 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
               f"'{settings.experiment}': nothing to launch (hydra.sweeper.rerun=true runs "
               "them again)", flush=True)
         return []
-    return _launch(plugin, todo, [names[j.index] for j in todo], client, uri,
-                   settings.experiment)
+    return _launch(plugin, todo, [names[j.index] for j in todo], client, uri, settings)
 
 
 def _launch(plugin: Any, todo: List[PlannedJob], names: List[str], client: Any, uri: str,
-            experiment: str) -> Any:
+            settings: Any) -> Any:
     from trainer import tracking
 
+    experiment = settings.experiment
     experiment_id = tracking.ensure_experiment(client, experiment)
     sweep_id = new_sweep_id()
     command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
@@ -122,7 +126,7 @@ def _launch(plugin: Any, todo: List[PlannedJob], names: List[str], client: Any, 
     log.info(f"sweep {sweep_id}: {len(todo)} jobs -> experiment '{experiment}' "
              f"({experiment_id}) at {contract.redact(uri)}")
     context = contract.SweepContext(sweep_id, experiment_id, parent.run_id, contract.redact(uri),
-                                    {str(i): name for i, name in enumerate(names)})
+                                    {str(i): name for i, name in enumerate(names)}, plugin.rerun)
     previous = os.environ.get(contract.SWEEP_CONTEXT_ENV)
     context.save(sweep_dir)
     batch_size = plugin.max_batch_size or len(todo)
@@ -138,7 +142,7 @@ def _launch(plugin: Any, todo: List[PlannedJob], names: List[str], client: Any, 
                 else:
                     failed += 1
                     err = r._return_value
-                    rows.append(f"{name}: {type(err).__name__}: {err}")
+                    rows.append(f"{name}: {type(err).__name__}: {contract.scrub(str(err))}")
     finally:
         _restore_env(contract.SWEEP_CONTEXT_ENV, previous)
         queued = [r for r in rows if isinstance(r, slurm.Submitted)]
@@ -149,13 +153,15 @@ def _launch(plugin: Any, todo: List[PlannedJob], names: List[str], client: Any, 
         else:
             ok = failed == 0 and len(rows) == len(todo)
             summary = table(rows)
-            parent.describe(command, summary)
-            parent.end("FINISHED" if ok else "FAILED")
+            tracking.retrying(lambda: parent.describe(command, summary), settings.outage_limit_s,
+                              "recording the sweep's summary")
+            tracking.retrying(lambda: parent.end("FINISHED" if ok else "FAILED"),
+                              settings.outage_limit_s, "closing the sweep's run")
             print("\n" + summary + "\n\nMLflow: " + ui_hint(contract.redact(uri),
                                                                      experiment_id, view),
                   flush=True)
     if failed:
-        raise RuntimeError(f"{failed} of {len(todo)} jobs failed (see the table above)")
+        raise contract.JobsFailed(f"{failed} of {len(todo)} jobs failed (see the table above)")
     return returns
 
 

@@ -136,9 +136,9 @@ def rank_scaled(params: Mapping[str, Any], nodes: int, nproc: int) -> dict[str, 
     TorchDistributedEnvironment), so per node it asks for nproc times a rank's GPUs and memory."""
     tasks = int(params.get("tasks_per_node") or 1)
     if tasks != 1:
-        raise ConfigError(f"hydra.launcher.tasks_per_node={tasks} is invalid: lmsweep runs one task "
-                      "per rank, set by the job's dist.nproc (and dist.nodes); leave "
-                      "tasks_per_node at 1. Nothing was submitted.")
+        raise ConfigError(f"hydra.launcher.tasks_per_node={tasks} is invalid: lmsweep runs one "
+                          "task per rank, set by the job's dist.nproc (and dist.nodes); leave "
+                          "tasks_per_node at 1. Nothing was submitted.")
     out = {**params, "nodes": nodes, "tasks_per_node": nproc}
     for key in ("gpus_per_node", "mem_gb"):
         if params.get(key):

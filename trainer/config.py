@@ -30,6 +30,7 @@ from trainer.data.filters import FILTERS, FilterConfig
 from trainer.data.order import ORDERS, OrderConfig
 from trainer.data.sources import SOURCES, DataConfig
 from trainer.dist.config import DISTS, DistConfig
+from trainer.dist.config import check_job as check_dist
 from trainer.models import MODELS, ModelConfig, solve_width
 from trainer.objectives import OBJECTIVES, ObjectiveConfig
 from trainer.optim import OPTIMIZERS, OptimConfig
@@ -48,9 +49,9 @@ class TrainConfig:
     eval_sequences: int = 64        # fixed validation windows per pass
     log_every: int = 10             # optimizer steps between metric points
     grad_clip: float = 1.0          # max global grad norm; 0 disables
-    agc: float = 0.0                # adaptive (unit-wise) gradient clipping ratio, e.g. 0.003; 0 disables
+    agc: float = 0.0                # unit-wise adaptive gradient clipping, e.g. 0.003; 0 disables
     z_loss: float = 0.0             # PaLM's auxiliary log(Z)^2 loss, e.g. 1e-4; 0 disables
-    max_bad_steps: int = 5          # consecutive non-finite steps (skipped) before the run is `diverged`
+    max_bad_steps: int = 5          # consecutive non-finite (skipped) steps before `diverged`
     checkpoint_every: int = 0       # optimizer steps between checkpoints; 0: by time only
     # Wall-clock seconds between checkpoints (evaluation included): a node crash or kill -9
     # costs at most this much training. 0: only on signals and checkpoint_every.
@@ -82,7 +83,7 @@ class TrainConfig:
 
 @dataclass
 class TrackingConfig:
-    uri: Optional[str] = None       # None: $MLFLOW_TRACKING_URI, else sqlite:///<launch dir>/mlflow.db
+    uri: Optional[str] = None       # None: $MLFLOW_TRACKING_URI, else <launch dir>/mlflow.db
     experiment: str = DEFAULT_EXPERIMENT
     # Seconds the store may stay unreachable mid-run (training goes on, points are kept);
     # past it the job checkpoints and stops, and the next launch finishes it.
@@ -100,11 +101,13 @@ class TrackingConfig:
 
 @dataclass
 class JobConfig:
+    # data first: it is validated first, so data.seq_len=0 is blamed on itself rather than on
+    # model.max_seq_len, which follows it (${data.seq_len})
+    data: DataConfig = MISSING
     model: ModelConfig = MISSING
     objective: ObjectiveConfig = MISSING
     optim: OptimConfig = MISSING
     schedule: ScheduleConfig = MISSING
-    data: DataConfig = MISSING
     filter: FilterConfig = MISSING
     order: OrderConfig = MISSING    # the order training windows are visited in
     ramp: RampConfig = MISSING
@@ -116,12 +119,14 @@ class JobConfig:
 
     def __post_init__(self) -> None:
         check(self.data.seq_len <= self.model.max_seq_len, "data.seq_len", self.data.seq_len,
-              f"model={self.model.name} supports at most model.max_seq_len={self.model.max_seq_len}")
+              f"model={self.model.name} supports at most "
+              f"model.max_seq_len={self.model.max_seq_len}")
         # Every anchor of the ramp, not just its ends: rounding one down to whole micro-batches
         # would silently train on another batch size.
         for size in self.ramp.batch_sizes():
             check(size % self.train.micro_batch == 0, f"ramp={self.ramp.name} batch size", size,
                   f"must be a multiple of train.micro_batch={self.train.micro_batch}")
+        check_dist(self)            # ranks x micro-batches, and what the dist option can run
 
     def vocab_size(self, data_vocab: Optional[int] = None) -> int:
         """The model's vocabulary: the data's (known after preparation; before it, the
@@ -131,8 +136,9 @@ class JobConfig:
 
 
 GROUPS: dict[str, Registry] = {
-    "model": MODELS, "objective": OBJECTIVES, "optim": OPTIMIZERS, "schedule": SCHEDULES, "data": SOURCES,
-    "filter": FILTERS, "order": ORDERS, "ramp": RAMPS, "budget": BUDGETS, "dist": DISTS,
+    "model": MODELS, "objective": OBJECTIVES, "optim": OPTIMIZERS, "schedule": SCHEDULES,
+    "data": SOURCES, "filter": FILTERS, "order": ORDERS, "ramp": RAMPS, "budget": BUDGETS,
+    "dist": DISTS,
 }
 
 
@@ -158,7 +164,10 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 # Fields that say where or on what a job runs, not what it computes.
 NOT_IN_FINGERPRINT = ("tracking", "train.device", "train.threads", "train.checkpoint_every",
                       "train.checkpoint_every_s", "train.keep_checkpoints", "train.checkpoint_dir",
-                      "data.cache_dir")
+                      "data.cache_dir",
+                      # how many ranks: the global batch, and so the training, is the same on
+                      # any number, and a ddp/fsdp checkpoint resumes on another (DCP reshards)
+                      "dist.nproc", "dist.nodes", "dist.backend")
 
 
 def fingerprint(job: JobConfig) -> str:
