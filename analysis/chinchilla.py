@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.bootstrap import Intervals, bootstrap_lse
-from analysis.lse import LSEProblem, grid_starts, require_points, usable
+from analysis.budgets import budget_label
+from analysis.lse import LSEProblem, grid_starts, require_points, usable, user_weights
 
 # Hoffmann et al. 2022's published fit, unrounded [ln A, ln B, ln E, alpha, beta] as recovered
 # by Besiroglu et al. 2024 (their Sec. 3); this is also the lse layout [a, b, e, alpha, beta].
@@ -53,10 +54,12 @@ class ChinchillaFit:
 
     @property
     def G(self) -> float:
-        return (self.alpha * self.A / (self.beta * self.B)) ** (1 / (self.alpha + self.beta))
+        with np.errstate(invalid="ignore"):   # an exponent < 0 (a failed fit): G is NaN
+            return (self.alpha * self.A / (self.beta * self.B)) ** (1 / (self.alpha + self.beta))
 
     def predict(self, n: np.ndarray | float, d: np.ndarray | float) -> np.ndarray:
-        return self.E + self.A * np.asarray(n, float) ** -self.alpha + self.B * np.asarray(d, float) ** -self.beta
+        n, d = np.asarray(n, float), np.asarray(d, float)
+        return self.E + self.A * n ** -self.alpha + self.B * d ** -self.beta
 
     def n_opt(self, compute: np.ndarray | float) -> np.ndarray:
         return self.G * (np.asarray(compute, float) / 6) ** self.a
@@ -69,22 +72,29 @@ class ChinchillaFit:
         out = {"E": self.E, "A": self.A, "B": self.B, "alpha": self.alpha, "beta": self.beta,
                "a": self.a, "b": self.b, "G": self.G}
         for c in compute:
-            out[f"N_opt@{c:.3g}"] = float(self.n_opt(c))
-            out[f"D_opt@{c:.3g}"] = float(self.d_opt(c))
+            out[f"N_opt@{budget_label(c)}"] = float(self.n_opt(c))
+            out[f"D_opt@{budget_label(c)}"] = float(self.d_opt(c))
         return out
 
 
-def _problem(n: np.ndarray, d: np.ndarray, loss: np.ndarray) -> LSEProblem:
+def _problem(n: np.ndarray, d: np.ndarray, loss: np.ndarray, weights: np.ndarray | None = None,
+             seeds: np.ndarray | None = None) -> tuple[LSEProblem, np.ndarray | None]:
+    """The problem on the usable points, and those points' seed losses."""
     n, d, loss = (np.asarray(v, dtype=float) for v in (n, d, loss))
-    keep = usable(n, d, loss)
+    weights = user_weights(weights, n.size)
+    keep = usable(n, d, loss) if weights is None else usable(n, d, loss) & (weights > 0)
     require_points(int(keep.sum()), 5, "Chinchilla fit")
-    return LSEProblem(log_x=np.log(np.vstack([n[keep], d[keep]])), log_y=np.log(loss[keep]))
+    problem = LSEProblem(log_x=np.log(np.vstack([n[keep], d[keep]])), log_y=np.log(loss[keep]),
+                         weights=None if weights is None else weights[keep])
+    return problem, None if seeds is None else np.asarray(seeds, dtype=float)[keep]
 
 
 def fit_chinchilla(n: np.ndarray, d: np.ndarray, loss: np.ndarray, *,
-                   starts: np.ndarray | None = None) -> ChinchillaFit:
-    """Fit on parameters ``n``, tokens ``d``; default starts: Besiroglu et al.'s 4,500-point grid."""
-    problem = _problem(n, d, loss)
+                   starts: np.ndarray | None = None,
+                   weights: np.ndarray | None = None) -> ChinchillaFit:
+    """Fit on parameters ``n``, tokens ``d``; default starts: Besiroglu et al.'s 4,500-point
+    grid; ``weights`` (one per point, >= 0) scale each point's term of the objective."""
+    problem, _ = _problem(n, d, loss, weights)
     starts = grid_starts(2, irreducible=True) if starts is None else starts
     params, objective, n_converged = problem.fit(starts)
     return ChinchillaFit.from_params(params, objective=objective, n_points=problem.log_y.size,
@@ -93,14 +103,18 @@ def fit_chinchilla(n: np.ndarray, d: np.ndarray, loss: np.ndarray, *,
 
 def objective_at(params: np.ndarray, n: np.ndarray, d: np.ndarray, loss: np.ndarray) -> float:
     """The fitting objective at given parameters, e.g. ``HOFFMANN_2022_PARAMS``."""
-    f, _ = _problem(n, d, loss).fun_grad(np.atleast_2d(params))
+    f, _ = _problem(n, d, loss)[0].fun_grad(np.atleast_2d(params))
     return float(f[0])
 
 
 def bootstrap_chinchilla(n: np.ndarray, d: np.ndarray, loss: np.ndarray, fit: ChinchillaFit, *,
                          n_resamples: int, seed: int, level: float = 0.95,
-                         compute: tuple[float, ...] = ()) -> Intervals:
+                         compute: tuple[float, ...] = (), weights: np.ndarray | None = None,
+                         seeds: np.ndarray | None = None) -> Intervals:
+    """``seeds``: (n, k) each point's seed losses (``bootstrap.seed_matrix``); with >= 2 per
+    point the seeds are resampled within points, else the points are."""
+    problem, seeds = _problem(n, d, loss, weights, seeds)
     meta = dict(objective=np.nan, n_points=fit.n_points, n_starts=1, n_converged=1)
-    return bootstrap_lse(_problem(n, d, loss), fit.params,
+    return bootstrap_lse(problem, fit.params,
                          lambda p: ChinchillaFit.from_params(p, **meta).estimates(compute),
-                         n_resamples=n_resamples, seed=seed, level=level)
+                         n_resamples=n_resamples, seed=seed, level=level, seeds=seeds)

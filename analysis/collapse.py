@@ -1,4 +1,9 @@
-"""Collapse repeated seeds (mean / sem) and hyperparameter sweeps (min over e.g. the lr)."""
+"""Collapse repeated seeds (mean / sem) and hyperparameter sweeps (min over e.g. the lr).
+
+Cells are told apart by the string form of their config values, so params that only some runs
+have (an SM3 run's ``optim.momentum`` in a sweep with Adam) are just another value ("nan"), not
+missing group keys.
+"""
 
 from __future__ import annotations
 
@@ -28,39 +33,53 @@ def check_columns(df: pd.DataFrame, columns: Sequence[str], option: str) -> None
             raise unknown(f"column for {option}", col, df.columns)
 
 
+def labels(df: pd.DataFrame, by: Sequence[str]) -> pd.Series:
+    """One string per row naming its group: the ``by`` values joined by '/' ('all' if no by)."""
+    if not by:
+        return pd.Series("all", index=df.index)
+    return df[list(by)].map(str).agg("/".join, axis=1)   # map, not astype: NaN -> "nan"
+
+
 def collapse_seeds(runs: pd.DataFrame, by: Sequence[str], *,
                    value: str = schema.FINAL_VAL_LOSS) -> pd.DataFrame:
     """One row per cell ``by`` (the config minus the seed): mean and standard error of
-    ``value`` over the cell's non-diverged runs, the mean of each measure (tokens, FLOPs,
+    ``value`` over the cell's non-diverged runs and those runs' values (``<value>_seeds``, for
+    bootstraps that resample seeds within cells), the mean of each measure (tokens, FLOPs,
     wall-clock, ...), and how many runs the cell had and how many diverged."""
     check_columns(runs, [*by, value], "collapsing seeds")
-    runs = runs.assign(_ok=~runs["diverged"] & np.isfinite(runs[value].astype(float)))
-    ok = runs[runs["_ok"]]
-    cells = runs.groupby(list(by), dropna=False)
-    out = pd.DataFrame({
-        "n_runs": cells.size(),
-        "n_diverged": cells["diverged"].sum().astype(int),
-        value: ok.groupby(list(by), dropna=False)[value].mean(),
-        f"{value}_sem": ok.groupby(list(by), dropna=False)[value].sem(),
-        "n_seeds": ok.groupby(list(by), dropna=False).size(),
-    })
-    measures = [m for m in MEASURES if m in runs.columns]
+    key = labels(runs, by)
+    ok = ~runs["diverged"].astype(bool) & np.isfinite(runs[value].astype(float))
+    cells = runs.groupby(key, sort=False)
+    good = runs[ok].groupby(key[ok], sort=False)[value]
+    out = cells[list(by)].first()
+    out["n_runs"] = cells.size()
+    out["n_diverged"] = cells["diverged"].sum().astype(int)
+    out[value] = good.mean()
+    out[f"{value}_sem"] = good.sem()
+    out[f"{value}_seeds"] = good.agg(tuple)
+    out[f"{value}_seeds"] = out[f"{value}_seeds"].apply(lambda s: s if isinstance(s, tuple) else ())
+    out["n_seeds"] = good.size().reindex(out.index).fillna(0).astype(int)
+    measures = [m for m in MEASURES if m in runs.columns and m not in by]
     out = out.join(cells[measures].mean())
-    out["n_seeds"] = out["n_seeds"].fillna(0).astype(int)
     out["diverged"] = out["n_seeds"] == 0     # every seed of the cell diverged
-    return out.reset_index()
+    return out.reset_index(drop=True)
 
 
 def min_over(cells: pd.DataFrame, param: str, by: Sequence[str], *,
              value: str = schema.FINAL_VAL_LOSS) -> pd.DataFrame:
     """Per cell ``by``, the row whose ``value`` is lowest over the values of ``param`` (e.g. the
-    best learning rate). Adds ``n_<param>`` (values tried) and ``<param>_at_edge`` (the best is
-    the smallest or largest value tried, so the sweep may not bracket the optimum)."""
+    best learning rate). Adds ``n_<param>`` (values tried) and ``<param>_at_edge`` (a numeric
+    best that is the smallest or largest value tried: the sweep may not bracket the optimum)."""
     check_columns(cells, [*by, param, value], f"--min-over {param}")
-    finite = cells[np.isfinite(cells[value].astype(float))]
-    groups = finite.groupby(list(by), dropna=False)
-    best = finite.loc[groups[value].idxmin()].set_index(list(by))
-    tried = cells.groupby(list(by), dropna=False)[param]
-    best[f"n_{param}"] = tried.nunique()
-    best[f"{param}_at_edge"] = (best[param] == tried.min()) | (best[param] == tried.max())
-    return best.reset_index()
+    key = labels(cells, by)
+    finite = np.isfinite(cells[value].astype(float))
+    best = cells.loc[cells[finite].groupby(key[finite], sort=False)[value].idxmin()]
+    tried = cells.groupby(key, sort=False)[param]
+    best_key = key[best.index]
+    best[f"n_{param}"] = best_key.map(tried.nunique()).to_numpy()
+    if pd.api.types.is_numeric_dtype(cells[param]):
+        best[f"{param}_at_edge"] = ((best[param] == best_key.map(tried.min()))
+                                    | (best[param] == best_key.map(tried.max())))
+    else:
+        best[f"{param}_at_edge"] = False
+    return best.reset_index(drop=True)

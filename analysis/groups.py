@@ -8,23 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import Intervals
+from analysis.bootstrap import Intervals, seed_matrix
+from analysis.budgets import budget_bins
+from analysis.collapse import labels
 from analysis.errors import AnalysisError
 from analysis.holdout import Extrapolation, extrapolation_check
+from analysis.lse import usable
 from analysis.powerlaw import PowerLawFit, bootstrap_power_law, fit_power_law
-
-
-def labels(df: pd.DataFrame, by: Sequence[str]) -> pd.Series:
-    """One string per row naming its group: the ``by`` values joined by '/' ('all' if no by)."""
-    if not by:
-        return pd.Series("all", index=df.index)
-    return df[list(by)].map(str).agg("/".join, axis=1)   # map, not astype: NaN -> "nan"
-
-
-def budget_bins(x: np.ndarray) -> np.ndarray:
-    """Runs meant for one budget land at slightly different x: bin to 0.1 decade."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return 10 ** np.round(np.log10(np.asarray(x, dtype=float)), 1)
 
 
 @dataclass(frozen=True)
@@ -52,21 +42,25 @@ class GroupFits:
 
 def fit_groups(points: pd.DataFrame, x: str, y: str, by: Sequence[str], *, irreducible: bool = True,
                n_resamples: int = 200, seed: int = 0, level: float = 0.95,
-               starts: np.ndarray | None = None) -> GroupFits:
+               starts: np.ndarray | None = None, weight: str | None = None) -> GroupFits:
     """Fit L = E + A x^-alpha (or A x^-alpha) to each group's (x, y) points; groups with too few
-    usable points are skipped with the reason, and an error is raised when none is left."""
+    usable points are skipped with the reason, and an error is raised when none is left.
+    ``weight``: a column of per-point weights; a ``<y>_seeds`` column (``collapse_seeds``)
+    makes the bootstrap resample seeds within points."""
     fits, intervals, held, skipped = {}, {}, {}, {}
     for group, rows in points.groupby(labels(points, by), sort=True):
         xs, ys = rows[x].to_numpy(float), rows[y].to_numpy(float)
+        ws = rows[weight].to_numpy(float) if weight else None
+        seeds = seed_matrix(rows[f"{y}_seeds"]) if f"{y}_seeds" in rows else None
         try:
-            fit = fit_power_law(xs, ys, irreducible=irreducible, starts=starts)
+            fit = fit_power_law(xs, ys, irreducible=irreducible, starts=starts, weights=ws)
         except AnalysisError as err:
             skipped[group] = str(err)
             continue
         fits[group] = fit
         intervals[group] = bootstrap_power_law(xs, ys, fit, n_resamples=n_resamples, seed=seed,
-                                               level=level)
-        held[group] = _holdout(xs, ys, irreducible, starts)
+                                               level=level, weights=ws, seeds=seeds)
+        held[group] = _holdout(xs, ys, np.ones(xs.size) if ws is None else ws, irreducible, starts)
     if not fits:
         shown = "; ".join(f"{g}: {why}" for g, why in list(skipped.items())[:3])
         more = f"; and {len(skipped) - 3} more groups" if len(skipped) > 3 else ""
@@ -74,14 +68,14 @@ def fit_groups(points: pd.DataFrame, x: str, y: str, by: Sequence[str], *, irred
     return GroupFits(x=x, y=y, fits=fits, intervals=intervals, extrapolation=held, skipped=skipped)
 
 
-def _holdout(x: np.ndarray, y: np.ndarray, irreducible: bool,
+def _holdout(x: np.ndarray, y: np.ndarray, w: np.ndarray, irreducible: bool,
              starts: np.ndarray | None) -> Extrapolation | None:
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    x, y = x[ok], y[ok]
+    ok = usable(x, y) & (w > 0)
+    x, y, w = x[ok], y[ok], w[ok]
     try:
         return extrapolation_check(
             budget_bins(x), y,
             lambda train, test: fit_power_law(x[train], y[train], irreducible=irreducible,
-                                              starts=starts).predict(x[test]))
+                                              starts=starts, weights=w[train]).predict(x[test]))
     except AnalysisError:
         return None

@@ -85,6 +85,7 @@ def minimize_lbfgsb_batch(
             # as in scipy: limits are checked at the end of an iteration, and a stopped problem
             # gets one more setulb call before it leaves the loop
             task[new_x[nit[new_x] >= maxiter]] = (_STOP, _ITERATIONS_REACHED)
-            task[new_x[(nit[new_x] < maxiter) & (nfev[new_x] > maxfun)]] = (_STOP, _EVALUATIONS_REACHED)
+            task[new_x[(nit[new_x] < maxiter) & (nfev[new_x] > maxfun)]] = (_STOP,
+                                                                            _EVALUATIONS_REACHED)
             active = active[(state == _FG) | (state == _NEW_X)]
     return BatchResult(x=x, fun=f, success=task[:, 0] == _CONVERGENCE, nfev=nfev)

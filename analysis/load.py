@@ -9,12 +9,14 @@ wall-clock at that step joined on, so any curve can be put on any of the three a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from mlflow.entities import Run
+from mlflow.entities import Run, RunStatus
 from mlflow.tracking import MlflowClient
+from sqlalchemy.engine import make_url
 
 from analysis.errors import AnalysisError, unknown
 from trainer import schema
@@ -30,6 +32,7 @@ SUMMARY_METRICS = (schema.FINAL_VAL_LOSS, schema.BEST_VAL_LOSS, schema.UNIGRAM_E
 _COUNT_TAGS = {"params_total": schema.TAG_PARAMS_TOTAL,
                "params_non_embedding": schema.TAG_PARAMS_NON_EMBEDDING,
                "flops_per_token": schema.TAG_FLOPS_PER_TOKEN}
+FINISHED = RunStatus.to_string(RunStatus.FINISHED)
 # SQL stores keep +-inf as +-float max (mlflow SqlAlchemyStore.sanitize_metric_value)
 _FLOAT_MAX = np.finfo(float).max
 
@@ -40,23 +43,42 @@ class Experiment:
     runs: pd.DataFrame             # one row per job run (column "run_id"), default index
     histories: pd.DataFrame        # run_id, step, tokens, flops, wall_clock_s, metric, value
     param_columns: tuple[str, ...]  # the config params among runs' columns
+    unfinished: pd.DataFrame = field(default_factory=pd.DataFrame)  # left out: run_name, status
 
     def parent_run_id(self) -> str:
         """The sweep (parent) run the loaded job runs hang under, for attaching artifacts."""
-        parents = self.runs.dropna(subset=["parent_run_id"]).groupby("parent_run_id")["sweep_id"].first()
+        parents = (self.runs.dropna(subset=["parent_run_id"])
+                   .groupby("parent_run_id")["sweep_id"].first())
         if len(parents) == 0:
-            raise AnalysisError(f"no loaded run has a parent sweep run (tag {schema.PARENT_RUN_TAG})")
+            raise AnalysisError(f"no loaded run has a parent sweep run "
+                                f"(tag {schema.PARENT_RUN_TAG})")
         if len(parents) > 1:
             raise AnalysisError(f"runs belong to {len(parents)} sweeps; pick one with --sweep-id: "
                                 + ", ".join(map(str, parents)))
         return str(parents.index[0])
 
 
+def open_store(tracking_uri: str) -> MlflowClient:
+    """A client of ``tracking_uri``; a SQLite store that does not exist is an error (MLflow
+    would create an empty database there)."""
+    if tracking_uri.startswith("sqlite:"):
+        path = make_url(tracking_uri).database
+        if path and path != ":memory:" and not Path(path).exists():
+            raise AnalysisError(
+                f"no MLflow store at {Path(path).resolve()} (--tracking-uri {tracking_uri}): run "
+                f"from the launch directory, pass --tracking-uri sqlite:///<launch dir>/mlflow.db, "
+                f"or fit a table with --csv FILE")
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
 def load_experiment(tracking_uri: str, experiment: str, *, sweep_id: str | None = None,
-                    metrics: Sequence[str] | None = HISTORY_METRICS) -> Experiment:
+                    metrics: Sequence[str] | None = HISTORY_METRICS,
+                    include_unfinished: bool = False) -> Experiment:
     """All job runs of ``experiment`` (a name or id), or of one sweep; ``metrics=None`` skips the
-    histories (one ``get_metric_history`` call per run and metric)."""
-    client = MlflowClient(tracking_uri=tracking_uri)
+    histories (one ``get_metric_history`` call per run and metric). Runs whose MLflow status is
+    not FINISHED (RUNNING after a dead process, FAILED, KILLED) hold partial curves, not results:
+    they are left out (listed in ``unfinished``) unless ``include_unfinished``."""
+    client = open_store(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None and experiment.isdigit():
         exp = client.get_experiment(experiment)
@@ -71,13 +93,36 @@ def load_experiment(tracking_uri: str, experiment: str, *, sweep_id: str | None 
         runs = [r for r in runs if r.data.tags.get(schema.TAG_SWEEP_ID) == sweep_id]
         if not runs:
             raise unknown(f"sweep id in experiment {exp.name!r}:", sweep_id, sweeps - {None})
+    unfinished = pd.DataFrame([{"run_name": r.info.run_name, "status": r.info.status}
+                               for r in runs if r.info.status != FINISHED],
+                              columns=["run_name", "status"])
+    if not include_unfinished:
+        runs = [r for r in runs if r.info.status == FINISHED]
+        if not runs:
+            raise AnalysisError(f"none of the {len(unfinished)} job runs is FINISHED "
+                                f"({_count(unfinished)}); --include-unfinished uses them as "
+                                f"they are")
     table = pd.DataFrame([_run_row(r) for r in runs])
     param_columns = tuple(sorted({k for r in runs for k in r.data.params}))
     for col in param_columns:
         table[col] = _typed(table[col])
-    histories = (_histories(client, runs, metrics) if metrics is not None
-                 else pd.DataFrame(columns=["run_id", "step", *AXES, "metric", "value"]))
-    return Experiment(name=exp.name, runs=table, histories=histories, param_columns=param_columns)
+    histories = _histories(client, runs, metrics) if metrics is not None else empty_histories()
+    return Experiment(name=exp.name, runs=table, histories=histories, param_columns=param_columns,
+                      unfinished=unfinished if not include_unfinished else unfinished.iloc[:0])
+
+
+def _count(unfinished: pd.DataFrame) -> str:
+    counts = sorted(unfinished["status"].value_counts().items())
+    return ", ".join(f"{n} {status}" for status, n in counts)
+
+
+def describe_unfinished(unfinished: pd.DataFrame) -> str | None:
+    """The console line for runs left out as unfinished, or None."""
+    if unfinished.empty:
+        return None
+    names = ", ".join(f"{r.run_name} ({r.status})" for r in unfinished.itertuples())
+    return (f"left out {len(unfinished)} runs whose MLflow status is not FINISHED "
+            f"({_count(unfinished)}; --include-unfinished uses their partial curves): {names}")
 
 
 def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
@@ -101,7 +146,8 @@ def _run_row(run: Run) -> dict[str, object]:
         "run_id": run.info.run_id, "run_name": run.info.run_name,
         "sweep_id": tags.get(schema.TAG_SWEEP_ID), "parent_run_id": tags.get(schema.PARENT_RUN_TAG),
         "status": run.info.status, "outcome": tags.get(schema.TAG_OUTCOME),
-        "overrides": tags.get(schema.TAG_OVERRIDES), "fingerprint": tags.get(schema.TAG_FINGERPRINT),
+        "overrides": tags.get(schema.TAG_OVERRIDES),
+        "fingerprint": tags.get(schema.TAG_FINGERPRINT),
     }
     row.update({col: float(tags.get(tag, np.nan)) for col, tag in _COUNT_TAGS.items()})
     row.update({key: _metric(run, key) for key in AXES + SUMMARY_METRICS})
@@ -126,20 +172,25 @@ def _histories(client: MlflowClient, runs: list[Run], metrics: Sequence[str]) ->
     frames = []
     for run in runs:
         run_id = run.info.run_id
-
-        def history(key: str) -> pd.Series:
-            points = client.get_metric_history(run_id, key)
-            series = pd.Series({m.step: m.value for m in sorted(points, key=lambda m: (m.step, m.timestamp))},
-                               dtype=float)
-            return series.where(series.abs() < _FLOAT_MAX, np.sign(series) * np.inf)
-
-        axes = pd.DataFrame({key: history(key) for key in AXES if key in run.data.metrics})
+        axes = pd.DataFrame({key: _history(client, run_id, key) for key in AXES
+                             if key in run.data.metrics})
         for key in metrics:
             if key in run.data.metrics:
-                values = history(key).rename("value").rename_axis("step").reset_index()
+                values = (_history(client, run_id, key).rename("value").rename_axis("step")
+                          .reset_index())
                 frames.append(values.assign(run_id=run_id, metric=key)
                               .merge(axes, left_on="step", right_index=True, how="left"))
-    columns = ["run_id", "step", *AXES, "metric", "value"]
     if not frames:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True).reindex(columns=columns)
+        return empty_histories()
+    return pd.concat(frames, ignore_index=True).reindex(columns=empty_histories().columns)
+
+
+def _history(client: MlflowClient, run_id: str, key: str) -> pd.Series:
+    """One metric's values by step (the latest value of a step that was logged twice)."""
+    points = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+    series = pd.Series({m.step: m.value for m in points}, dtype=float)
+    return series.where(series.abs() < _FLOAT_MAX, np.sign(series) * np.inf)
+
+
+def empty_histories() -> pd.DataFrame:
+    return pd.DataFrame(columns=["run_id", "step", *AXES, "metric", "value"])

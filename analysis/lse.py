@@ -25,7 +25,8 @@ from analysis.errors import AnalysisError
 from analysis.lbfgsb import BatchResult, minimize_lbfgsb_batch
 
 HUBER_DELTA = 1e-3
-# Besiroglu et al. 2024's initialisation grid (their Sec. 2): 6 x 6 x 5 x 5 x 5 = 4,500 starts for K = 2
+# Besiroglu et al. 2024's initialisation grid (their Sec. 2): 6 x 6 x 5 x 5 x 5 = 4,500 starts
+# for K = 2
 EPOCH_A_GRID = tuple(np.arange(0.0, 30.0, 5.0))       # a, b in {0, 5, ..., 25}
 EPOCH_E_GRID = tuple(np.arange(-1.0, 1.5, 0.5))       # e in {-1, -0.5, ..., 1}
 EPOCH_ALPHA_GRID = tuple(np.arange(0.0, 2.5, 0.5))    # alpha, beta in {0, 0.5, ..., 2}
@@ -46,20 +47,24 @@ class LSEProblem:
     log_y: np.ndarray         # (n,) log loss
     irreducible: bool = True  # include the E term
     delta: float = HUBER_DELTA
+    weights: np.ndarray | None = None   # (n,) the user's per-point weights on the Huber terms
 
     @property
     def n_terms(self) -> int:
         return self.log_x.shape[0]
 
-    def fun_grad(self, params: np.ndarray, weights: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+    def fun_grad(self, params: np.ndarray, weights: np.ndarray | None = None,
+                 log_y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Objective and analytic gradient for S parameter vectors (S, p); weights (S, n) are
-        per-point multiplicities (a bootstrap resample), None = every point once."""
+        per-point multiplicities (a bootstrap resample), None = every point once; log_y (S, n)
+        gives each vector its own data (a resample of seeds), None = ``self.log_y``."""
         k = self.n_terms
         lse, softmax = _log_sum_exp(self._terms(params, self.log_x))
-        residual = lse - self.log_y
+        residual = lse - (self.log_y if log_y is None else log_y)
         loss = huber(self.delta, residual)
         dloss = np.clip(residual, -self.delta, self.delta)     # Huber'(r)
+        if self.weights is not None:
+            weights = self.weights if weights is None else weights * self.weights
         if weights is not None:
             loss, dloss = loss * weights, dloss * weights
         # d lse / d a_k = softmax_k, d lse / d e = softmax_e, d lse / d alpha_k = -softmax_k log x_k
@@ -67,18 +72,20 @@ class LSEProblem:
         grad_exp = -np.einsum("skn,kn,sn->sk", softmax[:, :k], self.log_x, dloss)
         return loss.sum(axis=1), np.concatenate([grad_coef, grad_exp], axis=1)
 
-    def solve(self, starts: np.ndarray, weights: np.ndarray | None = None, **options: float
-              ) -> BatchResult:
-        """One L-BFGS-B run per row of ``starts``; ``weights`` (S, n) gives each run its own data;
-        ``options`` are L-BFGS-B's (ftol, gtol, ...)."""
+    def solve(self, starts: np.ndarray, weights: np.ndarray | None = None,
+              log_y: np.ndarray | None = None, **options: float) -> BatchResult:
+        """One L-BFGS-B run per row of ``starts``; ``weights`` and ``log_y`` (S, n) give each
+        run its own data (see ``fun_grad``); ``options`` are L-BFGS-B's (ftol, gtol, ...)."""
         # Evaluate in blocks of ~256 KiB temporaries: they stay in cache and under glibc's mmap
         # threshold (fresh page faults per call); measured 2x faster than one big block.
         chunk = max(1, _BLOCK_ELEMENTS // ((self.n_terms + 1) * self.log_y.size))
-        if weights is None:
-            return minimize_lbfgsb_batch(lambda p, rows: self.fun_grad(p), starts,
-                                         chunk_rows=chunk, **options)
-        return minimize_lbfgsb_batch(lambda p, rows: self.fun_grad(p, weights[rows]), starts,
-                                     chunk_rows=chunk, **options)
+
+        def rows_of(per_run: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+            return None if per_run is None else per_run[rows]
+
+        return minimize_lbfgsb_batch(
+            lambda p, rows: self.fun_grad(p, rows_of(weights, rows), rows_of(log_y, rows)),
+            starts, chunk_rows=chunk, **options)
 
     def fit(self, starts: np.ndarray) -> tuple[np.ndarray, float, int]:
         """Best converged solution: (params, objective, number of converged starts)."""
@@ -107,6 +114,19 @@ def _log_sum_exp(terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     exp = np.exp(terms - top)
     total = exp.sum(axis=1, keepdims=True)
     return (top + np.log(total))[:, 0], exp / total
+
+
+def user_weights(weights: np.ndarray | Sequence[float] | None, n: int) -> np.ndarray | None:
+    """The user's per-point weights as floats, checked: finite, >= 0, one per point."""
+    if weights is None:
+        return None
+    weights = np.asarray(weights, dtype=float)
+    if weights.shape != (n,):
+        raise AnalysisError(f"weights: {weights.size} values for {n} points")
+    bad = ~np.isfinite(weights) | (weights < 0)
+    if bad.any():
+        raise AnalysisError(f"weights must be finite and >= 0; got {weights[bad][:3].tolist()}")
+    return weights
 
 
 def usable(*arrays: np.ndarray) -> np.ndarray:

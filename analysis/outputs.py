@@ -11,6 +11,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from analysis.bootstrap import Intervals
+from analysis.plausibility import implausible
 
 
 class Output:
@@ -18,10 +19,12 @@ class Output:
 
     def __init__(self, directory: str | Path):
         self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.written: list[Path] = []
 
     def path(self, name: str) -> Path:
+        """Where to write ``name``; the directory is made on the first write, so a command
+        that fails before writing anything leaves no empty folder behind."""
+        self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / name
         self.written.append(path)
         return path
@@ -39,16 +42,22 @@ class Output:
 
 def intervals_json(intervals: Intervals) -> dict:
     return {"level": intervals.level, "n_resamples": intervals.n_resamples,
-            "n_failed": intervals.n_failed, "seed": intervals.seed,
+            "resampled": intervals.resampled, "seed": intervals.seed,
+            "implausible": implausible(intervals),
             "quantities": intervals.table.to_dict(orient="index")}
 
 
 def format_intervals(intervals: Intervals) -> str:
-    """'quantity  estimate  [lo, hi]' lines, the interval level in the header."""
+    """'quantity  estimate  [lo, hi]' lines, the interval level and what was resampled in the
+    header, failed resamples per quantity, then a warning per implausible value."""
     pct = f"{100 * intervals.level:g}%"
-    lines = [f"  {'quantity':<16} {'estimate':>12}  {pct} interval (bootstrap, n={intervals.n_resamples})"]
+    lines = [f"  {'quantity':<16} {'estimate':>12}  {pct} interval (bootstrap over "
+             f"{intervals.resampled}, n={intervals.n_resamples})"]
     for q, row in intervals.table.iterrows():
-        lines.append(f"  {q:<16} {row.estimate:>12.5g}  [{row.lo:.5g}, {row.hi:.5g}]")
+        failed = (f"  ({row.failed:.0f} of {intervals.n_resamples} resamples failed)"
+                  if row.failed else "")
+        lines.append(f"  {q:<16} {row.estimate:>12.5g}  [{row.lo:.5g}, {row.hi:.5g}]{failed}")
+    lines += [f"  warning: {line}" for line in implausible(intervals)]
     return "\n".join(lines)
 
 

@@ -27,7 +27,8 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 
 def plot_group_fits(points: pd.DataFrame, group: pd.Series, fits: GroupFits, path: Path) -> Path:
-    """Loss against x per group, with each group's fitted law (dashed where extrapolated)."""
+    """Loss against x per group, with each group's fitted law (dashed where extrapolated),
+    the law with its numbers in the legend."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for i, (name, rows) in enumerate(points.groupby(group, sort=True)):
         color = f"C{i}"
@@ -37,10 +38,11 @@ def plot_group_fits(points: pd.DataFrame, group: pd.Series, fits: GroupFits, pat
             fit = fits.fits[name]
             inside = np.geomspace(fit.x_min, fit.x_max, 100)
             beyond = np.geomspace(fit.x_max, fit.x_max * _BEYOND, 30)
-            ax.plot(inside, fit.predict(inside), color=color)
+            ax.plot(inside, fit.predict(inside), color=color, label=fit.formula())
             ax.plot(beyond, fit.predict(beyond), color=color, ls="--")
+    pure = all(not f.irreducible for f in fits.fits.values())
     ax.set(xscale="log", yscale="log", xlabel=fits.x, ylabel=fits.y,
-           title=f"{fits.y} vs {fits.x}: L = E + A x^-alpha")
+           title=f"{fits.y} vs {fits.x}: L = {'' if pure else 'E + '}A x^-alpha")
     _plain_log_ticks(ax.yaxis)
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -48,28 +50,48 @@ def plot_group_fits(points: pd.DataFrame, group: pd.Series, fits: GroupFits, pat
 
 def plot_isoflop(budget: np.ndarray, n: np.ndarray, loss: np.ndarray, fit: IsoFlopFit,
                  path: Path) -> Path:
-    """Left: loss against N per budget with its parabola and vertex (red edge = at grid edge);
-    right: the vertices against C with the fitted N_opt = k C^a."""
+    """Left: loss against N per budget with the fitted curve and its minimum (red: flagged,
+    hollow: excluded); right: the minima against C with the fitted N_opt = k C^a."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     budget = np.asarray(budget).astype(str)
     for i, (label, row) in enumerate(fit.budgets.iterrows()):
         mine = (budget == label) & np.isfinite(loss)
-        left.scatter(n[mine], loss[mine], color=f"C{i}", s=18, label=f"{label} (C={row.compute:.2g})")
-        u = np.linspace(np.log(n[mine].min()), np.log(n[mine].max()), 100)
-        left.plot(np.exp(u), row.c0 + row.c1 * u + row.c2 * u ** 2, color=f"C{i}")
-        left.scatter([row.n_opt], [row.loss_opt], marker="*", s=120,
-                     color="red" if row.at_edge else f"C{i}", edgecolor="k", zorder=3)
-    left.set(xscale="log", xlabel="parameters N", ylabel="loss", title="IsoFLOP profiles")
+        left.scatter(n[mine], loss[mine], color=f"C{i}", s=18, label=f"C = {label}")
+        profile = fit.profiles[label]
+        if profile.curve is not None:
+            u = np.linspace(*profile.span, 100)
+            left.plot(np.exp(u), profile.curve(u), color=f"C{i}")
+        if np.isfinite(row.n_opt):
+            left.scatter([row.n_opt], [row.loss_opt], marker="*", s=120, zorder=3, edgecolor="k",
+                         color="red" if row.flagged else f"C{i}")
+    left.set(xscale="log", xlabel="parameters N", ylabel="loss",
+             title=f"IsoFLOP profiles ({fit.method.describe()})")
     left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())   # labels would overlap
     left.legend(fontsize=8)
+    used = fit.budgets.loc[list(fit.frontier.budgets)]
+    left_out = fit.budgets.drop(index=list(fit.frontier.budgets))
     c = fit.budgets["compute"].to_numpy()
-    grid = np.geomspace(c.min(), c.max() * _BEYOND, 50)
-    right.scatter(c, fit.budgets["n_opt"], color="k", s=20, label="parabola vertices")
-    right.plot(grid, fit.n_opt(grid), label=f"N_opt = {fit.coefficient:.3g} C^{fit.exponent:.3f}")
+    grid = np.geomspace(np.nanmin(c), np.nanmax(c) * _BEYOND, 50)
+    right.errorbar(used["compute"], used["n_opt"], yerr=_sigma_bars(used), fmt="o", color="k",
+                   ms=4, label="minima (bars: 1 sigma)")
+    right.scatter(left_out["compute"], left_out["n_opt"], facecolor="none", edgecolor="k",
+                  label="minima left out")
+    right.plot(grid, fit.n_opt(grid), label=f"N_opt = {fit.coefficient:.3g} C^{fit.exponent:.3f}"
+               + (" (weighted)" if fit.frontier.weighted else ""))
     right.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="N_opt",
               title="compute-optimal model size")
     right.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _sigma_bars(budgets: pd.DataFrame) -> np.ndarray | None:
+    """Asymmetric error bars of N_opt from sigma of ln N_opt, or None without sigmas."""
+    sigma = budgets["sigma"].to_numpy(float)
+    if not np.isfinite(sigma).any():
+        return None
+    n = budgets["n_opt"].to_numpy(float)
+    sigma = np.nan_to_num(sigma)
+    return np.vstack([n - n * np.exp(-sigma), n * np.exp(sigma) - n])
 
 
 def _plain_log_ticks(axis: matplotlib.axis.Axis) -> None:
@@ -78,7 +100,8 @@ def _plain_log_ticks(axis: matplotlib.axis.Axis) -> None:
     axis.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False))
 
 
-def plot_frontier(compute_range: tuple[float, float], laws: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+def plot_frontier(compute_range: tuple[float, float],
+                  laws: Mapping[str, Callable[[np.ndarray], np.ndarray]],
                   path: Path, *, points: pd.DataFrame | None = None,
                   intervals: pd.DataFrame | None = None) -> Path:
     """Compute-optimal N_opt(C) per law; ``points`` (columns compute, n, loss) shown coloured by
@@ -102,7 +125,8 @@ def plot_frontier(compute_range: tuple[float, float], laws: Mapping[str, Callabl
 
 def plot_curves(runs: pd.DataFrame, histories: pd.DataFrame, axis: str, variant: pd.Series,
                 metric: str, path: Path, common_range: Sequence[float] | None = None) -> Path:
-    """Every run's ``metric`` against ``axis``, coloured by variant; the shared range shaded."""
+    """Every run's ``metric`` against ``axis``, coloured by variant; the range that every run
+    covers shaded (``common_range``, None when the runs share none)."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     colors = {v: f"C{i}" for i, v in enumerate(sorted(variant.unique()))}
     values = histories[histories["metric"] == metric]

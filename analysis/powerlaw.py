@@ -13,7 +13,7 @@ import numpy as np
 
 from analysis.bootstrap import Intervals, bootstrap_lse
 from analysis.errors import AnalysisError
-from analysis.lse import LSEProblem, grid_starts, require_points, usable
+from analysis.lse import LSEProblem, grid_starts, require_points, usable, user_weights
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,16 @@ class PowerLawFit:
 
     @property
     def params(self) -> np.ndarray:
-        return np.array([np.log(self.A)] + ([np.log(self.E)] if self.irreducible else []) + [self.alpha])
+        e = [np.log(self.E)] if self.irreducible else []
+        return np.array([np.log(self.A), *e, self.alpha])
 
     def predict(self, x: np.ndarray | float) -> np.ndarray:
         return self.E + self.A * np.asarray(x, dtype=float) ** -self.alpha
+
+    def formula(self, x: str = "x") -> str:
+        """The fitted law with its numbers, e.g. 'L = 1.69 + 12.3 x^-0.310'."""
+        head = f"L = {self.E:.3g} + " if self.irreducible else "L = "
+        return f"{head}{self.A:.3g} {x}^-{self.alpha:.3f}"
 
     def estimates(self) -> dict[str, float]:
         if self.irreducible:
@@ -47,35 +53,47 @@ class PowerLawFit:
         return {"A": self.A, "alpha": self.alpha, "x_c": self.A ** (1 / self.alpha)}
 
 
-def _points(x: np.ndarray, y: np.ndarray, irreducible: bool) -> tuple[np.ndarray, np.ndarray]:
+def _points(x: np.ndarray, y: np.ndarray, irreducible: bool, weights: np.ndarray | None = None,
+            seeds: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """The usable points (finite, positive) and their weights and seed losses, checked."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    keep = usable(x, y)
+    weights = user_weights(weights, x.size)
+    keep = usable(x, y) if weights is None else usable(x, y) & (weights > 0)
     require_points(int(keep.sum()), 2 + irreducible, "power-law fit")
     distinct = np.unique(x[keep]).size
     if distinct < 2 + irreducible:
-        raise AnalysisError(f"power-law fit: {distinct} distinct x values, need at least {2 + irreducible}")
-    return x[keep], y[keep]
+        raise AnalysisError(f"power-law fit: {distinct} distinct x values, need at least "
+                            f"{2 + irreducible}")
+    return (x[keep], y[keep], None if weights is None else weights[keep],
+            None if seeds is None else np.asarray(seeds, dtype=float)[keep])
 
 
-def _problem(x: np.ndarray, y: np.ndarray, irreducible: bool) -> LSEProblem:
-    return LSEProblem(log_x=np.log(x)[None, :], log_y=np.log(y), irreducible=irreducible)
+def _problem(x: np.ndarray, y: np.ndarray, irreducible: bool,
+             weights: np.ndarray | None) -> LSEProblem:
+    return LSEProblem(log_x=np.log(x)[None, :], log_y=np.log(y), irreducible=irreducible,
+                      weights=weights)
 
 
 def fit_power_law(x: np.ndarray, y: np.ndarray, *, irreducible: bool = True,
-                  starts: np.ndarray | None = None) -> PowerLawFit:
+                  starts: np.ndarray | None = None,
+                  weights: np.ndarray | None = None) -> PowerLawFit:
     """Best fit over ``starts`` (default: Besiroglu et al.'s grid for one term, 150 starts);
-    non-finite or non-positive points (diverged runs) are dropped."""
-    x, y = _points(x, y, irreducible)
+    non-finite or non-positive points (diverged runs) are dropped; ``weights`` (one per point,
+    >= 0) scale each point's term of the objective."""
+    x, y, weights, _ = _points(x, y, irreducible, weights)
     starts = grid_starts(1, irreducible) if starts is None else starts
-    params, objective, _ = _problem(x, y, irreducible).fit(starts)
+    params, objective, _ = _problem(x, y, irreducible, weights).fit(starts)
     return PowerLawFit.from_params(params, irreducible, objective=objective, n_points=x.size,
                                    x_min=float(x.min()), x_max=float(x.max()))
 
 
 def bootstrap_power_law(x: np.ndarray, y: np.ndarray, fit: PowerLawFit, *, n_resamples: int,
-                        seed: int, level: float = 0.95) -> Intervals:
-    x, y = _points(x, y, fit.irreducible)
+                        seed: int, level: float = 0.95, weights: np.ndarray | None = None,
+                        seeds: np.ndarray | None = None) -> Intervals:
+    """``seeds``: (n, k) each point's seed values (``bootstrap.seed_matrix``); with >= 2 per
+    point the seeds are resampled within points, else the points are."""
+    x, y, weights, seeds = _points(x, y, fit.irreducible, weights, seeds)
     meta = dict(objective=np.nan, n_points=x.size, x_min=fit.x_min, x_max=fit.x_max)
-    return bootstrap_lse(_problem(x, y, fit.irreducible), fit.params,
+    return bootstrap_lse(_problem(x, y, fit.irreducible, weights), fit.params,
                          lambda p: PowerLawFit.from_params(p, fit.irreducible, **meta).estimates(),
-                         n_resamples=n_resamples, seed=seed, level=level)
+                         n_resamples=n_resamples, seed=seed, level=level, seeds=seeds)

@@ -6,8 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.chinchilla import (HOFFMANN_2022_PARAMS, ChinchillaFit, bootstrap_chinchilla,
-                                 fit_chinchilla, objective_at)
+from analysis.chinchilla import (
+    HOFFMANN_2022_PARAMS,
+    ChinchillaFit,
+    bootstrap_chinchilla,
+    fit_chinchilla,
+    objective_at,
+)
 from analysis.errors import AnalysisError
 from analysis.lse import grid_starts
 
@@ -70,13 +75,15 @@ def test_frontier_closed_form():
 
 def test_bootstrap_is_seeded_and_covers_the_estimate(reference):
     n, d, loss = reference
-    fit = ChinchillaFit.from_params(np.array([6.169, 7.670, 0.5972, 0.3473, 0.3672]), objective=np.nan,
+    fit = ChinchillaFit.from_params(np.array([6.169, 7.670, 0.5972, 0.3473, 0.3672]),
+                                    objective=np.nan,
                                     n_points=240, n_starts=1, n_converged=1)
     one = bootstrap_chinchilla(n, d, loss, fit, n_resamples=50, seed=3, compute=(1e21,))
     two = bootstrap_chinchilla(n, d, loss, fit, n_resamples=50, seed=3, compute=(1e21,))
     pd.testing.assert_frame_equal(one.table, two.table)
     t = one.table
-    assert {"E", "A", "B", "alpha", "beta", "a", "b", "G", "N_opt@1e+21", "D_opt@1e+21"} == set(t.index)
+    assert set(t.index) == {"E", "A", "B", "alpha", "beta", "a", "b", "G", "N_opt@1e21",
+                            "D_opt@1e21"}
     assert (t["lo"] <= t["estimate"] * 1.001).all() and (t["estimate"] * 0.999 <= t["hi"]).all()
     # Besiroglu et al. 2024 report bootstrap SEs of ~0.02 for alpha and beta
     assert 0.005 < t.loc["alpha", "se"] < 0.05

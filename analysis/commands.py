@@ -1,0 +1,505 @@
+"""The subcommands of ``python -m analysis`` (options: ``cli.py``; guide: docs/analysis.md)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis import plots
+from analysis.bootstrap import seed_matrix
+from analysis.budgets import budget_bins, budget_label, nearest_budget
+from analysis.chinchilla import (
+    HOFFMANN_2022_PARAMS,
+    bootstrap_chinchilla,
+    fit_chinchilla,
+    objective_at,
+)
+from analysis.collapse import check_columns, collapse_seeds, config_columns, labels, min_over
+from analysis.compare import (
+    COMPARE_AXES,
+    compare_at_equal,
+    history_frontier,
+    pareto_front,
+    winners_from_fits,
+)
+from analysis.curves import curve_points
+from analysis.errors import AnalysisError
+from analysis.groups import GroupFits, fit_groups
+from analysis.holdout import extrapolation_check
+from analysis.isoflop import fit_isoflop, frontier_predict
+from analysis.load import (
+    AXES,
+    X_AXES,
+    Experiment,
+    describe_unfinished,
+    empty_histories,
+    load_experiment,
+)
+from analysis.lse import usable
+from analysis.optimum import Method
+from analysis.outputs import Output, attach, format_intervals, intervals_json
+from analysis.table import Columns, read_table
+from trainer import schema
+
+# what names each runs-table column in a CSV, for messages
+_CSV_SOURCE = {"params_total": "an N column (--n-col)",
+               schema.TOKENS: "a D column (--d-col), or C and N columns (--c-col, --n-col)",
+               schema.FLOPS: "a C column (--c-col), or D and N columns (--d-col, --n-col)",
+               schema.WALL_CLOCK: "a wall-clock column (--t-col)"}
+
+
+# --- inputs --------------------------------------------------------------------------------
+
+def _group_by(args: argparse.Namespace) -> list[str]:
+    return [c for arg in args.group_by for c in arg.split(",") if c]
+
+
+def _load(args: argparse.Namespace, metrics: Sequence[str] | None) -> Experiment:
+    """The runs of the experiment (MLflow) or the rows of --csv, as one runs table."""
+    if args.csv:
+        return read_table(args.csv, Columns(n=args.n_col, d=args.d_col, c=args.c_col, t=args.t_col,
+                                            loss=args.loss_col or "loss", weight=args.weight_col,
+                                            run=args.run_col))
+    exp = load_experiment(args.tracking_uri, args.experiment, sweep_id=args.sweep_id,
+                          metrics=metrics, include_unfinished=args.include_unfinished)
+    line = describe_unfinished(exp.unfinished)
+    if line:
+        print(line)
+    return exp
+
+
+def _loss(args: argparse.Namespace) -> str:
+    return (args.loss_col or "loss") if args.csv else args.y
+
+
+def _points(args: argparse.Namespace, exp: Experiment, y: str) -> pd.DataFrame:
+    """The runs table, less the --drop-highest losses, collapsed over seeds / a swept column."""
+    check_columns(exp.runs, _group_by(args), "--group-by")
+    check_columns(exp.runs, [y], "--loss-col" if args.csv else "--y")
+    if args.weight_col and args.collapse_seeds:
+        raise AnalysisError("--weight-col and --collapse-seeds: a cell of seeds has no one weight; "
+                            "give one of them")
+    points = exp.runs
+    if args.drop_highest:
+        # Besiroglu et al. 2024 drop the 5 highest-loss points: keep loss < 5th largest
+        points = points[points[y] < np.sort(points[y].to_numpy(float))[-args.drop_highest]]
+    if args.collapse_seeds:
+        cells = config_columns(exp.param_columns, [args.seed_column])
+        points = collapse_seeds(points, cells, value=y)
+    if args.min_over:
+        # without --collapse-seeds each seed is its own cell
+        exclude = [args.min_over, args.seed_column] if args.collapse_seeds else [args.min_over]
+        cells = config_columns(exp.param_columns, exclude)
+        points = min_over(points, args.min_over, cells, value=y)
+        edge = points[points[f"{args.min_over}_at_edge"] & (points[f"n_{args.min_over}"] > 1)]
+        if len(edge):
+            print(f"warning: for {len(edge)} cells the best {args.min_over} is the smallest or "
+                  f"largest tried")
+    return points
+
+
+def _require(args: argparse.Namespace, points: pd.DataFrame, column: str, option: str) -> None:
+    if column not in points.columns:
+        if args.csv:
+            raise AnalysisError(f"{option} needs {_CSV_SOURCE.get(column, repr(column))} in --csv "
+                                f"{args.csv!r}")
+        check_columns(points, [column], option)
+
+
+def _seeds(rows: pd.DataFrame, y: str) -> np.ndarray | None:
+    return seed_matrix(rows[f"{y}_seeds"]) if f"{y}_seeds" in rows else None
+
+
+def _weights(args: argparse.Namespace, rows: pd.DataFrame) -> np.ndarray | None:
+    return rows[args.weight_col].to_numpy(float) if args.weight_col else None
+
+
+def _finish(args: argparse.Namespace, out: Output, exp: Experiment) -> None:
+    if args.attach:
+        parent = exp.parent_run_id()
+        attach(args.tracking_uri, parent, out, f"analysis/{args.name}")
+        print(f"attached {len(out.written)} files to run {parent} under analysis/{args.name}/")
+    names = ", ".join(p.name for p in out.written)
+    print(f"wrote {len(out.written)} files to {out.dir}/: {names}")
+
+
+def _in_group(group: str, fit, *arrays, **options):
+    """``fit(*arrays, **options)``, naming the group in any input error."""
+    try:
+        return fit(*arrays, **options)
+    except AnalysisError as err:
+        raise AnalysisError(f"group {group!r}: {err}") from None
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+# --- fit -----------------------------------------------------------------------------------
+
+def _frontier(exp: Experiment, points: pd.DataFrame, x: str, y: str,
+              by: Sequence[str]) -> tuple[pd.DataFrame, str, list[str]]:
+    """(points, y, group columns) of each group's efficient frontier in ``x``: the envelope of
+    the val_loss curves for tokens / FLOPs / wall-clock when there are curves, else its
+    Pareto-best points."""
+    if x in AXES and not exp.histories.empty:
+        return (history_frontier(exp.runs, exp.histories, x, labels(exp.runs, by)),
+                schema.VAL_LOSS, ["group"])
+    front = points.groupby(labels(points, by), group_keys=False).apply(
+        lambda g: pareto_front(g, x, y))
+    return front, y, list(by)
+
+
+# A law in one count is read at a fixed value of the other: L(N) at one token budget, L(D) at
+# one size.
+_HELD_FIXED = {"params_total": schema.TOKENS, "params_non_embedding": schema.TOKENS,
+               schema.TOKENS: "params_total"}
+
+
+def _warn_pooled(points: pd.DataFrame, x: str, by: Sequence[str]) -> None:
+    """Warn when a group pools runs that differ in the quantity an L(x) fit holds fixed, e.g.
+    L(N) over runs of several token budgets: the fit then mixes several curves."""
+    fixed = _HELD_FIXED.get(x)
+    if fixed is None or fixed not in points:
+        return
+    for g, rows in points.groupby(labels(points, by), sort=True):
+        values = np.unique(budget_bins(rows[fixed].to_numpy(float)))
+        values = values[np.isfinite(values)]
+        if values.size > 1:
+            print(f"warning: group {g!r} pools runs at {values.size} values of {fixed} "
+                  f"({', '.join(budget_label(v) for v in values)}): its L({x}) mixes one curve "
+                  f"per value; add the swept param to --group-by (e.g. budget.tokens or "
+                  f"model.params) or fit --frontier")
+
+
+def _winner_budgets(fits: GroupFits) -> np.ndarray:
+    """Seven budgets from the smallest fitted x to 10x past the largest."""
+    return np.geomspace(min(f.x_min for f in fits.fits.values()),
+                        10 * max(f.x_max for f in fits.fits.values()), 7)
+
+
+def fit(args: argparse.Namespace) -> None:
+    x = X_AXES[args.x]
+    if args.csv and args.x == "non_embedding_params":
+        raise AnalysisError("--x non_embedding_params needs MLflow runs; a CSV's N column "
+                            "(--n-col) is --x params")
+    curves = args.frontier and x in AXES
+    exp = _load(args, [schema.VAL_LOSS] if curves else None)
+    y, by = _loss(args), _group_by(args)
+    points = _points(args, exp, y)
+    _require(args, points, x, f"--x {args.x}")
+    weight = args.weight_col
+    if args.frontier:
+        points, y, by = _frontier(exp, points, x, y, by)
+        weight = None   # a frontier point is the best of several: no one row's weight
+    else:
+        _warn_pooled(points, x, by)
+    fits = fit_groups(points, x, y, by, irreducible=not args.pure, n_resamples=args.bootstrap,
+                      seed=args.seed, level=args.level, weight=weight)
+    out = Output(args.out)
+    out.csv("points.csv", points)
+    out.csv(f"fit_{args.x}.csv", fits.table())
+    winners = winners_from_fits(fits.fits, _winner_budgets(fits))
+    out.csv(f"winners_{args.x}.csv", winners, index=True)
+    out.json(f"fit_{args.x}.json", {
+        "source": exp.name, "sweep_id": args.sweep_id, "x": x, "y": y,
+        "group_by": by, "frontier": args.frontier,
+        "law": "A x^-alpha" if args.pure else "E + A x^-alpha",
+        "skipped": fits.skipped,
+        "groups": {g: {"n_points": f.n_points, "objective": f.objective, "formula": f.formula(x),
+                       "x_range": [f.x_min, f.x_max],
+                       "intervals": intervals_json(fits.intervals[g]),
+                       "holdout": (fits.extrapolation[g].summary() if fits.extrapolation[g]
+                                   else None)}
+                   for g, f in fits.fits.items()}})
+    plots.plot_group_fits(points, labels(points, by), fits, out.path(f"fit_{args.x}.png"))
+    for g, law in fits.fits.items():
+        held = fits.extrapolation[g]
+        print(f"{g}: {y} = {'' if args.pure else 'E + '}A {x}^-alpha on {law.n_points} points: "
+              f"{law.formula(x)}")
+        print(format_intervals(fits.intervals[g]))
+        if held:
+            print(f"  holdout: fit below {held.threshold:.3g}, prediction on the largest budget "
+                  f"off by {held.mean_abs_rel_error:.2%} (mean |relative error|)")
+    for g, why in fits.skipped.items():
+        print(f"skipped {g}: {why}")
+    print(f"\nwinner by fitted law at {x}:\n{winners.to_string(float_format='%.4g')}")
+    _finish(args, out, exp)
+
+
+# --- compare -------------------------------------------------------------------------------
+
+def compare(args: argparse.Namespace) -> None:
+    if args.csv and not args.run_col:
+        raise AnalysisError("compare --csv compares loss curves: name the column that says which "
+                            "run each row belongs to with --run-col")
+    metric = schema.VAL_LOSS if args.csv else args.metric
+    exp = _load(args, sorted({metric, schema.VAL_LOSS}))
+    y = _loss(args)
+    points = _points(args, exp, y)
+    variant = _group_by(args) or ["model.name"]
+    check_columns(exp.runs, variant, "--group-by")
+    cell = config_columns(exp.param_columns, [args.seed_column])
+    out = Output(args.out)
+    for axis in args.axes:
+        column = COMPARE_AXES[axis]
+        if not np.isfinite(pd.to_numeric(exp.histories[column], errors="coerce")).any():
+            print(f"no {column} values to compare at: skipped")
+            continue
+        res = compare_at_equal(exp.runs, exp.histories, column, variant, cell, metric=metric,
+                               n_points=args.points, how=args.at, level=args.level)
+        out.csv(f"equal_{axis}.csv", res.table.join(res.sem.add_suffix("_sem")), index=True)
+        plots.plot_curves(exp.runs, exp.histories, res.axis, labels(exp.runs, variant), metric,
+                          out.path(f"curves_{axis}.png"), res.common_range)
+        covered = (f"{res.common_range[0]:.4g} .. {res.common_range[1]:.4g}" if res.common_range
+                   else "none")
+        print(f"{metric}, the {res.how} each variant reached by each {res.axis} (range every run "
+              f"covers: {covered}; absent: no run evaluated yet, never a winner):")
+        print(res.table.to_string(float_format="%.4g", na_rep="-"))
+        _print_verdict(res.table)
+        if res.excluded:
+            print(f"  left out (diverged or no finite point): {', '.join(res.excluded)}")
+    # "which variant wins at compute C / wall-clock T": laws fitted to each variant's frontier
+    for axis in ("flops", "wall_clock"):
+        x = X_AXES[axis]
+        if x not in points:
+            continue
+        front, fy, by = _frontier(exp, points, x, y, variant)
+        try:
+            fits = fit_groups(front, x, fy, by, n_resamples=args.bootstrap, seed=args.seed,
+                              level=args.level)
+        except AnalysisError as err:
+            print(f"no fitted-law winners on {x}: {err}")
+            continue
+        winners = winners_from_fits(fits.fits, _winner_budgets(fits))
+        out.csv(f"winners_{axis}.csv", winners, index=True)
+        out.csv(f"frontier_fit_{axis}.csv", fits.table())
+        plots.plot_group_fits(front, labels(front, by), fits, out.path(f"frontier_fit_{axis}.png"))
+        print(f"\nwinner by law fitted to each variant's frontier, at {x}:\n"
+              f"{winners.to_string(float_format='%.4g')}")
+    _finish(args, out, exp)
+
+
+def _print_verdict(table: pd.DataFrame) -> None:
+    """The A-vs-B verdict at the largest budget where every variant is present."""
+    decided = table.dropna(subset=["winner"])
+    if decided.empty:
+        print("  no budget at which every variant is present: no winner")
+        return
+    at, row = decided.index[-1], decided.iloc[-1]
+    if np.isfinite(row["p_value"]):
+        verdict = ("significant" if row["significant"]
+                   else "not significant (a claimed improvement needs p < 0.01 over several seeds)")
+        print(f"  at {at:.4g}: {row['winner']} leads by {row['margin']:.4g} "
+              f"[{row['margin_lo']:.4g}, {row['margin_hi']:.4g}], p = {row['p_value']:.2g}: "
+              f"{verdict}")
+    else:
+        print(f"  at {at:.4g}: {row['winner']} leads by {row['margin']:.4g}; untested: a p-value "
+              f"needs >= 2 seeds per variant (seed=0,1,2)")
+
+
+# --- isoflop -------------------------------------------------------------------------------
+
+def _method(args: argparse.Namespace) -> Method:
+    if args.method != "window" and (args.window is not None or args.margin is not None):
+        raise AnalysisError(f"--window and --margin apply to --method window, not {args.method}")
+    if args.window is not None and args.margin is not None:
+        raise AnalysisError("--window and --margin both given: the window is one or the other")
+    window = {} if args.window is None else {"window": args.window}
+    return Method(args.method, margin=args.margin, **window)
+
+
+def _budgets(args: argparse.Namespace, points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(label, FLOPs) of each point's compute budget; a point in no budget has label ''."""
+    if args.from_curves:
+        return points["budget"].to_numpy(str), points[schema.FLOPS].to_numpy(float)
+    if args.budget:
+        check_columns(points, [args.budget], "--budget")
+        value = pd.to_numeric(points[args.budget], errors="coerce")
+        label = [budget_label(v) if np.isfinite(v) else str(s)
+                 for v, s in zip(value, points[args.budget])]
+        compute = points[schema.FLOPS] if schema.FLOPS in points else value
+        return np.asarray(label), compute.to_numpy(float)
+    _require(args, points, schema.FLOPS, "isoflop")
+    compute = points[schema.FLOPS].to_numpy(float)
+    if args.budgets:
+        nominal = nearest_budget(compute, np.asarray(args.budgets))
+        if np.isnan(nominal).any():
+            print(f"left out {int(np.isnan(nominal).sum())} of {nominal.size} runs whose FLOPs are "
+                  f"not within 10% of a budget in --budgets")
+        return np.array([budget_label(v) if np.isfinite(v) else "" for v in nominal]), compute
+    return np.array([budget_label(v) for v in budget_bins(compute)]), compute
+
+
+def isoflop(args: argparse.Namespace) -> None:
+    method = _method(args)
+    curves = args.from_curves
+    if args.budget and (curves or args.budgets):
+        raise AnalysisError(f"--budget names a column of budgets: it does not go with "
+                            f"{'--from-curves' if curves else '--budgets'}")
+    n_col = "params_total" if args.csv else X_AXES[args.n]
+    exp = _load(args, [schema.VAL_LOSS] if curves else None)
+    if curves:
+        if exp.histories.empty:
+            raise AnalysisError("--from-curves on a CSV needs --run-col (rows as points on curves)")
+        _require(args, exp.runs, n_col, "isoflop")
+        exp = Experiment(name=exp.name, histories=empty_histories(),
+                         runs=curve_points(exp.runs, exp.histories, args.budgets, schema.VAL_LOSS,
+                                           n_col),
+                         param_columns=(*exp.param_columns, "budget"))
+    y = schema.VAL_LOSS if curves else _loss(args)
+    points = _points(args, exp, y).reset_index(drop=True)
+    _require(args, points, n_col, "isoflop")
+    budget, compute = _budgets(args, points)
+    points, budget, compute = points[budget != ""], budget[budget != ""], compute[budget != ""]
+    points = points.reset_index(drop=True)
+    out = Output(args.out)
+    tables, summaries, laws, minima = [], {}, {}, []
+    for g, rows in points.groupby(labels(points, _group_by(args)), sort=True):
+        i = rows.index.to_numpy()
+        arrays = (budget[i], compute[i], rows[n_col].to_numpy(float), rows[y].to_numpy(float))
+        fitted = _in_group(g, fit_isoflop, *arrays, method=method, weights=_weights(args, rows),
+                           seeds=_seeds(rows, y), weighted=not args.unweighted,
+                           drop_flagged=args.drop_flagged, n_resamples=args.bootstrap,
+                           seed=args.seed, level=args.level)
+        used = fitted.budgets.loc[list(fitted.frontier.budgets)]
+        held = _isoflop_holdout(used)
+        tables.append(fitted.budgets.reset_index().assign(group=g))
+        minima.append(used.assign(group=g))
+        laws[f"{g}: N_opt = {fitted.coefficient:.3g} C^{fitted.exponent:.3f}"] = fitted.n_opt
+        summaries[g] = _isoflop_summary(fitted, held)
+        plots.plot_isoflop(arrays[0], arrays[2], arrays[3], fitted,
+                           out.path(f"isoflop_{_safe(g)}.png"))
+        _print_isoflop(g, fitted, held)
+    out.csv("isoflop_budgets.csv", pd.concat(tables, ignore_index=True))
+    out.json("isoflop.json", {"source": exp.name, "sweep_id": args.sweep_id,
+                              "budget": (args.budget or args.budgets
+                                         or "flops (runs within 0.05 decade)"),
+                              "from_curves": curves,
+                              "n": n_col, "y": y, "method": method.describe(), "groups": summaries})
+    allv = pd.concat(minima)
+    plots.plot_frontier((allv["compute"].min(), allv["compute"].max() * 10), laws,
+                        out.path("frontier.png"),
+                        points=allv.rename(columns={"n_opt": "n", "loss_opt": "loss"}))
+    _finish(args, out, exp)
+
+
+def _isoflop_holdout(used: pd.DataFrame):
+    c, n = used["compute"].to_numpy(), used["n_opt"].to_numpy()
+    try:
+        return extrapolation_check(c, n, lambda tr, te: frontier_predict(c, n, tr, te))
+    except AnalysisError:
+        return None
+
+
+def _isoflop_summary(fitted, held) -> dict:
+    law = fitted.frontier
+    return {"a": law.a, "k": law.k, "a_stderr": law.stderr, "weighted": law.weighted,
+            "budgets_used": list(law.budgets), "with_flagged": law.with_flagged,
+            "alternatives": {name: {"a": alt.a, "k": alt.k, "budgets": list(alt.budgets)}
+                             if alt else None for name, alt in fitted.alternatives.items()},
+            "diagnostics": fitted.messages(),
+            "intervals": intervals_json(fitted.intervals) if fitted.intervals else None,
+            "holdout_n_opt": held.summary() if held else None}
+
+
+def _print_isoflop(group: str, fitted, held) -> None:
+    law = fitted.frontier
+    weighting = "weighted by 1/sigma^2 of each ln N_opt" if law.weighted else "unweighted"
+    print(f"{group}: N_opt = k C^a over {len(law.budgets)} budgets ({fitted.method.describe()}; "
+          f"{weighting}): a = {law.a:.4f}")
+    for line in fitted.messages():
+        print(f"  warning: {line}")
+    if fitted.intervals:
+        print(format_intervals(fitted.intervals))
+    for name, alt in fitted.alternatives.items():
+        print(f"  a = {alt.a:.4f} {name} ({len(alt.budgets)} budgets: {', '.join(alt.budgets)})"
+              if alt else f"  {name}: fewer than 2 budgets, no exponent")
+    if held:
+        print(f"  holdout: N_opt at the largest budget predicted from the others, off by "
+              f"{held.mean_abs_rel_error:.1%}")
+
+
+# --- chinchilla ----------------------------------------------------------------------------
+
+def chinchilla(args: argparse.Namespace) -> None:
+    n_col = "params_total" if args.csv else X_AXES[args.n]
+    exp = _load(args, None)
+    y = _loss(args)
+    points = _points(args, exp, y)
+    _require(args, points, n_col, "chinchilla")
+    _require(args, points, schema.TOKENS, "chinchilla")
+    out = Output(args.out)
+    summaries, tables = {}, []
+    for g, rows in points.groupby(labels(points, _group_by(args)), sort=True):
+        n, d, loss = (rows[c].to_numpy(float) for c in (n_col, schema.TOKENS, y))
+        weights, seeds = _weights(args, rows), _seeds(rows, y)
+        ok = usable(n, d, loss)   # diverged runs (NaN loss) stay out of the fit and the holdout
+        n, d, loss = n[ok], d[ok], loss[ok]
+        weights = None if weights is None else weights[ok]
+        seeds = None if seeds is None else seeds[ok]
+        _warn_unidentified(g, n, d)
+        law = _in_group(g, fit_chinchilla, n, d, loss, weights=weights)
+        intervals = bootstrap_chinchilla(n, d, loss, law, n_resamples=args.bootstrap,
+                                         seed=args.seed, level=args.level,
+                                         compute=tuple(args.compute), weights=weights, seeds=seeds)
+        c = 6 * n * d
+        held = _chinchilla_holdout(n, d, loss, weights, continuous=bool(args.csv))
+        hoffmann = objective_at(HOFFMANN_2022_PARAMS, n, d, loss)
+        summaries[g] = {"objective": law.objective, "objective_at_hoffmann_2022": hoffmann,
+                        "n_points": law.n_points, "n_starts": law.n_starts,
+                        "n_converged": law.n_converged, "intervals": intervals_json(intervals),
+                        "holdout": held.summary() if held else None}
+        tables.append(intervals.table.reset_index().assign(group=g))
+        print(f"{g}: L = E + A/N^alpha + B/D^beta on {law.n_points} points, "
+              f"{law.n_converged}/{law.n_starts} starts converged")
+        print(format_intervals(intervals))
+        print(f"  objective {law.objective:.7g} (at Hoffmann et al. 2022's parameters: "
+              f"{hoffmann:.7g})")
+        if held:
+            print(f"  holdout: fit below C = {held.threshold:.3g}, prediction above it off by "
+                  f"{held.mean_abs_rel_error:.2%} (mean |relative error|)")
+        plots.plot_frontier((c.min(), max(c.max(), *args.compute)),
+                            {f"{g}: N_opt = {law.G:.3g} (C/6)^{law.a:.3f}": law.n_opt},
+                            out.path(f"frontier_{_safe(g)}.png"),
+                            points=pd.DataFrame({"compute": c, "n": n, "loss": loss}),
+                            intervals=_nopt_intervals(intervals.table, args.compute))
+    out.csv("chinchilla.csv", pd.concat(tables, ignore_index=True))
+    out.json("chinchilla.json", {"source": exp.name, "groups": summaries})
+    _finish(args, out, exp)
+
+
+def _chinchilla_holdout(n: np.ndarray, d: np.ndarray, loss: np.ndarray,
+                        weights: np.ndarray | None, continuous: bool):
+    """Fit below the largest budget (a CSV's compute is continuous: below its top 10%) and
+    score the prediction above it; None without two smaller budgets."""
+    def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        law = fit_chinchilla(n[train], d[train], loss[train],
+                             weights=None if weights is None else weights[train])
+        return law.predict(n[test], d[test])
+
+    c = 6 * n * d
+    try:
+        return extrapolation_check(c if continuous else budget_bins(c), loss, fit_predict,
+                                   holdout_frac=0.1 if continuous else None)
+    except AnalysisError:
+        return None
+
+
+def _warn_unidentified(group: str, n: np.ndarray, d: np.ndarray) -> None:
+    """L(N, D) needs >= 3 distinct values of each count: through 2, a power law and its
+    offset trade off exactly (E against B/D^beta, or against A/N^alpha)."""
+    for name, values, term in (("N", n, "A and alpha"), ("D (tokens)", d, "B and beta")):
+        distinct = np.unique(budget_bins(values)[np.isfinite(values)]).size
+        if distinct < 3:
+            print(f"warning: group {group!r} has {distinct} distinct values of {name}: E, {term} "
+                  f"are not identified; sweep >= 3")
+
+
+def _nopt_intervals(table: pd.DataFrame, compute: Sequence[float]) -> pd.DataFrame:
+    rows = table.loc[[f"N_opt@{budget_label(c)}" for c in compute]]
+    return pd.DataFrame({"compute": list(compute), "lo": rows["lo"].to_numpy(),
+                         "hi": rows["hi"].to_numpy()})
