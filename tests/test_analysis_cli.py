@@ -3,6 +3,7 @@ artifacts, options that do what they say, clean errors."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -130,9 +131,11 @@ def test_every_fitting_subcommand_reads_a_csv(tables, tmp_path, capsys):
     final, curves = str(tables / "final.csv"), str(tables / "curves.csv")
     common = ["--bootstrap", "20", "--group-by", "arch"]
     assert main(["fit", "--csv", final, "--n-col", "N", "--d-col", "D", "--x", "tokens",
-                 "--collapse-seeds", *common, "--out", str(tmp_path / "f")]) == 0
+                 "--collapse-seeds", "--pure", *common, "--out", str(tmp_path / "f")]) == 0
     fitted = pd.read_csv(tmp_path / "f" / "points.csv")
     assert len(fitted) == 45 and (fitted["n_seeds"] == 3).all()     # 5 budgets x 9 sizes, 3 seeds
+    law = json.loads((tmp_path / "f" / "fit_tokens.json").read_text())["groups"]["t"]["formula"]
+    assert re.fullmatch(r"L = [0-9.e+]+ tokens\^-[0-9.]+", law)     # A x^-alpha, no E term
     assert main(["isoflop", "--csv", final, "--n-col", "N", "--d-col", "D", "--collapse-seeds",
                  *common, "--out", str(tmp_path / "i")]) == 0
     iso = json.loads((tmp_path / "i" / "isoflop.json").read_text())["groups"]["t"]

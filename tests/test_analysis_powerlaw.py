@@ -6,7 +6,7 @@ import pytest
 
 from analysis.errors import AnalysisError
 from analysis.groups import fit_groups
-from analysis.powerlaw import bootstrap_power_law, fit_power_law
+from analysis.powerlaw import PowerLawFit, bootstrap_power_law, fit_power_law
 
 
 def test_saturating_law_recovered_from_noisy_points():
@@ -57,3 +57,11 @@ def test_fit_groups_skips_thin_groups_and_errors_when_none_left():
     assert fits.extrapolation["a"].mean_abs_rel_error < 1e-3   # exact data extrapolates exactly
     with pytest.raises(AnalysisError, match="no group could be fitted"):
         fit_groups(df[df["model.name"] == "b"], "x", "y", ["model.name"])
+
+
+def test_the_formula_carries_the_fitted_numbers():
+    meta = dict(objective=0.0, n_points=5, x_min=1.0, x_max=10.0)
+    assert PowerLawFit(E=1.69, A=12.34, alpha=0.31, irreducible=True, **meta).formula("C") == \
+        "L = 1.69 + 12.3 C^-0.310"
+    assert PowerLawFit(E=0.0, A=12.34, alpha=0.31, irreducible=False, **meta).formula() == \
+        "L = 12.3 x^-0.310"
