@@ -8,6 +8,7 @@ from tests.conftest import compose_job
 from trainer.loop import Trainer
 from trainer.models import build_model
 from trainer.objectives import OBJECTIVES
+from trainer.optim.clipping import adaptive_clip_
 
 TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_batch=8",
         "ramp.start=8", "train.threads=1"]
@@ -63,3 +64,19 @@ def test_stability_options_train(cache_dir):
     losses = [t.step()[2] for _ in range(15)]
     assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0] - 0.3
 
+
+def test_adaptive_clipping_is_pytorch_optimizers_agc_in_batched_kernels():
+    from pytorch_optimizer.optimizer.agc import agc
+
+    torch.manual_seed(0)
+    model = build_model(compose_job(*TINY, "model.bias=true").model, 257)
+    for p in model.parameters():      # small matrix gradients pass, large vector ones clip
+        p.grad = torch.randn_like(p) * (1e-4 if p.ndim > 1 else 1.0)
+    p0 = next(p for p in model.parameters() if p.ndim > 1)
+    p0.grad[0] *= 1e4                  # one unit of a matrix clips, the others not
+    before = [p.grad.clone() for p in model.parameters()]
+    expected = [agc(p, p.grad, agc_clip_val=0.01) for p in model.parameters()]
+    clipped = [not torch.equal(e, b) for e, b in zip(expected, before)]
+    assert any(clipped) and not all(clipped)
+    adaptive_clip_(model.parameters(), 0.01)
+    assert all(torch.equal(e, p.grad) for e, p in zip(expected, model.parameters()))

@@ -12,7 +12,6 @@ import os
 from dataclasses import asdict, dataclass, field
 
 import torch
-from pytorch_optimizer.optimizer.agc import agc
 
 from trainer.budgets import BUDGETS, Progress
 from trainer.config import JobConfig
@@ -21,6 +20,8 @@ from trainer.dist.config import DISTS
 from trainer.models import build_model
 from trainer.objectives import OBJECTIVES
 from trainer.optim import build_optimizer
+from trainer.optim.clipping import adaptive_clip_
+from trainer.perf import configure_device, device_peak, to_device
 from trainer.ramps import RAMPS
 from trainer.schedules import SCHEDULES
 
@@ -81,6 +82,7 @@ class Trainer:
     def __init__(self, job: JobConfig):
         self.job, tc = job, job.train
         self.device = pick_device(tc.device)
+        configure_device(self.device)
         if self.device.type == "cpu":
             # The cores this process may run on (a Slurm allocation), not every core of the node.
             torch.set_num_threads(tc.threads or len(os.sched_getaffinity(0)))
@@ -101,6 +103,10 @@ class Trainer:
         # The model and optimizer as the job's `dist` runs them (trainer/dist/parallel.py):
         # DDP, FSDP2 or a DeepSpeed engine across ranks; dist=none leaves them as built.
         self.par = DISTS.build(job.dist, job)
+        # MFU's denominator: the peak of every device the job runs on, in the matmuls' precision.
+        precision = "fp32" if isinstance(self.amp, contextlib.nullcontext) else "bf16"
+        self.peak_flops = (device_peak(self.device, precision, job.data.cache_path()).flops
+                           * self.par.world)
         self.model, self.opt = self.par.wrap(self.model, lambda m: build_optimizer(job.optim, m))
         self.schedule = SCHEDULES.build(job.schedule)
         self.ramp = RAMPS.build(job.ramp, tc.micro_batch * self.par.world)  # whole on every rank
@@ -149,25 +155,22 @@ class Trainer:
             g["lr"] = lr
         batch = self.ramp(f)
         accum = batch // (tc.micro_batch * self.par.world)    # this rank's micro-batches
-        loss_sum = 0.0
+        loss_sum = torch.zeros((), device=self.device)
         for i in range(accum):
-            w = torch.from_numpy(self.par.next_batch(self.train_seqs, tc.micro_batch)
-                                 ).to(self.device)
+            w = to_device(self.par.next_batch(self.train_seqs, tc.micro_batch), self.device)
             with self.par.accumulating(last=i == accum - 1):   # gradient sync on the last
                 with self.amp:
                     loss = self.objective(self.model, w, self.state.progress.steps)
                 self.par.backward(loss / accum)
-            loss_sum += loss.item() / accum
-        loss_sum = self.par.mean(loss_sum)
+            loss_sum += loss.detach() / accum      # on the device: no sync per micro-batch
+        loss_sum = self.par.mean(loss_sum.item())
         if self.par.owns_step:       # DeepSpeed clips, steps and skips non-finite steps itself
             grad_norm, finite = self.par.step()
             return lr, batch, loss_sum, grad_norm, finite and math.isfinite(loss_sum)
         if tc.agc > 0:
             # Unit-wise AGC (Brock et al. 2021, NFNets Sec. 4): clip each row's gradient to
             # agc * its weight norm; 0.003 in the large Mixer/Transformer comparisons.
-            for param in self.model.parameters():
-                if param.grad is not None:
-                    param.grad.copy_(agc(param, param.grad, agc_clip_val=tc.agc))
+            adaptive_clip_(self.model.parameters(), tc.agc)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(),
                                                          tc.grad_clip or math.inf))
         finite = math.isfinite(loss_sum) and math.isfinite(grad_norm)
