@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import signal
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -23,9 +24,12 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from trainer import checkpoint, contract, schema, tracking
+from trainer import checkpoint, contract, liveness, schema, tracking
 from trainer.config import JobConfig, fingerprint, flatten
 from trainer.contract import Summary, redact
+from trainer.dist import checkpoint as dist_checkpoint
+from trainer.dist import ranks
+from trainer.dist.silent import SilentRun, SilentWriter
 from trainer.loop import Trainer, Window, evaluate
 from trainer.metric_writer import MetricWriter
 from trainer.optim import state_bytes_per_param
@@ -35,6 +39,7 @@ from trainer.progress import report
 log = logging.getLogger("lmsweep")
 
 OUTCOME_ELSEWHERE = "running elsewhere"      # summary only: another process holds the claim
+OUTCOME_DONE = "finished elsewhere"          # summary only: a concurrent sweep finished it
 
 
 class TrackingOutage(contract.ConfigError):
@@ -45,28 +50,39 @@ def train(job: JobConfig, run_name: str, overrides: str,
           context: Optional[contract.SweepContext] = None) -> Summary:
     key = fingerprint(job)
     ckpt_dir = contract.checkpoint_dir(job.train.checkpoint_dir, key)
+    main = ranks.is_main()                   # rank 0 claims, tracks and cleans up for all ranks
     claim = checkpoint.Claim(ckpt_dir)
-    if not claim.acquire():
+    if not ranks.broadcast(claim.acquire() if main else None):
         log.warning(f"[{run_name}] another process is training this job (fingerprint {key}, "
                     f"claim {ckpt_dir / checkpoint.CLAIM_FILE}): not run again here")
         return Summary("", run_name, OUTCOME_ELSEWHERE, 0, 0, 0, 0, 0.0, math.nan, math.nan)
     try:
         summary = _train_claimed(job, run_name, overrides, context, key, ckpt_dir)
     finally:
-        claim.release()
-    checkpoint.clear(ckpt_dir)
+        if main:
+            claim.release()
+    if main:
+        checkpoint.clear(ckpt_dir)
     return summary
 
 
 def _train_claimed(job: JobConfig, run_name: str, overrides: str,
                    context: Optional[contract.SweepContext], key: str, ckpt_dir: Path) -> Summary:
     uri = contract.resolve_uri(context.tracking_uri if context else job.tracking.uri)
-    client = tracking.connect(uri)
+    # In a sweep, a store that restarts as this job begins is waited for; alone, a bad URI
+    # fails in seconds.
+    client = (tracking.connect(uri, wait_s=job.tracking.outage_limit_s if context else 0.0)
+              if ranks.is_main() else None)          # other ranks: rank 0's answers
+    if ranks.broadcast(client and context and not context.rerun and
+                       tracking.finished_fingerprints(client, job.tracking.experiment, key)):
+        # The sweep planned this job, but another sweep finished it since: not trained twice.
+        log.warning(f"[{run_name}] a FINISHED run has this job's fingerprint {key}: skipped")
+        return Summary("", run_name, OUTCOME_DONE, 0, 0, 0, 0, 0.0, math.nan, math.nan)
     trainer = Trainer(job)
-    saved = checkpoint.latest(ckpt_dir)
-    if saved is not None and not _run_alive(client, saved["run_id"]):
-        checkpoint.set_aside(ckpt_dir, f"the MLflow run {saved['run_id']} of checkpoint "
-                                       f"{ckpt_dir} was deleted")
+    store = dist_checkpoint.for_trainer(trainer, ckpt_dir)
+    saved = store.latest()
+    if saved is not None and not ranks.broadcast(client and _run_alive(client, saved["run_id"])):
+        store.set_aside(f"the MLflow run {saved['run_id']} of checkpoint {ckpt_dir} was deleted")
         saved = None
     # Installed before the run exists, so no signal can leave an orphan RUNNING run.
     stop = checkpoint.StopSignals()
@@ -115,20 +131,28 @@ def _run_alive(client, run_id: str) -> bool:
 
 def _open_run(client, job: JobConfig, trainer: Trainer, key: str, run_name: str, overrides: str,
               saved: dict | None, context: Optional[contract.SweepContext], ckpt_dir: Path):
-    """Continue the checkpoint's run, or start one (params, config, baseline logged once)."""
+    """Continue the checkpoint's run, or start one (params, config, baseline logged once).
+    Every rank loads the checkpoint; ranks other than 0 get a run and writer that do nothing."""
     if saved is not None:
-        trainer.load_state_dict(saved)
+        dist_checkpoint.for_trainer(trainer, ckpt_dir).load(saved)
+    if not ranks.is_main():
+        return SilentRun(), SilentWriter()
+    if saved is not None:
         previous = client.get_run(saved["run_id"])
         run = tracking.RunLogger(client, saved["run_id"], previous.info.experiment_id)
         client.update_run(run.run_id, status="RUNNING")
         resumes = int(previous.data.tags.get(schema.TAG_RESUMES, 0)) + 1
-        run.set_tags({**tracking.process_tags(), schema.TAG_RESUMES: resumes,
-                      schema.TAG_OUTCOME: schema.OUTCOME_RUNNING})
+        run.set_tags({**tracking.process_tags(), **trainer.par.tags(),
+                      schema.TAG_RESUMES: resumes, schema.TAG_OUTCOME: schema.OUTCOME_RUNNING})
         writer = MetricWriter(client, run.run_id, ckpt_dir)
         writer.resume()
         return run, writer
-    experiment_id = (context.experiment_id if context else
-                     tracking.ensure_experiment(client, job.tracking.experiment))
+    if context is None:                      # a sweep's sweeper did this for the experiment
+        experiment_id = tracking.ensure_experiment(client, job.tracking.experiment)
+        for note in liveness.close_dead_runs(client, experiment_id, key):
+            log.warning(note)
+    else:
+        experiment_id = context.experiment_id
     run = tracking.RunLogger.start(
         client, experiment_id, run_name, parent_run_id=context.parent_run_id if context else "",
         tags={
@@ -140,9 +164,10 @@ def _open_run(client, job: JobConfig, trainer: Trainer, key: str, run_name: str,
             schema.TAG_PARAMS_NON_EMBEDDING: trainer.params_non_emb,
             schema.TAG_FLOPS_PER_TOKEN: trainer.flops_per_token,
             schema.TAG_OUTCOME: schema.OUTCOME_RUNNING,
-            **tracking.context_tags(f"launch.py {overrides}"),
+            **tracking.context_tags(f"{Path(sys.argv[0]).name} {overrides}"),
             **tracking.run_color(context.run_names if context else {}, run_name),
             **tracking.process_tags(),
+            **trainer.par.tags(),
         })
     run.log_params(flatten(asdict(job)))
     run.log_params({f"data.stats.{k}": v for k, v in trainer.data.params().items()})
@@ -156,8 +181,7 @@ def _save(trainer: Trainer, run, writer: MetricWriter, ckpt_dir: Path) -> None:
     """Metrics first, then the state: whatever kills the process after this, the resumed run
     continues a history that reaches this step."""
     writer.make_durable()
-    checkpoint.save(ckpt_dir, trainer.state.progress.steps, trainer.state_dict(run.run_id),
-                    trainer.job.train.keep_checkpoints)
+    dist_checkpoint.for_trainer(trainer, ckpt_dir).save(run.run_id)
 
 
 def _finish(trainer: Trainer, run, writer: MetricWriter, outcome: str, ckpt_dir: Path,
@@ -165,17 +189,19 @@ def _finish(trainer: Trainer, run, writer: MetricWriter, outcome: str, ckpt_dir:
     s = trainer.state
     # One-off values at step 0, as unigram_entropy: the MLflow UI draws a metric whose latest
     # step is 0 as a bar chart (one bar per run), any other as an (here empty) line chart.
+    writer.add(trainer.par.memory_metrics(), step=0)   # every rank's
     writer.add({schema.FINAL_VAL_LOSS: s.val_loss, schema.BEST_VAL_LOSS: s.best_val,
                 schema.LOGGING_SECONDS: writer.seconds}, step=0)
-    if not writer.close():
+    limit = trainer.job.tracking.outage_limit_s
+    if not writer.close(limit):
         _save(trainer, run, writer, ckpt_dir)
         raise _outage(uri, writer, s.progress.steps)
     tags = {schema.TAG_OUTCOME: outcome}
     if outcome == schema.OUTCOME_DIVERGED:
         tags[schema.TAG_DIVERGED_STEP] = s.progress.steps
-    run.set_tags(tags)
+    tracking.retrying(lambda: run.set_tags(tags), limit, "closing the run")
     # Divergence is a result, not a crash: the run is FINISHED and tagged `diverged`.
-    run.end("FINISHED")
+    tracking.retrying(lambda: run.end("FINISHED"), limit, "closing the run")
 
 
 def _outage(uri: str, writer: MetricWriter, step: int) -> TrackingOutage:
@@ -191,11 +217,15 @@ def _stop(trainer: Trainer, run, writer: MetricWriter, stop: checkpoint.StopSign
     if stop.signum == stop.REQUEUE:
         writer.close()
         run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_PREEMPTED})
+        ranks.barrier()                  # every rank has saved, the run is tagged
+        if not ranks.is_main():
+            raise SystemExit(0)          # rank 0 requeues the job (one requeue per job)
         stop.hand_over()                 # submitit requeues and exits (rank 0)
         raise SystemExit(f"preempted at step {step}; checkpoint saved")   # any other rank
     writer.close()
     run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_CANCELLED})
     run.end("KILLED")
+    ranks.barrier()                      # no rank ends the job before rank 0 closed the run
     if stop.signum == signal.SIGINT:
         raise KeyboardInterrupt(f"interrupted at step {step}; checkpoint saved")
     raise SystemExit(128 + stop.signum)
@@ -213,10 +243,10 @@ def _loop(trainer: Trainer, run, writer: MetricWriter, name: str,
             raise RuntimeError(f"the tracking store refused the run's metrics: {writer.fatal}")
         t0 = time.perf_counter()
         lr, batch, loss, grad_norm, finite = trainer.step()
-        dt = time.perf_counter() - t0
+        dt = ranks.slowest(time.perf_counter() - t0)     # every rank counts the same time
         if p.steps == 0 and finite:       # the state exists once the first update is applied
             writer.add({schema.OPTIMIZER_STATE_BYTES_PER_PARAM:
-                         state_bytes_per_param(trainer.opt)}, step=0)
+                         state_bytes_per_param(trainer.par.local_view(trainer.opt))}, step=0)
         p.steps += 1
         p.tokens += batch * trainer.seq_len
         p.seconds += dt
@@ -254,13 +284,15 @@ def _loop(trainer: Trainer, run, writer: MetricWriter, name: str,
             break
         outage = writer.outage_s > outage_limit
         periodic = (tc.checkpoint_every and p.steps % tc.checkpoint_every == 0) or (
-            time.monotonic() - last_save >= tc.checkpoint_every_s)
-        if stop.requested or outage or periodic:
+            tc.checkpoint_every_s and time.monotonic() - last_save >= tc.checkpoint_every_s)
+        # A signal to any rank, rank 0's outage, any rank's clock: all ranks save this step.
+        requested, outage, periodic = ranks.agree(stop, outage, bool(periodic))
+        if requested or outage or periodic:
             _save(trainer, run, writer, ckpt_dir)
             last_save = time.monotonic()
             if outage:
                 writer.close()
                 raise _outage(uri, writer, p.steps)
-            if stop.requested:
+            if requested:
                 return None
     return schema.OUTCOME_FINISHED
