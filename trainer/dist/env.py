@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -119,6 +120,9 @@ def init(job: JobConfig, slurm_task: bool = False) -> Place:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     if job.dist.name == "deepspeed":
         os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(TORCH_EXTENSIONS_DIR))
+        # DeepSpeed's calls, not the user's: nothing to act on, once per call in every rank
+        warnings.filterwarnings("ignore", category=FutureWarning,
+                                message=r"`torch\.distributed\.\w+` is deprecated")
     dist.init_process_group(backend(job.dist.backend, cuda), rank=where.rank,
                             world_size=where.world, timeout=TIMEOUT)
     if where.rank != 0:

@@ -172,7 +172,12 @@ class FSDP(DataParallel):
             fully_shard(block, **kw)
         fully_shard(model, **kw)
         # The optimizer is built on the sharded (DTensor) parameters.
-        return ModelView(model, model), build_optimizer(model)
+        opt = build_optimizer(model)
+        if isinstance(opt, torch.optim.SGD):
+            # torch has no DTensor rule for the fused SGD kernel: the same update, foreach
+            for group in opt.param_groups:
+                group["fused"] = False
+        return ModelView(model, model), opt
 
     def _bf16(self) -> bool:
         from trainer.loop import autocast
