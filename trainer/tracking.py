@@ -6,19 +6,30 @@ Metric histories are written off the training loop by `trainer/metric_writer.py`
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from filelock import FileLock
 
-from trainer import schema
-from trainer.contract import (MAX_PARAM_LENGTH, MAX_PARAMS_PER_BATCH, MAX_TAG_LENGTH,
-                              MAX_TAGS_PER_BATCH, ConfigError, redact)
+from trainer import liveness, schema
+from trainer.contract import (
+    MAX_PARAM_LENGTH,
+    MAX_PARAMS_PER_BATCH,
+    MAX_TAG_LENGTH,
+    MAX_TAGS_PER_BATCH,
+    ConfigError,
+    redact,
+    scrub,
+)
+
+log = logging.getLogger("lmsweep")
+T = TypeVar("T")
 
 # Schemes MLflow's tracking stores accept (mlflow/store/tracking/__init__.py + databricks).
 SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "file", "databricks")
@@ -110,13 +121,38 @@ def client_for(uri: str) -> Any:
     return MlflowClient(uri)
 
 
-def connect(uri: str) -> Any:
+def is_permanent(error: BaseException) -> bool:
+    """A refusal that retrying cannot fix (the run was deleted, a value is invalid), as opposed
+    to an outage (connection refused, timeout, 5xx)."""
+    code = getattr(error, "error_code", "")
+    return code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "INVALID_STATE")
+
+
+def retrying(call: Callable[[], T], limit_s: float, what: str) -> T:
+    """`call()`, retried through an outage of up to `limit_s` seconds (a store restarting
+    mid-sweep), then the last error."""
+    deadline, pause = time.monotonic() + limit_s, 1.0
+    while True:
+        try:
+            return call()
+        except Exception as e:
+            if is_permanent(e) or time.monotonic() + pause > deadline:
+                raise
+            log.warning(f"{what}: the tracking store does not answer ({type(e).__name__}); "
+                        f"retrying in {pause:.0f} s")
+            time.sleep(pause)
+            pause = min(2 * pause, 30.0)
+
+
+def connect(uri: str, wait_s: float = 0.0) -> Any:
     """A client for a store that exists and answers, or a ConfigError naming tracking.uri within
-    seconds. A SQLite store is created (tables, migrations) under a file lock: two sweeps
-    initialising one fresh file at once would otherwise race in alembic."""
+    seconds. `wait_s`: how long a store that does not answer is waited for (a job starting
+    while the server restarts); the sweeper's launch-time check waits for none.
+    A SQLite store is created (tables, migrations) under a file lock: two sweeps initialising
+    one fresh file at once would otherwise race in alembic."""
     check_uri(uri)
     if urlsplit(uri).scheme in ("http", "https"):
-        probe_server(uri)
+        retrying(lambda: probe_server(uri), wait_s, f"connecting to {redact(uri)}")
     db = sqlite_path(uri)
     if db is None:
         client = client_for(uri)
@@ -124,7 +160,7 @@ def connect(uri: str) -> Any:
             client.search_experiments(max_results=1)
         except Exception as e:
             raise ConfigError(f"tracking.uri={redact(uri)!r}: the store does not answer "
-                              f"({type(e).__name__}: {redact(str(e))[:300]})") from None
+                              f"({type(e).__name__}: {scrub(str(e))[:300]})") from None
         return client
     db.resolve().parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(db.resolve()) + ".lock"):
@@ -152,14 +188,17 @@ def ensure_experiment(client: Any, name: str) -> str:
         return exp.experiment_id
 
 
-def finished_fingerprints(client: Any, experiment_name: str) -> set[str]:
+def finished_fingerprints(client: Any, experiment_name: str,
+                          fingerprint: Optional[str] = None) -> set[str]:
+    """Fingerprints of the experiment's FINISHED job runs (only `fingerprint`, if given)."""
     exp = client.get_experiment_by_name(experiment_name)
     if exp is None:
         return set()
-    runs = search_all(client, exp.experiment_id,
-                      f"attributes.status = 'FINISHED' and tags.`{schema.TAG_ROLE}` = "
-                      f"'{schema.ROLE_JOB}'")
-    return {r.data.tags.get(schema.TAG_FINGERPRINT) for r in runs}
+    filt = f"attributes.status = 'FINISHED' and tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'"
+    if fingerprint:
+        filt += f" and tags.`{schema.TAG_FINGERPRINT}` = '{fingerprint}'"
+    return {r.data.tags.get(schema.TAG_FINGERPRINT) for r in search_all(client, exp.experiment_id,
+                                                                        filt)}
 
 
 def search_all(client: Any, experiment_id: str, filter_string: str) -> list:
@@ -219,7 +258,7 @@ def process_tags() -> dict[str, str]:
     """Who is running the run now: a later launch or `status --reconcile` tells a run whose
     process died (kill -9, node crash) from one that is alive (trainer/liveness.py)."""
     env = os.environ
-    tags = {schema.TAG_HOST: socket.gethostname(), schema.TAG_PID: str(os.getpid()),
+    tags = {schema.TAG_HOST: socket.gethostname(), schema.TAG_PID: liveness.process_id(),
             schema.TAG_HEARTBEAT: str(int(time.time()))}
     if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
         # The id sacct and submitit use, so `python -m sweeper status` joins Slurm and MLflow.
@@ -286,4 +325,5 @@ def start_sweep_run(client: Any, experiment_id: str, sweep_id: str, command: str
     """The parent run of a sweep: what was run, by whom, from which commit."""
     return RunLogger.start(client, experiment_id, f"sweep {sweep_id}", tags={
         schema.TAG_ROLE: schema.ROLE_SWEEP, schema.TAG_SWEEP_ID: sweep_id,
-        schema.TAG_COMMAND: command, schema.TAG_JOBS: jobs, **context_tags(command)})
+        schema.TAG_COMMAND: command, schema.TAG_JOBS: jobs, **context_tags(command),
+        schema.TAG_HOST: socket.gethostname(), schema.TAG_PID: liveness.process_id()})
