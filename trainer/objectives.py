@@ -10,7 +10,7 @@ loss; CausalLM.loss) is added in training only: evaluation reports plain cross-e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, ClassVar, Optional
 
 import numpy as np
 import torch
@@ -27,7 +27,9 @@ IGNORE = -100                       # target id that cross_entropy does not scor
 @dataclass
 class ObjectiveConfig:
     name: str = MISSING
-    causal: bool = True             # whether the model must hide future tokens
+    # Whether the model hides future tokens follows from the objective and is not a field:
+    # `objective=clm objective.causal=false` would train a model that sees the next token.
+    causal: ClassVar[bool] = True
     extra_tokens: int = 0           # ids appended to the data's vocabulary (mlm: [MASK])
 
     def __post_init__(self) -> None:
@@ -53,7 +55,7 @@ def clm(cfg: CLMConfig, seed: int, z_loss: float = 0.0) -> Loss:
 @dataclass
 class MLMConfig(ObjectiveConfig):
     name: str = "mlm"
-    causal: bool = False
+    causal: ClassVar[bool] = False
     extra_tokens: int = 1
     mask_prob: float = 0.15         # share of positions predicted
     replace_mask: float = 0.8       # of those, share shown as [MASK]

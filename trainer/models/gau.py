@@ -27,7 +27,11 @@ from trainer.registry import check
 
 @dataclass
 class GAUConfig(ModelConfig):
+    """Gated Attention Unit (Hua et al. 2022, "Transformer Quality in Linear Time"): one head,
+    squared-ReLU attention weights gating an expanded SiLU unit, RoPE; e = 2d, s = 128."""
+
     name: str = "gau"
+    n_layers: int = 8              # units: two GAUs hold about the params of one Transformer layer
     qk_dim: int = 128              # s, the shared query/key width (Hua et al. 2022: s = 128)
     mlp_ratio: float = 2.0         # e = 2d (Hua et al. 2022)
     positions: str = "rotary"

@@ -21,6 +21,9 @@ from trainer.models.roles import Declarations, Declared, Role, linear, norm
 
 @dataclass
 class GMLPConfig(ModelConfig):
+    """gMLP (Liu et al. 2021, "Pay Attention to MLPs"): channel MLP gated by a T x T spatial
+    projection (lower-triangular when causal), pre-norm, d_ffn = 6 d, no position embeddings."""
+
     name: str = "gmlp"
     mlp_ratio: float = 6.0         # d_ffn = 6 * d_model in every gMLP of Liu et al. 2021, Table 3
 

@@ -19,6 +19,9 @@ from trainer.models.roles import Declarations
 
 @dataclass
 class MixerConfig(MLPConfig):
+    """MLP-Mixer (Tolstikhin et al. 2021) for LM: T x T token-mixing MLP (lower-triangular when
+    causal) + channel MLP, pre-norm, no positions (token mixing is position-aware)."""
+
     name: str = "mixer"
 
 

@@ -34,6 +34,9 @@ SYNTHESES = ("dense", "random")
 
 @dataclass
 class SynthesizerConfig(TransformerConfig):
+    """Synthesizer (Tay et al. 2021): the Transformer above with attention weights synthesized
+    per query token (dense) or learned outright (random), causally masked before the softmax."""
+
     name: str = "synthesizer"
     synthesis: str = "dense"
 

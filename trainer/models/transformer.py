@@ -28,6 +28,9 @@ from trainer.registry import check
 
 @dataclass
 class TransformerConfig(MLPConfig):
+    """Transformer in the Cramming recipe (Geiping & Goldstein 2022):
+    pre-norm, no biases, gated (GLU) MLP, learned positions."""
+
     name: str = "transformer"
     n_heads: int = 4
     positions: str = "learned"

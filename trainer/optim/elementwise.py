@@ -13,7 +13,11 @@ from trainer.registry import check
 
 @dataclass
 class AdamConfig(OptimConfig):
+    """Adam (Kingma & Ba 2015) via torch.optim.AdamW with weight_decay 0. beta2=0.98 as in
+    Cramming and RoBERTa for short, large-batch LM runs; lr tuned for the demo's small models."""
+
     name: str = "adam"
+    lr: float = 3e-3
     beta1: float = 0.9
     beta2: float = 0.98
     eps: float = 1e-8
@@ -26,14 +30,23 @@ class AdamConfig(OptimConfig):
 
 @dataclass
 class AdamWConfig(AdamConfig):
+    """AdamW (Loshchilov & Hutter 2019) via torch.optim.AdamW: beta2=0.95 and decoupled weight
+    decay 0.1 as in GPT-3 (Brown et al. 2020, App. B) and Chinchilla; lr as AdamConfig."""
+
     name: str = "adamw"
+    lr: float = 3e-3
     beta2: float = 0.95
     weight_decay: float = 0.1
 
 
 @dataclass
 class SGDConfig(OptimConfig):
+    """SGD with Nesterov momentum (Sutskever et al. 2013) via torch.optim.SGD. lr 0.1 and momentum
+    0.9 are the classic starting point (He et al. 2016, ResNet); no weight decay, as torch's is
+    coupled L2 rather than decoupled."""
+
     name: str = "sgd"
+    lr: float = 0.1
     momentum: float = 0.9
     nesterov: bool = True
 
@@ -48,7 +61,13 @@ class SGDConfig(OptimConfig):
 
 @dataclass
 class LionConfig(OptimConfig):
+    """Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms") from
+    pytorch-optimizer. betas (0.9, 0.99) as in the paper; the paper advises an lr 3-10x smaller
+    than AdamW's (a sign update has a larger norm), so AdamConfig's 3e-3 / 10. Weight decay is
+    3-10x larger than AdamW's in the paper; AdamConfig has none, so neither does this."""
+
     name: str = "lion"
+    lr: float = 3e-4
     beta1: float = 0.9              # interpolation for the update's sign
     beta2: float = 0.99             # momentum tracking
 
@@ -60,7 +79,14 @@ class LionConfig(OptimConfig):
 
 @dataclass
 class TigerConfig(OptimConfig):
+    """Tiger, "a tight-fisted optimizer" (Su 2023, github.com/bojone/tiger), from
+    pytorch-optimizer: Lion with one beta, so the momentum is the only state. beta 0.965 and
+    weight decay 0.01 as in the reference. pytorch-optimizer's Tiger takes plain sign steps (the
+    reference scales them per tensor), so its lr is set as for Lion (LionConfig)."""
+
     name: str = "tiger"
+    lr: float = 3e-4
+    weight_decay: float = 0.01
     beta: float = 0.965             # Lion with beta1 = beta2: one buffer serves both
 
     def __post_init__(self) -> None:

@@ -16,7 +16,16 @@ GRAFTS = ("none", "sgd", "adagrad", "rmsprop", "sqrtn")
 
 @dataclass
 class ShampooConfig(OptimConfig):
+    """Shampoo (Gupta et al. 2018) in its scalable form (Anil et al. 2020, "Scalable Second Order
+    Optimization for Deep Learning"): pytorch-optimizer's ScalableShampoo, a port of Google's
+    distributed_shampoo. betas (0.9, 0.999), Nesterov, 25 grafted-only steps and blocks of 512
+    are pytorch-optimizer's defaults. Refresh every 100 steps with RMSProp (Adam-like) grafting
+    and decoupled weight decay follow the Distributed Shampoo README (Shi et al. 2023,
+    facebookresearch/optimizers); pytorch-optimizer's 1000-step refresh would precondition a
+    300-step demo run not even once. The graft sets the step size, so lr is AdamConfig's."""
+
     name: str = "shampoo"
+    lr: float = 3e-3
     beta1: float = 0.9                        # momentum
     beta2: float = 0.999                      # EMA of the statistics (and of the graft's)
     nesterov: bool = True
@@ -36,7 +45,14 @@ class ShampooConfig(OptimConfig):
 
 @dataclass
 class SOAPConfig(OptimConfig):
+    """SOAP (Vyas et al. 2024, "SOAP: Improving and Stabilizing Shampoo using Adam") from
+    pytorch-optimizer; every default is the paper's reference implementation's (and
+    pytorch-optimizer's): lr 3e-3, betas (0.95, 0.95), eps 1e-8, weight decay 0.01, eigenbasis
+    refresh every 10 steps, dimensions above 10000 left unrotated."""
+
     name: str = "soap"
+    lr: float = 3e-3
+    weight_decay: float = 0.01
     beta1: float = 0.95
     beta2: float = 0.95             # also the decay of the preconditioner statistics
     eps: float = 1e-8
@@ -55,7 +71,15 @@ class SOAPConfig(OptimConfig):
 
 @dataclass
 class MuonConfig(OptimConfig):
+    """Muon (Jordan et al. 2024, kellerjordan.github.io/posts/muon) from pytorch-optimizer:
+    momentum 0.95, Nesterov, 5 Newton-Schulz steps on hidden matrices; AdamW with betas
+    (0.9, 0.95) for embeddings, head, norms and 1-D weights (pytorch-optimizer's defaults). Muon
+    updates are rescaled to AdamW's RMS as in Moonlight (Liu et al. 2025), which then shares
+    AdamW's lr and decay: lr as AdamConfig, weight decay 0.1 as in Moonlight."""
+
     name: str = "muon"
+    lr: float = 3e-3
+    weight_decay: float = 0.1
     momentum: float = 0.95
     nesterov: bool = True
     ns_steps: int = 5               # Newton-Schulz iterations
