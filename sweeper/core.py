@@ -74,6 +74,7 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
     context, the sweep config and the launcher."""
     from trainer import tracking
 
+    throughput = planning.Throughput(plugin.gpu, plugin.assumed_mfu)      # checked first
     loader = plugin.hydra_context.config_loader
     params = [f"{k}={v}" for k, v in plugin.params.items()]
     jobs = validate(expand(params + list(arguments), loader),
@@ -92,7 +93,7 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
     launcher_cfg = OmegaConf.to_container(plugin.config.hydra.launcher, resolve=True)
     plans = [planning.plan(j.index, name, fingerprint(j.config), j.config, finished,
                            launcher_cfg) for j, name in zip(jobs, names)]
-    print(planning.render(plans, plugin.flops_per_gpu_second), flush=True)
+    print(planning.render(plans, throughput), flush=True)
     todo = [jobs[p.index] for p in plans if p.action != planning.SKIP]
     # Slurm: refuse a request no node of the partition can hold, before any submission.
     for request in {tuple(sorted(map(str, p.launcher_params.items()))): p.launcher_params

@@ -15,7 +15,9 @@ from sweeper.tables import format_table, human
 from trainer import contract
 from trainer.config import JobConfig
 from trainer.models import build_model
+from trainer.perf import GPU_NAMES, peak_flops
 from trainer.ramps import RAMPS
+from trainer.registry import check
 
 RUN, RESUME, SKIP = "run", "resume", "skip (finished)"
 
@@ -70,8 +72,31 @@ def plan(index: int, name: str, fingerprint: str, job: JobConfig, finished: set[
     return p
 
 
-def render(plans: Sequence[JobPlan], flops_per_gpu_second: float) -> str:
-    """A table of the sweep; GPU-hours assume `flops_per_gpu_second` of sustained throughput."""
+@dataclass(frozen=True)
+class Throughput:
+    """What the plan's GPU-hours assume: `mfu` of the bf16 peak of a `gpu` (the peaks the
+    logged `mfu` metric divides by: trainer/perf.py)."""
+
+    gpu: str
+    mfu: float
+
+    def __post_init__(self) -> None:
+        check(peak_flops(self.gpu, "bf16").source == "datasheet", "hydra.sweeper.gpu", self.gpu,
+              f"a GPU of trainer/perf.py's table, e.g. {', '.join(GPU_NAMES)}")
+        check(0 < self.mfu <= 1, "hydra.sweeper.assumed_mfu", self.mfu, "in (0, 1]")
+
+    @property
+    def flops_per_gpu_second(self) -> float:
+        return peak_flops(self.gpu, "bf16").flops * self.mfu
+
+    def describe(self) -> str:
+        return (f"{self.mfu:.0%} MFU of an {self.gpu} "
+                f"({peak_flops(self.gpu, 'bf16').flops / 1e12:.0f} TFLOP/s bf16)")
+
+
+def render(plans: Sequence[JobPlan], throughput: Throughput) -> str:
+    """A table of the sweep, with GPU-hours at `throughput`."""
+    flops_per_gpu_second = throughput.flops_per_gpu_second
     header = ("#", "run", "params", "non-emb", "tokens", "FLOPs", "nodes", "GPUs", "est. GPU-h",
               "action")
     rows = []
@@ -84,5 +109,5 @@ def render(plans: Sequence[JobPlan], flops_per_gpu_second: float) -> str:
     total_h = sum(p.flops for p in todo if p.flops is not None) / flops_per_gpu_second / 3600
     return format_table(header, rows) + "\n" + (
              f"{len(todo)} of {len(plans)} jobs to launch; ~{total_h:.3g} GPU-hours at "
-             f"{flops_per_gpu_second:.3g} FLOP/s per GPU" +
+             f"{throughput.describe()}" +
              (" (wall-clock budgets not included)" if any(p.tokens is None for p in todo) else ""))

@@ -78,6 +78,7 @@ def test_bad_input_is_refused_with_the_documented_message(overrides, needles, fi
     (["tracking.uri=sqlite:///{file}/m.db"], "is a file, not a directory"),
     (["tracking.uri=http://127.0.0.1:9"], "no MLflow server answers there"),
     (["seed=interval(0,1)"], "lists of values"),
+    (["hydra.sweeper.gpu=TPU"], "hydra.sweeper.gpu='TPU' is invalid: a GPU of"),
     (["optim.lr=-1,1", "model=mixer,transformer,gmlp", "model.n_layers=0,1"],
      "9 of 12 jobs have an invalid config"),
 ])

@@ -33,7 +33,7 @@ from trainer.dist.silent import SilentRun, SilentWriter
 from trainer.loop import Trainer, Window, evaluate
 from trainer.metric_writer import MetricWriter
 from trainer.optim import state_bytes_per_param
-from trainer.perf import MFU, mfu
+from trainer.perf import mfu
 from trainer.progress import report
 
 log = logging.getLogger("lmsweep")
@@ -267,7 +267,7 @@ def _loop(trainer: Trainer, run, writer: MetricWriter, name: str,
                 schema.TRAIN_LOSS: w.loss / w.steps, schema.LR: lr, schema.TOKENS: p.tokens,
                 schema.FLOPS: p.tokens * trainer.flops_per_token, schema.WALL_CLOCK: p.seconds,
                 schema.TOKENS_PER_S: w.tokens / w.seconds,
-                MFU: mfu(trainer.flops_per_token, w.tokens / w.seconds, trainer.peak_flops),
+                schema.MFU: mfu(trainer.flops_per_token, w.tokens / w.seconds, trainer.peak_flops),
                 schema.BATCH_TOKENS: batch * trainer.seq_len, schema.GRAD_NORM: grad_norm,
                 schema.SKIPPED_STEPS: s.skipped_steps,
             }

@@ -21,7 +21,7 @@ from trainer.models import build_model
 from trainer.objectives import OBJECTIVES
 from trainer.optim import build_optimizer
 from trainer.optim.clipping import adaptive_clip_
-from trainer.perf import configure_device, device_peak, to_device
+from trainer.perf import configure_device, device_peak, to_device, wants_compile
 from trainer.ramps import RAMPS
 from trainer.schedules import SCHEDULES
 
@@ -69,13 +69,13 @@ class LoopState:
 @torch.no_grad()
 def evaluate(model, objective, windows: torch.Tensor, micro_batch: int, amp) -> float:
     model.eval()
-    total = 0.0
+    total = torch.zeros((), device=windows.device)
     for i in range(0, len(windows), micro_batch):
         w = windows[i: i + micro_batch]
         with amp:
-            total += objective(model, w).item() * len(w)
+            total += objective(model, w).float() * len(w)
     model.train()
-    return total / len(windows)
+    return total.item() / len(windows)             # one host sync per evaluation
 
 
 class Trainer:
@@ -108,6 +108,8 @@ class Trainer:
         self.peak_flops = (device_peak(self.device, precision, job.data.cache_path()).flops
                            * self.par.world)
         self.model, self.opt = self.par.wrap(self.model, lambda m: build_optimizer(job.optim, m))
+        if wants_compile(tc.compile, self.device):       # in place: state_dict keys unchanged
+            getattr(self.model, "module", self.model).compile()
         self.schedule = SCHEDULES.build(job.schedule)
         self.ramp = RAMPS.build(job.ramp, tc.micro_batch * self.par.world)  # whole on every rank
         self.fraction = BUDGETS.build(job.budget)

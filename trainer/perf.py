@@ -23,7 +23,6 @@ from typing import Optional
 import numpy as np
 import torch
 
-MFU = "mfu"                         # metric name (the lead moves it into trainer/schema.py)
 DTYPES = ("bf16", "fp32")
 
 
@@ -53,7 +52,8 @@ GPU_PEAKS: tuple[tuple[str, float, float], ...] = (
     (r"\bRTX 3090\b", 71, 35.6),
     (r"\bV100\b", 15.7, 15.7),                # no bf16 or TF32 units: both run at FP32 rate
 )
-UNKNOWN_GPU = (312, 156)            # an A100's, for names not above (e.g. in a sweep's plan)
+UNKNOWN_GPU = (312, 156)            # an A100's, for names not above
+GPU_NAMES = ("B200", "H100", "H200", "A100", "L40S", "L4", "A10", "RTX 4090", "V100")
 
 
 def peak_flops(device_name: str, dtype: str) -> Peak:

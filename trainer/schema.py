@@ -50,6 +50,7 @@ TOKENS_PER_S = "tokens_per_s"
 BATCH_TOKENS = "batch_tokens"     # tokens per optimizer step (follows the ramp)
 GRAD_NORM = "grad_norm"
 SKIPPED_STEPS = "skipped_steps"   # non-finite steps so far (skipped, not applied)
+MFU = "mfu"                       # model FLOPs utilisation: of the devices' peak (trainer/perf.py)
 
 # --- one-off summary metrics ------------------------------------------------------------
 FINAL_VAL_LOSS = "final_val_loss"

@@ -21,7 +21,10 @@ class LmsweepSweeperConf:
     # Run jobs again even when a FINISHED run has their fingerprint. Fingerprints hash the
     # resolved config, not the code: after a code change, rerun (or sweep a new seed).
     rerun: bool = False
-    flops_per_gpu_second: float = 1.0e14     # for the plan's GPU-hours (~35% MFU of an A100)
+    # The plan's GPU-hours: FLOPs / (the GPU's bf16 peak, trainer/perf.py's table, x the MFU).
+    # 40% is llm.c's GPT-2 124M baseline on H100s; a cluster preset names its own GPU.
+    gpu: str = "A100"
+    assumed_mfu: float = 0.4
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="lmsweep", node=LmsweepSweeperConf,
@@ -31,11 +34,11 @@ ConfigStore.instance().store(group="hydra/sweeper", name="lmsweep", node=Lmsweep
 class LmsweepSweeper(Sweeper):
     def __init__(self, max_batch_size: Optional[int] = None,
                  params: Optional[Dict[str, str]] = None, dry_run: bool = False,
-                 rerun: bool = False, flops_per_gpu_second: float = 1.0e14) -> None:
+                 rerun: bool = False, gpu: str = "A100", assumed_mfu: float = 0.4) -> None:
         self.max_batch_size = max_batch_size
         self.params = dict(params or {})
         self.dry_run, self.rerun = dry_run, rerun
-        self.flops_per_gpu_second = flops_per_gpu_second
+        self.gpu, self.assumed_mfu = gpu, assumed_mfu
         self.hydra_context = self.config = self.launcher = None
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
