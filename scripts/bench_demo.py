@@ -44,10 +44,12 @@ def main(extra: list[str]) -> None:
             m = r.data.metrics
             steps = int(client.get_metric_history(r.info.run_id, schema.TOKENS)[-1].step)
             train_s, log_s = m[schema.WALL_CLOCK], m[schema.LOGGING_SECONDS]
+            share = log_s / (train_s + log_s)
             print(f"{r.info.run_name:28s} {steps:6d} {train_s:8.1f} {1e3 * train_s / steps:8.1f} "
-                  f"{m[schema.TOKENS] / train_s:8.0f} {log_s:6.2f} {log_s / (train_s + log_s):9.2%} "
+                  f"{m[schema.TOKENS] / train_s:8.0f} {log_s:6.2f} {share:9.2%} "
                   f"{m[schema.FINAL_VAL_LOSS]:8.4f}")
-        print(f"unigram-entropy baseline: {jobs[0].data.metrics[schema.UNIGRAM_ENTROPY]:.4f} nats/token")
+        entropy = jobs[0].data.metrics[schema.UNIGRAM_ENTROPY]
+        print(f"unigram-entropy baseline: {entropy:.4f} nats/token")
 
 
 if __name__ == "__main__":

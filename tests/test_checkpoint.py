@@ -1,7 +1,6 @@
 """Checkpoint files: newest wins, old ones are pruned, loading is weights_only."""
 import pickle
 
-import pytest
 import torch
 
 from trainer import checkpoint

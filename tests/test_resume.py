@@ -84,7 +84,8 @@ def test_preempted_run_resumes_into_the_same_run_bit_exact(tmp_path, env):
     for key in (schema.TRAIN_LOSS, schema.TOKENS, schema.VAL_LOSS):
         got, want = history(client, run.info.run_id, key), history(ref_client, ref.info.run_id, key)
         assert got == want, f"{key} history differs across the resume"
-    assert [s for s, _ in history(client, run.info.run_id, schema.TRAIN_LOSS)] == list(range(5, 201, 5))
+    steps = [s for s, _ in history(client, run.info.run_id, schema.TRAIN_LOSS)]
+    assert steps == list(range(5, 201, 5))
     assert not list((tmp_path / "ckpt").rglob("step_*.pt")), "finished runs keep no checkpoints"
 
 
@@ -144,7 +145,8 @@ def test_a_diverging_run_is_recorded_and_its_sibling_finishes(tmp_path, env):
     client, runs = jobs(f"sqlite:///{tmp_path / 'mlflow.db'}")
     by_lr = {r.data.params["optim.lr"]: r for r in runs}
     bad, good = by_lr["1e+30"], by_lr["0.003"]
-    assert bad.info.status == "FINISHED" and bad.data.tags[schema.TAG_OUTCOME] == schema.OUTCOME_DIVERGED
+    assert bad.info.status == "FINISHED"
+    assert bad.data.tags[schema.TAG_OUTCOME] == schema.OUTCOME_DIVERGED
     assert int(bad.data.tags[schema.TAG_DIVERGED_STEP]) <= 5
     assert bad.data.metrics[schema.SKIPPED_STEPS] == 3
     assert good.data.tags[schema.TAG_OUTCOME] == schema.OUTCOME_FINISHED

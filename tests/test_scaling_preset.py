@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 PRESET = OmegaConf.load(CONF / "experiment" / "scaling.yaml")
 AXES = {k: str(v).split(",") for k, v in PRESET.hydra.sweeper.params.items()}
 SIZE_AXIS = "+experiment/scaling_size"
-SIZES = {s: OmegaConf.load(CONF / "experiment" / "scaling_size" / f"{s}.yaml") for s in AXES[SIZE_AXIS]}
+SIZES = {s: OmegaConf.load(CONF / "experiment" / "scaling_size" / f"{s}.yaml")
+         for s in AXES[SIZE_AXIS]}
 SUFFIX = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9}
 
 
@@ -77,7 +78,8 @@ def test_a_shrunken_preset_trains_and_fits_an_l_of_n_per_architecture(tmp_path, 
     assert "8 of 8 jobs to launch" in r.stdout
     out = tmp_path / "analysis"
     fit = subprocess.run(
-        [sys.executable, "-m", "analysis", "fit", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+        [sys.executable, "-m", "analysis", "fit",
+         "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
          "--experiment", "scaling", "--group-by", "model.name", "--x", "params",
          "--bootstrap", "20", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300)

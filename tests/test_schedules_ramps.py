@@ -5,11 +5,24 @@ import pytest
 import torch
 
 from tests.conftest import compose_job
-from trainer.budgets import (BUDGETS, Plan, Progress, SecondsBudgetConfig, StepsBudgetConfig,
-                             TokensBudgetConfig)
+from trainer.budgets import (
+    BUDGETS,
+    Plan,
+    Progress,
+    SecondsBudgetConfig,
+    StepsBudgetConfig,
+    TokensBudgetConfig,
+)
 from trainer.ramps import RAMPS, ConstantRampConfig, LinearRampConfig, StagedRampConfig
-from trainer.schedules import (SCHEDULES, ConstantConfig, CosineConfig, InverseSqrtConfig,
-                               LinearConfig, OneCycleConfig, WarmupCooldownConfig)
+from trainer.schedules import (
+    SCHEDULES,
+    ConstantConfig,
+    CosineConfig,
+    InverseSqrtConfig,
+    LinearConfig,
+    OneCycleConfig,
+    WarmupCooldownConfig,
+)
 
 
 def test_constant_schedule():
@@ -135,7 +148,8 @@ def test_staged_ramp_composes_and_checks_micro_batches():
     job = compose_job("ramp=staged", "ramp.stages=[[0,8],[0.5,24]]", "train.micro_batch=8")
     assert job.ramp.start == 8 and max(job.ramp.batch_sizes()) == 24
     # A middle stage that is not whole micro-batches fails at composition (pre-flight).
-    with pytest.raises(ValueError, match="ramp=staged batch size=40.*multiple of train.micro_batch=16"):
+    with pytest.raises(ValueError,
+                       match="ramp=staged batch size=40.*multiple of train.micro_batch=16"):
         compose_job("ramp=staged", "ramp.stages=[[0,16],[0.5,40],[0.7,64]]")
 
 

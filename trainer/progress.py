@@ -8,7 +8,9 @@ log = logging.getLogger("lmsweep")
 
 def _duration(s: float) -> str:
     s = int(s)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    if s >= 3600:
+        return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+    return f"{s // 60}:{s % 60:02d}"
 
 
 def report(name: str, step: int, fraction: float, loss: float, tokens_per_s: float,
