@@ -100,3 +100,23 @@ def test_two_ranks_give_the_one_rank_loss_curve(case, request):
     peaks = {k: v for k, v in two.data.metrics.items() if k.startswith("peak_memory_mib_rank_")}
     assert sorted(peaks) == ["peak_memory_mib_rank_0", "peak_memory_mib_rank_1"]
     assert all(v > 10 for v in peaks.values())          # MiB: a Python process with torch
+
+
+def test_non_finite_steps_are_skipped_alike_on_every_rank(tmp_path, cache_dir):
+    """lr=1e30 sends the weights past float32 range on the first step: NaN from then on.
+    Every rank sees the same verdict (the loss is averaged over ranks, the gradient norm is
+    global; DeepSpeed's own overflow check likewise), so the run ends `diverged` after
+    max_bad_steps, as a one-process run does, instead of one rank waiting for another."""
+    r = run_launch("-m", "dist=ddp,deepspeed", "dist.nproc=2", "optim.lr=1e30",
+                   *[o for o in TINY if not o.startswith("budget")], "budget.steps=30",
+                   "train.max_bad_steps=3", cwd=tmp_path,
+                   env={"LMSWEEP_CACHE": str(cache_dir), "MLFLOW_TRACKING_URI": "",
+                        "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt")})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    runs = job_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert sorted(x.data.params["dist.name"] for x in runs) == ["ddp", "deepspeed"]
+    for run in runs:
+        assert run.info.status == "FINISHED", run.info.run_name
+        assert run.data.tags[schema.TAG_OUTCOME] == schema.OUTCOME_DIVERGED
+        assert int(run.data.tags[schema.TAG_DIVERGED_STEP]) <= 5
+        assert run.data.metrics[schema.SKIPPED_STEPS] == 3

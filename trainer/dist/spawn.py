@@ -10,8 +10,9 @@ torchrun. The Hydra job's process becomes a small supervisor:
 - a rank that dies or fails ends the job: the others are terminated, as under
   `srun --kill-on-bad-exit`, and its error is raised here;
 - rank 0's return value (the job's Summary) is this function's; its KeyboardInterrupt or
-  SystemExit is re-raised here, and a rank that handed a requeue signal over to its default
-  action (dist/none does the same in its own process) makes this process do the same.
+  SystemExit is re-raised here, and a requeue signal its rank 0 handed over to the default
+  action goes to this process's own handler (submitit's requeues a Slurm job), as dist=none
+  hands it over in its own process.
 """
 from __future__ import annotations
 
@@ -138,9 +139,10 @@ def _outcome(children: list[Child], received: list[int]) -> Any:
         raise RankFailed(f"rank {first.rank} of {len(children)} {_how(first)}; the other ranks "
                          "were stopped")
     if any(c.exitcode == -signal.SIGUSR2 for c in children):
-        # a requeue handed over to the default action: end this process the same way
-        signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+        # Rank 0 saved and handed the requeue signal to its default action: hand it to this
+        # process's own handler the same way (submitit's requeues the job; none ends it).
         os.kill(os.getpid(), signal.SIGUSR2)
+        raise SystemExit("preempted; checkpoint saved")
     zero = children[0]
     if zero.message is None:
         raise RankFailed(f"rank 0 of {len(children)} {_how(zero)}")
