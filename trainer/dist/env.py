@@ -24,7 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # DeepSpeed JIT-builds C++ ops on first use (its shm comm op: ~27 s on 2 cores); a stable
 # directory in the project's cache makes that once per machine (and per CI cache).
 TORCH_EXTENSIONS_DIR = PROJECT_ROOT / ".cache" / "lmsweep" / "torch_extensions"
-TIMEOUT = timedelta(minutes=10)      # a collective waiting longer than this fails the rank
+TIMEOUT_S = 600.0                    # a collective waiting longer than this fails the rank
 
 
 @dataclass(frozen=True)
@@ -123,8 +123,11 @@ def init(job: JobConfig, slurm_task: bool = False) -> Place:
         # DeepSpeed's calls, not the user's: nothing to act on, once per call in every rank
         warnings.filterwarnings("ignore", category=FutureWarning,
                                 message=r"`torch\.distributed\.\w+` is deprecated")
+    # The other ranks wait while rank 0 alone talks to MLflow, which may retry for up to
+    # tracking.outage_limit_s: no collective gives up before that.
+    timeout = timedelta(seconds=max(TIMEOUT_S, 2 * job.tracking.outage_limit_s + 60))
     dist.init_process_group(backend(job.dist.backend, cuda), rank=where.rank,
-                            world_size=where.world, timeout=TIMEOUT)
+                            world_size=where.world, timeout=timeout)
     if where.rank != 0:
         # One voice per job: rank 0 reports progress; other ranks log warnings and errors.
         log.setLevel(logging.WARNING)
