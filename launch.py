@@ -25,19 +25,14 @@ CONF = str(CONF) if CONF.is_dir() else "pkg://lmsweep_conf"
 
 @hydra.main(version_base="1.3", config_path=CONF, config_name="config")
 def main(cfg: DictConfig):
-    from sweeper.preflight import CONFIG_ERRORS, first_lines
-    from sweeper.summary import run_hint, table
     from trainer import contract
-    from trainer.config import preflight, to_job
+    from trainer.config import checked_job
     from trainer.dist.run import run
     from trainer.job import train
+    from trainer.report import run_hint, table
 
     hc = HydraConfig.get()
-    try:
-        job = to_job(cfg)
-        preflight(job)
-    except CONFIG_ERRORS as e:        # one clean line, without a traceback
-        raise contract.ConfigError(first_lines(e)) from None
+    job = checked_job(cfg)            # a bad config: one clean line, without a traceback
     overrides = " ".join(hc.overrides.task) or "defaults"
     context = SweepContext.load() if hc.mode == RunMode.MULTIRUN else None
     name = (context.run_name(hc.job.num) if context else "") or overrides

@@ -31,10 +31,10 @@ from omegaconf import OmegaConf
 from sweeper import plan as planning
 from sweeper import slurm
 from sweeper.preflight import PlannedJob, validate
-from sweeper.summary import sweep_view, table, ui_hint
 from trainer import contract, liveness
 from trainer.config import fingerprint
 from trainer.contract import ConfigError
+from trainer.report import sweep_view, table, ui_hint
 
 log = logging.getLogger("lmsweep")
 

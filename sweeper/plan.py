@@ -11,13 +11,13 @@ from typing import Any, Optional, Sequence
 import torch
 
 from sweeper import slurm
-from sweeper.tables import format_table, human
 from trainer import contract
 from trainer.config import JobConfig
 from trainer.models import build_model
 from trainer.perf import GPU_NAMES, peak_flops
 from trainer.ramps import RAMPS
 from trainer.registry import check
+from trainer.tables import format_table, human
 
 RUN, RESUME, SKIP = "run", "resume", "skip (finished)"
 

@@ -4,15 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from hydra.errors import HydraException
 from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
 
-from trainer.config import JobConfig, preflight, to_job
+from trainer.config import CONFIG_ERRORS, JobConfig, checked_job, first_lines
 from trainer.contract import ConfigError
-
-# What composing, type-checking and pre-flighting a config can raise about the config itself.
-CONFIG_ERRORS = (HydraException, OmegaConfBaseException, ValueError, KeyError, TypeError)
 
 
 @dataclass
@@ -31,9 +26,8 @@ def validate(overrides_per_job: Sequence[Sequence[str]],
     planned, errors = [], []
     for i, overrides in enumerate(overrides_per_job):
         try:
-            job = to_job(compose(list(overrides)))
-            preflight(job, local=local)
-            planned.append(PlannedJob(i, list(overrides), job))
+            planned.append(PlannedJob(i, list(overrides),
+                                      checked_job(compose(list(overrides)), local)))
         except CONFIG_ERRORS as e:
             errors.append(f"  job #{i} ({' '.join(overrides) or 'defaults'}): {first_lines(e)}")
     if errors:
@@ -41,8 +35,3 @@ def validate(overrides_per_job: Sequence[Sequence[str]],
             f"{len(errors)} of {len(overrides_per_job)} jobs have an invalid config; "
             "nothing was launched:\n" + "\n".join(errors))
     return planned
-
-
-def first_lines(e: BaseException, n: int = 3) -> str:
-    lines = [line for line in str(e).splitlines() if line.strip()]
-    return " | ".join(lines[:n])

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from sweeper import slurm
-from sweeper.tables import format_table
 from trainer import liveness, schema
 from trainer.contract import DEFAULT_EXPERIMENT, redact, resolve_uri
+from trainer.tables import format_table
 
 
 class StatusError(RuntimeError):

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from hydra.core.config_store import ConfigStore
+from hydra.errors import HydraException
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from trainer.budgets import BUDGETS, BudgetConfig
 from trainer.contract import DEFAULT_EXPERIMENT, ConfigError, has_secret
@@ -208,6 +210,25 @@ def refuse_unknown_keys(cfg: DictConfig, prefix: str = "") -> None:
         node = cfg._get_node(key)
         if isinstance(node, DictConfig) and not node._is_missing() and not node._is_none():
             refuse_unknown_keys(node, f"{prefix}{key}.")
+
+
+# What composing, type-checking and pre-flighting a config can raise about the config itself.
+CONFIG_ERRORS = (HydraException, OmegaConfBaseException, ValueError, KeyError, TypeError)
+
+
+def checked_job(cfg: DictConfig, local: bool = True) -> JobConfig:
+    """`to_job` then `preflight`: the job, or one ConfigError line saying what is wrong."""
+    try:
+        job = to_job(cfg)
+        preflight(job, local=local)
+        return job
+    except CONFIG_ERRORS as e:
+        raise ConfigError(first_lines(e)) from None
+
+
+def first_lines(e: BaseException, n: int = 3) -> str:
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    return " | ".join(lines[:n])
 
 
 def preflight(job: JobConfig, local: bool = True) -> None:

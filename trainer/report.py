@@ -28,9 +28,9 @@ import time
 from typing import Any, Sequence
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-from sweeper.tables import format_table, human
 from trainer import schema
 from trainer.contract import Summary, redact
+from trainer.tables import format_table, human
 
 log = logging.getLogger("lmsweep")
 
