@@ -14,6 +14,7 @@ from sweeper import slurm
 from trainer import contract
 from trainer.config import JobConfig
 from trainer.models import build_model
+from trainer.models.sizing import on_meta
 from trainer.perf import GPU_NAMES, peak_flops
 from trainer.ramps import RAMPS
 from trainer.registry import check
@@ -49,7 +50,7 @@ def planned_tokens(job: JobConfig) -> Optional[int]:
 
 
 def size(job: JobConfig) -> tuple[int, int, int]:
-    with torch.device("meta"):
+    with on_meta():
         model = build_model(job.model, job.vocab_size(), causal=job.objective.causal)
     total, non_emb = model.param_counts()
     return total, non_emb, model.flops_per_token(job.data.seq_len)

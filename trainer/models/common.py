@@ -146,11 +146,12 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 def sinusoidal_positions(n: int, d: int) -> torch.Tensor:
     """Vaswani et al. 2017, Sec. 3.5: PE(pos, 2i) = sin(pos / 10000^(2i/d)),
     PE(pos, 2i+1) = cos(.)."""
-    pos = torch.arange(n, dtype=torch.float32)[:, None]
-    inv = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
-    pe = torch.zeros(n, d)
-    pe[:, 0::2] = torch.sin(pos * inv)
-    pe[:, 1::2] = torch.cos(pos * inv)[:, : d // 2]
+    with torch.device("cpu"):      # a table, whatever the default device (see Rotary)
+        pos = torch.arange(n, dtype=torch.float32)[:, None]
+        inv = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+        pe = torch.zeros(n, d)
+        pe[:, 0::2] = torch.sin(pos * inv)
+        pe[:, 1::2] = torch.cos(pos * inv)[:, : d // 2]
     return pe
 
 
@@ -161,8 +162,11 @@ class Rotary(nn.Module):
 
     def __init__(self, dim: int, max_seq_len: int):
         super().__init__()
-        inv = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float32) / dim)
-        angles = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv)
+        # Tables computed on the CPU whatever the default device: on the meta device (models
+        # built to be sized) these ops would import torch._dynamo, ~2 s; .to(device) moves them.
+        with torch.device("cpu"):
+            inv = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float32) / dim)
+            angles = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv)
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
 

@@ -33,6 +33,8 @@ class TokenMixing(nn.Module):
         self.w1, self.w2 = SequenceMap(seq_len, causal), SequenceMap(seq_len, causal)
         # Scale each row's init by 1/sqrt(its fan-in), so that under the causal mask early
         # positions are not drowned out and late ones do not blow up.
+        if self.w1.weight.is_meta:     # built to be sized (trainer/models/sizing.py: on_meta)
+            return
         with torch.no_grad():
             self.w1.weight.normal_().mul_(self.w1.fan_in().rsqrt())
             self.w2.weight.normal_().mul_(self.w2.fan_in().rsqrt() * 0.02)

@@ -9,10 +9,12 @@ grid of ALIGNMENTS that still lands within 1%, since GEMMs of aligned sizes run 
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from trainer.models.registry import MODELS
 from trainer.registry import check
@@ -38,9 +40,29 @@ def parse_count(value: object) -> int:
     return n
 
 
+class _NoRandomInit(TorchFunctionMode):
+    """Skips random initialisation: a model built to be sized needs shapes only, and torch's
+    normal_ on a meta tensor imports torch._dynamo (~2 s) the first time."""
+
+    SKIP = {"normal_", "uniform_", "trunc_normal_", "kaiming_normal_", "kaiming_uniform_",
+            "xavier_normal_", "xavier_uniform_", "orthogonal_"}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in self.SKIP:
+            return args[0] if args else kwargs["tensor"]      # nn.init passes it by name
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def on_meta() -> Iterator[None]:
+    """Build models on the meta device (no memory), uninitialised."""
+    with torch.device("meta"), _NoRandomInit():
+        yield
+
+
 def count_params(cfg: ModelConfig, vocab_size: int, causal: bool = True) -> int:
     """Trainable parameters of the model build_model would build, without allocating it."""
-    with torch.device("meta"):
+    with on_meta():
         return MODELS.build(cfg, vocab_size, causal=causal).param_counts()[0]
 
 
