@@ -47,17 +47,17 @@ def expand(arguments: Sequence[str], config_loader: Any) -> List[List[str]]:
     """Every job's overrides: the cartesian product of the sweep overrides, in order. Hydra's
     BasicSweeper does the same, but only as a private class; this uses its public parser."""
     parsed = OverridesParser.create(config_loader=config_loader).parse_overrides(list(arguments))
-    axes = []
-    for o in parsed:
+    axes: dict[str, list[str]] = {}       # a key given twice (a preset's params, then the
+    for o in parsed:                      # command line) keeps its place, takes the last values
         key = o.get_key_element()
         if not o.is_sweep_override():
-            axes.append([f"{key}={o.get_value_element_as_str()}"])
+            axes[key] = [f"{key}={o.get_value_element_as_str()}"]
         elif o.is_discrete_sweep():
-            axes.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+            axes[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
         else:
             raise ConfigError(f"{o.input_line}: the lmsweep sweeper takes lists of values "
-                                   "(a=1,2 or choice(1,2)), not ranges or intervals")
-    return [list(job) for job in itertools.product(*axes)]
+                              "(a=1,2 or choice(1,2)), not ranges or intervals")
+    return [list(job) for job in itertools.product(*axes.values())]
 
 
 def run_names(jobs: List[List[str]]) -> List[str]:

@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
+from hydra.errors import CompactHydraException
 from omegaconf import OmegaConf
 
 from trainer import checkpoint, contract, liveness, schema, tracking
@@ -42,8 +43,9 @@ OUTCOME_ELSEWHERE = "running elsewhere"      # summary only: another process hol
 OUTCOME_DONE = "finished elsewhere"          # summary only: a concurrent sweep finished it
 
 
-class TrackingOutage(contract.ConfigError):
-    """The tracking store stayed unreachable past tracking.outage_limit_s (checkpoint saved)."""
+class TrackingOutage(CompactHydraException, RuntimeError):
+    """The tracking store stayed unreachable past tracking.outage_limit_s (checkpoint saved);
+    Hydra prints it as its message alone."""
 
 
 def train(job: JobConfig, run_name: str, overrides: str,
