@@ -104,6 +104,28 @@ def test_sigterm_ends_the_run_killed_and_a_rerun_resumes_it(tmp_path, env):
     assert steps == list(range(5, 121, 5))
 
 
+def test_ctrl_c_says_in_one_line_that_the_checkpoint_was_saved(tmp_path, env):
+    args = [*TINY, "budget.steps=120"]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=tmp_path,
+                            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if "] step 40 " in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    proc.stdout.read()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130
+    assert "Traceback" not in err
+    (line,) = [x for x in err.splitlines() if "interrupted" in x]
+    assert "checkpoint saved" in line and "run the same command again to resume" in line
+    client, runs = jobs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert len(runs) == 1 and runs[0].info.status == "KILLED"
+    assert run_launch(*args, cwd=tmp_path, env=env).returncode == 0
+    client, runs = jobs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert runs[0].info.status == "FINISHED" and runs[0].data.tags[schema.TAG_RESUMES] == "1"
+
+
 def test_rerun_skips_finished_jobs_and_reruns_deleted_ones(tmp_path, env):
     sweep = ["-m", "model=mixer,transformer", *TINY, "budget.steps=10"]
     r = run_launch(*sweep, cwd=tmp_path, env=env)
