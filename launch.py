@@ -1,9 +1,10 @@
 """lmsweep entry point (installed, the `lmsweep` command: the same app and options).
 
-    python launch.py                                        # one run with the defaults
-    python launch.py -m model=mixer,transformer optim=sm3,adam   # a sweep: one MLflow run per job
-    python launch.py --cfg job                              # show the resolved config
+python launch.py                                        # one run with the defaults
+python launch.py -m model=mixer,transformer optim=sm3,adam   # a sweep: one MLflow run per job
+python launch.py --cfg job                              # show the resolved config
 """
+
 import sys
 from pathlib import Path
 
@@ -32,11 +33,11 @@ def main(cfg: DictConfig):
     from trainer.report import run_hint, table
 
     hc = HydraConfig.get()
-    job = checked_job(cfg)            # a bad config: one clean line, without a traceback
+    job = checked_job(cfg)  # a bad config: one clean line, without a traceback
     overrides = " ".join(hc.overrides.task) or "defaults"
     context = SweepContext.load() if hc.mode == RunMode.MULTIRUN else None
     name = (context.run_name(hc.job.num) if context else "") or overrides
-    summary = run(train, job, name, overrides, context)    # dist: on every rank (trainer/dist)
+    summary = run(train, job, name, overrides, context)  # dist: on every rank (trainer/dist)
     if hc.mode == RunMode.RUN:
         uri = contract.resolve_uri(job.tracking.uri)
         print("\n" + table([summary]) + "\n\nMLflow: " + run_hint(uri, summary), flush=True)
@@ -50,8 +51,10 @@ def cli() -> None:
     try:
         main()
     except KeyboardInterrupt as e:
-        print(f"\ninterrupted ({e or 'before training'}): run the same command again to resume",
-              file=sys.stderr)
+        print(
+            f"\ninterrupted ({e or 'before training'}): run the same command again to resume",
+            file=sys.stderr,
+        )
         sys.exit(130)
 
 

@@ -12,7 +12,7 @@ from scipy.cluster.hierarchy import fclusterdata
 # Runs meant for one budget land a little apart (FLOPs per token differ with the model's
 # shape, batches round); runs more than this many decades apart belong to different budgets.
 BUDGET_GAP_DECADES = 0.05
-BUDGET_TOLERANCE = 0.1   # a run counts toward a named budget within 10% of it
+BUDGET_TOLERANCE = 0.1  # a run counts toward a named budget within 10% of it
 
 
 def budget_label(value: float) -> str:
@@ -36,16 +36,18 @@ def budget_bins(x: np.ndarray) -> np.ndarray:
     if ok.sum() == 1:
         out[ok] = float(budget_label(x[ok][0]))
     elif ok.any():
-        clusters = fclusterdata(np.log10(x[ok])[:, None], t=BUDGET_GAP_DECADES,
-                                criterion="distance", method="single")
+        clusters = fclusterdata(
+            np.log10(x[ok])[:, None], t=BUDGET_GAP_DECADES, criterion="distance", method="single"
+        )
         values = x[ok]
         budget = {c: float(budget_label(np.median(values[clusters == c]))) for c in set(clusters)}
         out[ok] = [budget[c] for c in clusters]
     return out
 
 
-def nearest_budget(x: np.ndarray, budgets: np.ndarray, tolerance: float = BUDGET_TOLERANCE
-                   ) -> np.ndarray:
+def nearest_budget(
+    x: np.ndarray, budgets: np.ndarray, tolerance: float = BUDGET_TOLERANCE
+) -> np.ndarray:
     """Each value's nearest budget in ``budgets`` when within ``tolerance`` (relative) of it,
     else NaN (Porian et al. 2024, ``analysis.py``: ``fetch_flop``, flop_tolerance=0.1)."""
     x, budgets = np.asarray(x, dtype=float), np.asarray(budgets, dtype=float)

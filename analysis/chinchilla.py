@@ -28,7 +28,7 @@ class ChinchillaFit:
     B: float
     alpha: float
     beta: float
-    objective: float      # summed Huber loss at the optimum
+    objective: float  # summed Huber loss at the optimum
     n_points: int
     n_starts: int
     n_converged: int
@@ -54,12 +54,12 @@ class ChinchillaFit:
 
     @property
     def G(self) -> float:
-        with np.errstate(invalid="ignore"):   # an exponent < 0 (a failed fit): G is NaN
+        with np.errstate(invalid="ignore"):  # an exponent < 0 (a failed fit): G is NaN
             return (self.alpha * self.A / (self.beta * self.B)) ** (1 / (self.alpha + self.beta))
 
     def predict(self, n: np.ndarray | float, d: np.ndarray | float) -> np.ndarray:
         n, d = np.asarray(n, float), np.asarray(d, float)
-        return self.E + self.A * n ** -self.alpha + self.B * d ** -self.beta
+        return self.E + self.A * n**-self.alpha + self.B * d**-self.beta
 
     def n_opt(self, compute: np.ndarray | float) -> np.ndarray:
         return self.G * (np.asarray(compute, float) / 6) ** self.a
@@ -69,36 +69,62 @@ class ChinchillaFit:
 
     def estimates(self, compute: tuple[float, ...] = ()) -> dict[str, float]:
         """Parameters, frontier exponents and N_opt, D_opt at each compute budget in ``compute``."""
-        out = {"E": self.E, "A": self.A, "B": self.B, "alpha": self.alpha, "beta": self.beta,
-               "a": self.a, "b": self.b, "G": self.G}
+        out = {
+            "E": self.E,
+            "A": self.A,
+            "B": self.B,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "a": self.a,
+            "b": self.b,
+            "G": self.G,
+        }
         for c in compute:
             out[f"N_opt@{budget_label(c)}"] = float(self.n_opt(c))
             out[f"D_opt@{budget_label(c)}"] = float(self.d_opt(c))
         return out
 
 
-def _problem(n: np.ndarray, d: np.ndarray, loss: np.ndarray, weights: np.ndarray | None = None,
-             seeds: np.ndarray | None = None) -> tuple[LSEProblem, np.ndarray | None]:
+def _problem(
+    n: np.ndarray,
+    d: np.ndarray,
+    loss: np.ndarray,
+    weights: np.ndarray | None = None,
+    seeds: np.ndarray | None = None,
+) -> tuple[LSEProblem, np.ndarray | None]:
     """The problem on the usable points, and those points' seed losses."""
     n, d, loss = (np.asarray(v, dtype=float) for v in (n, d, loss))
     weights = user_weights(weights, n.size)
     keep = usable(n, d, loss) if weights is None else usable(n, d, loss) & (weights > 0)
     require_points(int(keep.sum()), 5, "Chinchilla fit")
-    problem = LSEProblem(log_x=np.log(np.vstack([n[keep], d[keep]])), log_y=np.log(loss[keep]),
-                         weights=None if weights is None else weights[keep])
+    problem = LSEProblem(
+        log_x=np.log(np.vstack([n[keep], d[keep]])),
+        log_y=np.log(loss[keep]),
+        weights=None if weights is None else weights[keep],
+    )
     return problem, None if seeds is None else np.asarray(seeds, dtype=float)[keep]
 
 
-def fit_chinchilla(n: np.ndarray, d: np.ndarray, loss: np.ndarray, *,
-                   starts: np.ndarray | None = None,
-                   weights: np.ndarray | None = None) -> ChinchillaFit:
+def fit_chinchilla(
+    n: np.ndarray,
+    d: np.ndarray,
+    loss: np.ndarray,
+    *,
+    starts: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> ChinchillaFit:
     """Fit on parameters ``n``, tokens ``d``; default starts: Besiroglu et al.'s 4,500-point
     grid; ``weights`` (one per point, >= 0) scale each point's term of the objective."""
     problem, _ = _problem(n, d, loss, weights)
     starts = grid_starts(2, irreducible=True) if starts is None else starts
     params, objective, n_converged = problem.fit(starts)
-    return ChinchillaFit.from_params(params, objective=objective, n_points=problem.log_y.size,
-                                     n_starts=len(starts), n_converged=n_converged)
+    return ChinchillaFit.from_params(
+        params,
+        objective=objective,
+        n_points=problem.log_y.size,
+        n_starts=len(starts),
+        n_converged=n_converged,
+    )
 
 
 def objective_at(params: np.ndarray, n: np.ndarray, d: np.ndarray, loss: np.ndarray) -> float:
@@ -107,14 +133,29 @@ def objective_at(params: np.ndarray, n: np.ndarray, d: np.ndarray, loss: np.ndar
     return float(f[0])
 
 
-def bootstrap_chinchilla(n: np.ndarray, d: np.ndarray, loss: np.ndarray, fit: ChinchillaFit, *,
-                         n_resamples: int, seed: int, level: float = 0.95,
-                         compute: tuple[float, ...] = (), weights: np.ndarray | None = None,
-                         seeds: np.ndarray | None = None) -> Intervals:
+def bootstrap_chinchilla(
+    n: np.ndarray,
+    d: np.ndarray,
+    loss: np.ndarray,
+    fit: ChinchillaFit,
+    *,
+    n_resamples: int,
+    seed: int,
+    level: float = 0.95,
+    compute: tuple[float, ...] = (),
+    weights: np.ndarray | None = None,
+    seeds: np.ndarray | None = None,
+) -> Intervals:
     """``seeds``: (n, k) each point's seed losses (``bootstrap.seed_matrix``); with >= 2 per
     point the seeds are resampled within points, else the points are."""
     problem, seeds = _problem(n, d, loss, weights, seeds)
     meta = dict(objective=np.nan, n_points=fit.n_points, n_starts=1, n_converged=1)
-    return bootstrap_lse(problem, fit.params,
-                         lambda p: ChinchillaFit.from_params(p, **meta).estimates(compute),
-                         n_resamples=n_resamples, seed=seed, level=level, seeds=seeds)
+    return bootstrap_lse(
+        problem,
+        fit.params,
+        lambda p: ChinchillaFit.from_params(p, **meta).estimates(compute),
+        n_resamples=n_resamples,
+        seed=seed,
+        level=level,
+        seeds=seeds,
+    )

@@ -25,10 +25,16 @@ from trainer import schema
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 # options that only apply to one kind of input, and what to use instead on the other
-MLFLOW_ONLY = {"tracking_uri": "", "experiment": "", "sweep_id": "", "include_unfinished": "",
-               "attach": " (there is no sweep run to attach to)",
-               "y": " (name the loss with --loss-col)", "n": " (name the N column with --n-col)",
-               "metric": " (name the loss with --loss-col)"}
+MLFLOW_ONLY = {
+    "tracking_uri": "",
+    "experiment": "",
+    "sweep_id": "",
+    "include_unfinished": "",
+    "attach": " (there is no sweep run to attach to)",
+    "y": " (name the loss with --loss-col)",
+    "n": " (name the N column with --n-col)",
+    "metric": " (name the loss with --loss-col)",
+}
 CSV_ONLY = ("n_col", "d_col", "c_col", "t_col", "loss_col", "weight_col", "run_col")
 
 
@@ -55,8 +61,9 @@ def resolve(args: argparse.Namespace) -> None:
             if getattr(args, dest, None) not in (None, False):
                 raise AnalysisError(f"{_option(dest)} does not apply to --csv input{instead}")
         if args.d_col and args.c_col:
-            raise AnalysisError("--d-col and --c-col both given: name one (the other follows "
-                                "from C = 6 N D)")
+            raise AnalysisError(
+                "--d-col and --c-col both given: name one (the other follows from C = 6 N D)"
+            )
         return
     for dest in CSV_ONLY:
         if getattr(args, dest) is not None:
@@ -78,41 +85,77 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(command=run, name=name)
         arg = p.add_argument_group("MLflow runs (the default input)").add_argument
-        arg("--tracking-uri", help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
-            f"{DEFAULT_URI}, the store of a sweep launched from here)")
+        arg(
+            "--tracking-uri",
+            help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
+            f"{DEFAULT_URI}, the store of a sweep launched from here)",
+        )
         arg("--experiment", help="experiment name or id (default: lmsweep)")
         arg("--sweep-id", help="only the runs of this sweep")
-        arg("--include-unfinished", action="store_true",
+        arg(
+            "--include-unfinished",
+            action="store_true",
             help="also use runs whose MLflow status is not FINISHED (RUNNING, FAILED, KILLED): "
-                 "their partial curves")
+            "their partial curves",
+        )
         arg("--y", help=f"loss column (default: {schema.FINAL_VAL_LOSS})")
-        arg("--attach", action="store_true",
-            help="log the outputs as artifacts of the sweep's parent run")
+        arg(
+            "--attach",
+            action="store_true",
+            help="log the outputs as artifacts of the sweep's parent run",
+        )
         arg = p.add_argument_group("a table instead (--csv)").add_argument
-        arg("--csv", help="fit this CSV instead of MLflow runs: one row per run, or per "
-            "evaluation with --run-col")
+        arg(
+            "--csv",
+            help="fit this CSV instead of MLflow runs: one row per run, or per "
+            "evaluation with --run-col",
+        )
         arg("--n-col", help="column of N, parameters (default: 'Model Size' if present)")
         arg("--d-col", help="column of D, tokens (default: C / 6N)")
         arg("--c-col", help="column of C, FLOPs (default: 'Training FLOP' if present, else 6ND)")
         arg("--t-col", help="column of training wall-clock seconds")
         arg("--loss-col", help="column of the loss (default: loss)")
         arg("--weight-col", help="column of per-point weights in the fits")
-        arg("--run-col", help="column naming each row's run: rows are points on runs' curves "
-            "(compare, isoflop --from-curves)")
+        arg(
+            "--run-col",
+            help="column naming each row's run: rows are points on runs' curves "
+            "(compare, isoflop --from-curves)",
+        )
         arg = p.add_argument_group("points").add_argument
-        arg("--group-by", action="append", default=[], metavar="COL[,COL]",
-            help="columns that define a group, e.g. model.name (repeatable)")
-        arg("--collapse-seeds", action="store_true",
-            help="average seeds (mean, sem) per config; bootstraps resample them")
+        arg(
+            "--group-by",
+            action="append",
+            default=[],
+            metavar="COL[,COL]",
+            help="columns that define a group, e.g. model.name (repeatable)",
+        )
+        arg(
+            "--collapse-seeds",
+            action="store_true",
+            help="average seeds (mean, sem) per config; bootstraps resample them",
+        )
         arg("--seed-column", default="seed", help="column of the seed (default: %(default)s)")
-        arg("--min-over", metavar="COL",
-            help="keep the best value of this column per cell, e.g. optim.lr")
-        arg("--drop-highest", type=int, default=0, metavar="K",
-            help="drop the K highest-loss points (Besiroglu et al. drop 5)")
+        arg(
+            "--min-over",
+            metavar="COL",
+            help="keep the best value of this column per cell, e.g. optim.lr",
+        )
+        arg(
+            "--drop-highest",
+            type=int,
+            default=0,
+            metavar="K",
+            help="drop the K highest-loss points (Besiroglu et al. drop 5)",
+        )
         arg = p.add_argument_group("output").add_argument
         arg("--out", default="analysis_out", help="output directory (default: %(default)s)")
-        arg("--bootstrap", type=int, default=200, metavar="N",
-            help="bootstrap resamples (default: %(default)s)")
+        arg(
+            "--bootstrap",
+            type=int,
+            default=200,
+            metavar="N",
+            help="bootstrap resamples (default: %(default)s)",
+        )
         arg("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
         arg("--level", type=float, default=0.95, help="interval level (default: %(default)s)")
         return p
@@ -120,45 +163,96 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("fit", commands.fit, "saturating power law L = E + A x^-alpha per group")
     p.add_argument("--x", choices=X_AXES, default="flops", help="x axis (default: %(default)s)")
     p.add_argument("--pure", action="store_true", help="fit A x^-alpha (E = 0, Kaplan et al. 2020)")
-    p.add_argument("--frontier", action="store_true",
-                   help="fit only each group's efficient frontier in x")
+    p.add_argument(
+        "--frontier", action="store_true", help="fit only each group's efficient frontier in x"
+    )
 
-    p = command("compare", commands.compare, "loss at equal wall-clock / tokens / FLOPs per "
-                "variant, with significance over seeds, and winners from fitted frontier laws")
+    p = command(
+        "compare",
+        commands.compare,
+        "loss at equal wall-clock / tokens / FLOPs per "
+        "variant, with significance over seeds, and winners from fitted frontier laws",
+    )
     p.add_argument("--axes", nargs="+", choices=COMPARE_AXES, default=list(COMPARE_AXES))
     p.add_argument("--metric", help=f"history metric (default: {schema.VAL_LOSS})")
-    p.add_argument("--points", type=int, default=8,
-                   help="budgets on the grid (default: %(default)s)")
-    p.add_argument("--at", choices=HOW, default="best",
-                   help="a run's value at budget T: the best or the last loss it reached by T "
-                        "(default: %(default)s)")
+    p.add_argument(
+        "--points", type=int, default=8, help="budgets on the grid (default: %(default)s)"
+    )
+    p.add_argument(
+        "--at",
+        choices=HOW,
+        default="best",
+        help="a run's value at budget T: the best or the last loss it reached by T "
+        "(default: %(default)s)",
+    )
 
-    p = command("isoflop", commands.isoflop, "Chinchilla Approach 2: the loss-optimal N per "
-                "compute budget and N_opt = k C^a per group")
-    p.add_argument("--budget", metavar="COL", help="column naming each run's compute budget "
-                   "(default: by FLOPs; runs within 0.05 decade of each other share one)")
-    p.add_argument("--budgets", type=float, nargs="+", metavar="C",
-                   help="the compute budgets in FLOPs: a run joins the one within 10%% of its "
-                        "FLOPs (others are left out); with --from-curves, where curves are read")
-    p.add_argument("--from-curves", action="store_true",
-                   help="read each run's val-loss curve at the budgets (default: 6 over the range "
-                        "where >= 3 sizes' curves overlap) instead of taking its final loss")
+    p = command(
+        "isoflop",
+        commands.isoflop,
+        "Chinchilla Approach 2: the loss-optimal N per compute budget and N_opt = k C^a per group",
+    )
+    p.add_argument(
+        "--budget",
+        metavar="COL",
+        help="column naming each run's compute budget "
+        "(default: by FLOPs; runs within 0.05 decade of each other share one)",
+    )
+    p.add_argument(
+        "--budgets",
+        type=float,
+        nargs="+",
+        metavar="C",
+        help="the compute budgets in FLOPs: a run joins the one within 10%% of its "
+        "FLOPs (others are left out); with --from-curves, where curves are read",
+    )
+    p.add_argument(
+        "--from-curves",
+        action="store_true",
+        help="read each run's val-loss curve at the budgets (default: 6 over the range "
+        "where >= 3 sizes' curves overlap) instead of taking its final loss",
+    )
     p.add_argument("--n", choices=["params", "non_embedding_params"], help="N (default: params)")
-    p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD.name,
-                   help="where a budget's minimum is (default: %(default)s, the most accurate on "
-                        "the benchmark in docs/analysis.md)")
-    p.add_argument("--window", type=int, metavar="K", help=f"--method window: fit the best size "
-                   f"+- K sizes (default: {DEFAULT_METHOD.window})")
-    p.add_argument("--margin", type=float, metavar="M", help="--method window: instead, the sizes "
-                   "within a relative loss margin M of the best")
-    p.add_argument("--unweighted", action="store_true",
-                   help="regress ln N_opt on ln C unweighted (default: weighted by 1/sigma^2)")
-    p.add_argument("--drop-flagged", action="store_true",
-                   help="leave flagged budgets (grid edge, poor fit) out of the regression")
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default=DEFAULT_METHOD.name,
+        help="where a budget's minimum is (default: %(default)s, the most accurate on "
+        "the benchmark in docs/analysis.md)",
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        metavar="K",
+        help=f"--method window: fit the best size +- K sizes (default: {DEFAULT_METHOD.window})",
+    )
+    p.add_argument(
+        "--margin",
+        type=float,
+        metavar="M",
+        help="--method window: instead, the sizes within a relative loss margin M of the best",
+    )
+    p.add_argument(
+        "--unweighted",
+        action="store_true",
+        help="regress ln N_opt on ln C unweighted (default: weighted by 1/sigma^2)",
+    )
+    p.add_argument(
+        "--drop-flagged",
+        action="store_true",
+        help="leave flagged budgets (grid edge, poor fit) out of the regression",
+    )
 
-    p = command("chinchilla", commands.chinchilla, "Chinchilla Approach 3: L(N, D) = E + "
-                "A/N^alpha + B/D^beta on runs, or on a CSV with --csv")
+    p = command(
+        "chinchilla",
+        commands.chinchilla,
+        "Chinchilla Approach 3: L(N, D) = E + A/N^alpha + B/D^beta on runs, or on a CSV with --csv",
+    )
     p.add_argument("--n", choices=["params", "non_embedding_params"], help="N (default: params)")
-    p.add_argument("--compute", type=float, nargs="*", default=[1e21, 1e23, 1e25],
-                   help="budgets at which to report N_opt, D_opt (default: %(default)s)")
+    p.add_argument(
+        "--compute",
+        type=float,
+        nargs="*",
+        default=[1e21, 1e23, 1e25],
+        help="budgets at which to report N_opt, D_opt (default: %(default)s)",
+    )
     return parser

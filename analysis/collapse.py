@@ -15,8 +15,14 @@ import pandas as pd
 from analysis.errors import unknown
 from trainer import schema
 
-MEASURES = ("params_total", "params_non_embedding", "flops_per_token",
-            schema.TOKENS, schema.FLOPS, schema.WALL_CLOCK)
+MEASURES = (
+    "params_total",
+    "params_non_embedding",
+    "flops_per_token",
+    schema.TOKENS,
+    schema.FLOPS,
+    schema.WALL_CLOCK,
+)
 # params that say where and as what a run was logged, not what it trained: sweep.run_name,
 # sweep.id, sweep.parent_run_id, tracking.uri, ... differ between seeds of one configuration
 BOOKKEEPING_PREFIXES = ("sweep.", "tracking.")
@@ -37,11 +43,12 @@ def labels(df: pd.DataFrame, by: Sequence[str]) -> pd.Series:
     """One string per row naming its group: the ``by`` values joined by '/' ('all' if no by)."""
     if not by:
         return pd.Series("all", index=df.index)
-    return df[list(by)].map(str).agg("/".join, axis=1)   # map, not astype: NaN -> "nan"
+    return df[list(by)].map(str).agg("/".join, axis=1)  # map, not astype: NaN -> "nan"
 
 
-def collapse_seeds(runs: pd.DataFrame, by: Sequence[str], *,
-                   value: str = schema.FINAL_VAL_LOSS) -> pd.DataFrame:
+def collapse_seeds(
+    runs: pd.DataFrame, by: Sequence[str], *, value: str = schema.FINAL_VAL_LOSS
+) -> pd.DataFrame:
     """One row per cell ``by`` (the config minus the seed): mean and standard error of
     ``value`` over the cell's non-diverged runs and those runs' values (``<value>_seeds``, for
     bootstraps that resample seeds within cells), the mean of each measure (tokens, FLOPs,
@@ -61,12 +68,13 @@ def collapse_seeds(runs: pd.DataFrame, by: Sequence[str], *,
     out["n_seeds"] = good.size().reindex(out.index).fillna(0).astype(int)
     measures = [m for m in MEASURES if m in runs.columns and m not in by]
     out = out.join(cells[measures].mean())
-    out["diverged"] = out["n_seeds"] == 0     # every seed of the cell diverged
+    out["diverged"] = out["n_seeds"] == 0  # every seed of the cell diverged
     return out.reset_index(drop=True)
 
 
-def min_over(cells: pd.DataFrame, param: str, by: Sequence[str], *,
-             value: str = schema.FINAL_VAL_LOSS) -> pd.DataFrame:
+def min_over(
+    cells: pd.DataFrame, param: str, by: Sequence[str], *, value: str = schema.FINAL_VAL_LOSS
+) -> pd.DataFrame:
     """Per cell ``by``, the row whose ``value`` is lowest over the values of ``param`` (e.g. the
     best learning rate). Adds ``n_<param>`` (values tried) and ``<param>_at_edge`` (a numeric
     best that is the smallest or largest value tried: the sweep may not bracket the optimum)."""
@@ -78,8 +86,9 @@ def min_over(cells: pd.DataFrame, param: str, by: Sequence[str], *,
     best_key = key[best.index]
     best[f"n_{param}"] = best_key.map(tried.nunique()).to_numpy()
     if pd.api.types.is_numeric_dtype(cells[param]):
-        best[f"{param}_at_edge"] = ((best[param] == best_key.map(tried.min()))
-                                    | (best[param] == best_key.map(tried.max())))
+        best[f"{param}_at_edge"] = (best[param] == best_key.map(tried.min())) | (
+            best[param] == best_key.map(tried.max())
+        )
     else:
         best[f"{param}_at_edge"] = False
     return best.reset_index(drop=True)

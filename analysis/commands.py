@@ -45,13 +45,16 @@ from analysis.table import Columns, read_table
 from trainer import schema
 
 # what names each runs-table column in a CSV, for messages
-_CSV_SOURCE = {"params_total": "an N column (--n-col)",
-               schema.TOKENS: "a D column (--d-col), or C and N columns (--c-col, --n-col)",
-               schema.FLOPS: "a C column (--c-col), or D and N columns (--d-col, --n-col)",
-               schema.WALL_CLOCK: "a wall-clock column (--t-col)"}
+_CSV_SOURCE = {
+    "params_total": "an N column (--n-col)",
+    schema.TOKENS: "a D column (--d-col), or C and N columns (--c-col, --n-col)",
+    schema.FLOPS: "a C column (--c-col), or D and N columns (--d-col, --n-col)",
+    schema.WALL_CLOCK: "a wall-clock column (--t-col)",
+}
 
 
 # --- inputs --------------------------------------------------------------------------------
+
 
 def _group_by(args: argparse.Namespace) -> list[str]:
     return [c for arg in args.group_by for c in arg.split(",") if c]
@@ -60,11 +63,25 @@ def _group_by(args: argparse.Namespace) -> list[str]:
 def _load(args: argparse.Namespace, metrics: Sequence[str] | None) -> Experiment:
     """The runs of the experiment (MLflow) or the rows of --csv, as one runs table."""
     if args.csv:
-        return read_table(args.csv, Columns(n=args.n_col, d=args.d_col, c=args.c_col, t=args.t_col,
-                                            loss=args.loss_col or "loss", weight=args.weight_col,
-                                            run=args.run_col))
-    exp = load_experiment(args.tracking_uri, args.experiment, sweep_id=args.sweep_id,
-                          metrics=metrics, include_unfinished=args.include_unfinished)
+        return read_table(
+            args.csv,
+            Columns(
+                n=args.n_col,
+                d=args.d_col,
+                c=args.c_col,
+                t=args.t_col,
+                loss=args.loss_col or "loss",
+                weight=args.weight_col,
+                run=args.run_col,
+            ),
+        )
+    exp = load_experiment(
+        args.tracking_uri,
+        args.experiment,
+        sweep_id=args.sweep_id,
+        metrics=metrics,
+        include_unfinished=args.include_unfinished,
+    )
     line = describe_unfinished(exp.unfinished)
     if line:
         print(line)
@@ -80,8 +97,9 @@ def _points(args: argparse.Namespace, exp: Experiment, y: str) -> pd.DataFrame:
     check_columns(exp.runs, _group_by(args), "--group-by")
     check_columns(exp.runs, [y], "--loss-col" if args.csv else "--y")
     if args.weight_col and args.collapse_seeds:
-        raise AnalysisError("--weight-col and --collapse-seeds: a cell of seeds has no one weight; "
-                            "give one of them")
+        raise AnalysisError(
+            "--weight-col and --collapse-seeds: a cell of seeds has no one weight; give one of them"
+        )
     points = exp.runs
     if args.drop_highest:
         # Besiroglu et al. 2024 drop the 5 highest-loss points: keep loss < 5th largest
@@ -96,16 +114,19 @@ def _points(args: argparse.Namespace, exp: Experiment, y: str) -> pd.DataFrame:
         points = min_over(points, args.min_over, cells, value=y)
         edge = points[points[f"{args.min_over}_at_edge"] & (points[f"n_{args.min_over}"] > 1)]
         if len(edge):
-            print(f"warning: for {len(edge)} cells the best {args.min_over} is the smallest or "
-                  f"largest tried")
+            print(
+                f"warning: for {len(edge)} cells the best {args.min_over} is the smallest or "
+                f"largest tried"
+            )
     return points
 
 
 def _require(args: argparse.Namespace, points: pd.DataFrame, column: str, option: str) -> None:
     if column not in points.columns:
         if args.csv:
-            raise AnalysisError(f"{option} needs {_CSV_SOURCE.get(column, repr(column))} in --csv "
-                                f"{args.csv!r}")
+            raise AnalysisError(
+                f"{option} needs {_CSV_SOURCE.get(column, repr(column))} in --csv {args.csv!r}"
+            )
         check_columns(points, [column], option)
 
 
@@ -140,23 +161,32 @@ def _safe(name: str) -> str:
 
 # --- fit -----------------------------------------------------------------------------------
 
-def _frontier(exp: Experiment, points: pd.DataFrame, x: str, y: str,
-              by: Sequence[str]) -> tuple[pd.DataFrame, str, list[str]]:
+
+def _frontier(
+    exp: Experiment, points: pd.DataFrame, x: str, y: str, by: Sequence[str]
+) -> tuple[pd.DataFrame, str, list[str]]:
     """(points, y, group columns) of each group's efficient frontier in ``x``: the envelope of
     the val_loss curves for tokens / FLOPs / wall-clock when there are curves, else its
     Pareto-best points."""
     if x in AXES and not exp.histories.empty:
-        return (history_frontier(exp.runs, exp.histories, x, labels(exp.runs, by)),
-                schema.VAL_LOSS, ["group"])
+        return (
+            history_frontier(exp.runs, exp.histories, x, labels(exp.runs, by)),
+            schema.VAL_LOSS,
+            ["group"],
+        )
     front = points.groupby(labels(points, by), group_keys=False).apply(
-        lambda g: pareto_front(g, x, y))
+        lambda g: pareto_front(g, x, y)
+    )
     return front, y, list(by)
 
 
 # A law in one count is read at a fixed value of the other: L(N) at one token budget, L(D) at
 # one size.
-_HELD_FIXED = {"params_total": schema.TOKENS, "params_non_embedding": schema.TOKENS,
-               schema.TOKENS: "params_total"}
+_HELD_FIXED = {
+    "params_total": schema.TOKENS,
+    "params_non_embedding": schema.TOKENS,
+    schema.TOKENS: "params_total",
+}
 
 
 def _warn_pooled(points: pd.DataFrame, x: str, by: Sequence[str]) -> None:
@@ -169,23 +199,27 @@ def _warn_pooled(points: pd.DataFrame, x: str, by: Sequence[str]) -> None:
         values = np.unique(budget_bins(rows[fixed].to_numpy(float)))
         values = values[np.isfinite(values)]
         if values.size > 1:
-            print(f"warning: group {g!r} pools runs at {values.size} values of {fixed} "
-                  f"({', '.join(budget_label(v) for v in values)}): its L({x}) mixes one curve "
-                  f"per value; add the swept param to --group-by (e.g. budget.tokens or "
-                  f"model.params) or fit --frontier")
+            print(
+                f"warning: group {g!r} pools runs at {values.size} values of {fixed} "
+                f"({', '.join(budget_label(v) for v in values)}): its L({x}) mixes one curve "
+                f"per value; add the swept param to --group-by (e.g. budget.tokens or "
+                f"model.params) or fit --frontier"
+            )
 
 
 def _winner_budgets(fits: GroupFits) -> np.ndarray:
     """Seven budgets from the smallest fitted x to 10x past the largest."""
-    return np.geomspace(min(f.x_min for f in fits.fits.values()),
-                        10 * max(f.x_max for f in fits.fits.values()), 7)
+    return np.geomspace(
+        min(f.x_min for f in fits.fits.values()), 10 * max(f.x_max for f in fits.fits.values()), 7
+    )
 
 
 def fit(args: argparse.Namespace) -> None:
     x = X_AXES[args.x]
     if args.csv and args.x == "non_embedding_params":
-        raise AnalysisError("--x non_embedding_params needs MLflow runs; a CSV's N column "
-                            "(--n-col) is --x params")
+        raise AnalysisError(
+            "--x non_embedding_params needs MLflow runs; a CSV's N column (--n-col) is --x params"
+        )
     curves = args.frontier and x in AXES
     exp = _load(args, [schema.VAL_LOSS] if curves else None)
     y, by = _loss(args), _group_by(args)
@@ -194,36 +228,62 @@ def fit(args: argparse.Namespace) -> None:
     weight = args.weight_col
     if args.frontier:
         points, y, by = _frontier(exp, points, x, y, by)
-        weight = None   # a frontier point is the best of several: no one row's weight
+        weight = None  # a frontier point is the best of several: no one row's weight
     else:
         _warn_pooled(points, x, by)
-    fits = fit_groups(points, x, y, by, irreducible=not args.pure, n_resamples=args.bootstrap,
-                      seed=args.seed, level=args.level, weight=weight)
+    fits = fit_groups(
+        points,
+        x,
+        y,
+        by,
+        irreducible=not args.pure,
+        n_resamples=args.bootstrap,
+        seed=args.seed,
+        level=args.level,
+        weight=weight,
+    )
     out = Output(args.out)
     out.csv("points.csv", points)
     out.csv(f"fit_{args.x}.csv", fits.table())
     winners = winners_from_fits(fits.fits, _winner_budgets(fits))
     out.csv(f"winners_{args.x}.csv", winners, index=True)
-    out.json(f"fit_{args.x}.json", {
-        "source": exp.name, "sweep_id": args.sweep_id, "x": x, "y": y,
-        "group_by": by, "frontier": args.frontier,
-        "law": "A x^-alpha" if args.pure else "E + A x^-alpha",
-        "skipped": fits.skipped,
-        "groups": {g: {"n_points": f.n_points, "objective": f.objective, "formula": f.formula(x),
-                       "x_range": [f.x_min, f.x_max],
-                       "intervals": intervals_json(fits.intervals[g]),
-                       "holdout": (fits.extrapolation[g].summary() if fits.extrapolation[g]
-                                   else None)}
-                   for g, f in fits.fits.items()}})
+    out.json(
+        f"fit_{args.x}.json",
+        {
+            "source": exp.name,
+            "sweep_id": args.sweep_id,
+            "x": x,
+            "y": y,
+            "group_by": by,
+            "frontier": args.frontier,
+            "law": "A x^-alpha" if args.pure else "E + A x^-alpha",
+            "skipped": fits.skipped,
+            "groups": {
+                g: {
+                    "n_points": f.n_points,
+                    "objective": f.objective,
+                    "formula": f.formula(x),
+                    "x_range": [f.x_min, f.x_max],
+                    "intervals": intervals_json(fits.intervals[g]),
+                    "holdout": (fits.extrapolation[g].summary() if fits.extrapolation[g] else None),
+                }
+                for g, f in fits.fits.items()
+            },
+        },
+    )
     plots.plot_group_fits(points, labels(points, by), fits, out.path(f"fit_{args.x}.png"))
     for g, law in fits.fits.items():
         held = fits.extrapolation[g]
-        print(f"{g}: {y} = {'' if args.pure else 'E + '}A {x}^-alpha on {law.n_points} points: "
-              f"{law.formula(x)}")
+        print(
+            f"{g}: {y} = {'' if args.pure else 'E + '}A {x}^-alpha on {law.n_points} points: "
+            f"{law.formula(x)}"
+        )
         print(format_intervals(fits.intervals[g]))
         if held:
-            print(f"  holdout: fit below {held.threshold:.3g}, prediction on the largest budget "
-                  f"off by {held.mean_abs_rel_error:.2%} (mean |relative error|)")
+            print(
+                f"  holdout: fit below {held.threshold:.3g}, prediction on the largest budget "
+                f"off by {held.mean_abs_rel_error:.2%} (mean |relative error|)"
+            )
     for g, why in fits.skipped.items():
         print(f"skipped {g}: {why}")
     print(f"\nwinner by fitted law at {x}:\n{winners.to_string(float_format='%.4g')}")
@@ -232,10 +292,13 @@ def fit(args: argparse.Namespace) -> None:
 
 # --- compare -------------------------------------------------------------------------------
 
+
 def compare(args: argparse.Namespace) -> None:
     if args.csv and not args.run_col:
-        raise AnalysisError("compare --csv compares loss curves: name the column that says which "
-                            "run each row belongs to with --run-col")
+        raise AnalysisError(
+            "compare --csv compares loss curves: name the column that says which "
+            "run each row belongs to with --run-col"
+        )
     metric = schema.VAL_LOSS if args.csv else args.metric
     exp = _load(args, sorted({metric, schema.VAL_LOSS}))
     y = _loss(args)
@@ -249,15 +312,36 @@ def compare(args: argparse.Namespace) -> None:
         if not np.isfinite(pd.to_numeric(exp.histories[column], errors="coerce")).any():
             print(f"no {column} values to compare at: skipped")
             continue
-        res = compare_at_equal(exp.runs, exp.histories, column, variant, cell, metric=metric,
-                               n_points=args.points, how=args.at, level=args.level)
+        res = compare_at_equal(
+            exp.runs,
+            exp.histories,
+            column,
+            variant,
+            cell,
+            metric=metric,
+            n_points=args.points,
+            how=args.at,
+            level=args.level,
+        )
         out.csv(f"equal_{axis}.csv", res.table.join(res.sem.add_suffix("_sem")), index=True)
-        plots.plot_curves(exp.runs, exp.histories, res.axis, labels(exp.runs, variant), metric,
-                          out.path(f"curves_{axis}.png"), res.common_range)
-        covered = (f"{res.common_range[0]:.4g} .. {res.common_range[1]:.4g}" if res.common_range
-                   else "none")
-        print(f"{metric}, the {res.how} each variant reached by each {res.axis} (range every run "
-              f"covers: {covered}; absent: no run evaluated yet, never a winner):")
+        plots.plot_curves(
+            exp.runs,
+            exp.histories,
+            res.axis,
+            labels(exp.runs, variant),
+            metric,
+            out.path(f"curves_{axis}.png"),
+            res.common_range,
+        )
+        covered = (
+            f"{res.common_range[0]:.4g} .. {res.common_range[1]:.4g}"
+            if res.common_range
+            else "none"
+        )
+        print(
+            f"{metric}, the {res.how} each variant reached by each {res.axis} (range every run "
+            f"covers: {covered}; absent: no run evaluated yet, never a winner):"
+        )
         print(res.table.to_string(float_format="%.4g", na_rep="-"))
         _print_verdict(res.table)
         if res.excluded:
@@ -269,8 +353,9 @@ def compare(args: argparse.Namespace) -> None:
             continue
         front, fy, by = _frontier(exp, points, x, y, variant)
         try:
-            fits = fit_groups(front, x, fy, by, n_resamples=args.bootstrap, seed=args.seed,
-                              level=args.level)
+            fits = fit_groups(
+                front, x, fy, by, n_resamples=args.bootstrap, seed=args.seed, level=args.level
+            )
         except AnalysisError as err:
             print(f"no fitted-law winners on {x}: {err}")
             continue
@@ -278,8 +363,10 @@ def compare(args: argparse.Namespace) -> None:
         out.csv(f"winners_{axis}.csv", winners, index=True)
         out.csv(f"frontier_fit_{axis}.csv", fits.table())
         plots.plot_group_fits(front, labels(front, by), fits, out.path(f"frontier_fit_{axis}.png"))
-        print(f"\nwinner by law fitted to each variant's frontier, at {x}:\n"
-              f"{winners.to_string(float_format='%.4g')}")
+        print(
+            f"\nwinner by law fitted to each variant's frontier, at {x}:\n"
+            f"{winners.to_string(float_format='%.4g')}"
+        )
     _finish(args, out, exp)
 
 
@@ -291,17 +378,25 @@ def _print_verdict(table: pd.DataFrame) -> None:
         return
     at, row = decided.index[-1], decided.iloc[-1]
     if np.isfinite(row["p_value"]):
-        verdict = ("significant" if row["significant"]
-                   else "not significant (a claimed improvement needs p < 0.01 over several seeds)")
-        print(f"  at {at:.4g}: {row['winner']} leads by {row['margin']:.4g} "
-              f"[{row['margin_lo']:.4g}, {row['margin_hi']:.4g}], p = {row['p_value']:.2g}: "
-              f"{verdict}")
+        verdict = (
+            "significant"
+            if row["significant"]
+            else "not significant (a claimed improvement needs p < 0.01 over several seeds)"
+        )
+        print(
+            f"  at {at:.4g}: {row['winner']} leads by {row['margin']:.4g} "
+            f"[{row['margin_lo']:.4g}, {row['margin_hi']:.4g}], p = {row['p_value']:.2g}: "
+            f"{verdict}"
+        )
     else:
-        print(f"  at {at:.4g}: {row['winner']} leads by {row['margin']:.4g}; untested: a p-value "
-              f"needs >= 2 seeds per variant (seed=0,1,2)")
+        print(
+            f"  at {at:.4g}: {row['winner']} leads by {row['margin']:.4g}; untested: a p-value "
+            f"needs >= 2 seeds per variant (seed=0,1,2)"
+        )
 
 
 # --- isoflop -------------------------------------------------------------------------------
+
 
 def _method(args: argparse.Namespace) -> Method:
     if args.method != "window" and (args.window is not None or args.margin is not None):
@@ -319,8 +414,10 @@ def _budgets(args: argparse.Namespace, points: pd.DataFrame) -> tuple[np.ndarray
     if args.budget:
         check_columns(points, [args.budget], "--budget")
         value = pd.to_numeric(points[args.budget], errors="coerce")
-        label = [budget_label(v) if np.isfinite(v) else str(s)
-                 for v, s in zip(value, points[args.budget])]
+        label = [
+            budget_label(v) if np.isfinite(v) else str(s)
+            for v, s in zip(value, points[args.budget])
+        ]
         compute = points[schema.FLOPS] if schema.FLOPS in points else value
         return np.asarray(label), compute.to_numpy(float)
     _require(args, points, schema.FLOPS, "isoflop")
@@ -328,8 +425,10 @@ def _budgets(args: argparse.Namespace, points: pd.DataFrame) -> tuple[np.ndarray
     if args.budgets:
         nominal = nearest_budget(compute, np.asarray(args.budgets))
         if np.isnan(nominal).any():
-            print(f"left out {int(np.isnan(nominal).sum())} of {nominal.size} runs whose FLOPs are "
-                  f"not within 10% of a budget in --budgets")
+            print(
+                f"left out {int(np.isnan(nominal).sum())} of {nominal.size} runs whose FLOPs are "
+                f"not within 10% of a budget in --budgets"
+            )
         return np.array([budget_label(v) if np.isfinite(v) else "" for v in nominal]), compute
     return np.array([budget_label(v) for v in budget_bins(compute)]), compute
 
@@ -338,18 +437,22 @@ def isoflop(args: argparse.Namespace) -> None:
     method = _method(args)
     curves = args.from_curves
     if args.budget and (curves or args.budgets):
-        raise AnalysisError(f"--budget names a column of budgets: it does not go with "
-                            f"{'--from-curves' if curves else '--budgets'}")
+        raise AnalysisError(
+            f"--budget names a column of budgets: it does not go with "
+            f"{'--from-curves' if curves else '--budgets'}"
+        )
     n_col = "params_total" if args.csv else X_AXES[args.n]
     exp = _load(args, [schema.VAL_LOSS] if curves else None)
     if curves:
         if exp.histories.empty:
             raise AnalysisError("--from-curves on a CSV needs --run-col (rows as points on curves)")
         _require(args, exp.runs, n_col, "isoflop")
-        exp = Experiment(name=exp.name, histories=empty_histories(),
-                         runs=curve_points(exp.runs, exp.histories, args.budgets, schema.VAL_LOSS,
-                                           n_col),
-                         param_columns=(*exp.param_columns, "budget"))
+        exp = Experiment(
+            name=exp.name,
+            histories=empty_histories(),
+            runs=curve_points(exp.runs, exp.histories, args.budgets, schema.VAL_LOSS, n_col),
+            param_columns=(*exp.param_columns, "budget"),
+        )
     y = schema.VAL_LOSS if curves else _loss(args)
     points = _points(args, exp, y).reset_index(drop=True)
     _require(args, points, n_col, "isoflop")
@@ -361,29 +464,50 @@ def isoflop(args: argparse.Namespace) -> None:
     for g, rows in points.groupby(labels(points, _group_by(args)), sort=True):
         i = rows.index.to_numpy()
         arrays = (budget[i], compute[i], rows[n_col].to_numpy(float), rows[y].to_numpy(float))
-        fitted = _in_group(g, fit_isoflop, *arrays, method=method, weights=_weights(args, rows),
-                           seeds=_seeds(rows, y), weighted=not args.unweighted,
-                           drop_flagged=args.drop_flagged, n_resamples=args.bootstrap,
-                           seed=args.seed, level=args.level)
+        fitted = _in_group(
+            g,
+            fit_isoflop,
+            *arrays,
+            method=method,
+            weights=_weights(args, rows),
+            seeds=_seeds(rows, y),
+            weighted=not args.unweighted,
+            drop_flagged=args.drop_flagged,
+            n_resamples=args.bootstrap,
+            seed=args.seed,
+            level=args.level,
+        )
         used = fitted.budgets.loc[list(fitted.frontier.budgets)]
         held = _isoflop_holdout(used)
         tables.append(fitted.budgets.reset_index().assign(group=g))
         minima.append(used.assign(group=g))
         laws[f"{g}: N_opt = {fitted.coefficient:.3g} C^{fitted.exponent:.3f}"] = fitted.n_opt
         summaries[g] = _isoflop_summary(fitted, held)
-        plots.plot_isoflop(arrays[0], arrays[2], arrays[3], fitted,
-                           out.path(f"isoflop_{_safe(g)}.png"))
+        plots.plot_isoflop(
+            arrays[0], arrays[2], arrays[3], fitted, out.path(f"isoflop_{_safe(g)}.png")
+        )
         _print_isoflop(g, fitted, held)
     out.csv("isoflop_budgets.csv", pd.concat(tables, ignore_index=True))
-    out.json("isoflop.json", {"source": exp.name, "sweep_id": args.sweep_id,
-                              "budget": (args.budget or args.budgets
-                                         or "flops (runs within 0.05 decade)"),
-                              "from_curves": curves,
-                              "n": n_col, "y": y, "method": method.describe(), "groups": summaries})
+    out.json(
+        "isoflop.json",
+        {
+            "source": exp.name,
+            "sweep_id": args.sweep_id,
+            "budget": (args.budget or args.budgets or "flops (runs within 0.05 decade)"),
+            "from_curves": curves,
+            "n": n_col,
+            "y": y,
+            "method": method.describe(),
+            "groups": summaries,
+        },
+    )
     allv = pd.concat(minima)
-    plots.plot_frontier((allv["compute"].min(), allv["compute"].max() * 10), laws,
-                        out.path("frontier.png"),
-                        points=allv.rename(columns={"n_opt": "n", "loss_opt": "loss"}))
+    plots.plot_frontier(
+        (allv["compute"].min(), allv["compute"].max() * 10),
+        laws,
+        out.path("frontier.png"),
+        points=allv.rename(columns={"n_opt": "n", "loss_opt": "loss"}),
+    )
     _finish(args, out, exp)
 
 
@@ -397,33 +521,49 @@ def _isoflop_holdout(used: pd.DataFrame):
 
 def _isoflop_summary(fitted, held) -> dict:
     law = fitted.frontier
-    return {"a": law.a, "k": law.k, "a_stderr": law.stderr, "weighted": law.weighted,
-            "budgets_used": list(law.budgets), "with_flagged": law.with_flagged,
-            "alternatives": {name: {"a": alt.a, "k": alt.k, "budgets": list(alt.budgets)}
-                             if alt else None for name, alt in fitted.alternatives.items()},
-            "diagnostics": fitted.messages(),
-            "intervals": intervals_json(fitted.intervals) if fitted.intervals else None,
-            "holdout_n_opt": held.summary() if held else None}
+    return {
+        "a": law.a,
+        "k": law.k,
+        "a_stderr": law.stderr,
+        "weighted": law.weighted,
+        "budgets_used": list(law.budgets),
+        "with_flagged": law.with_flagged,
+        "alternatives": {
+            name: {"a": alt.a, "k": alt.k, "budgets": list(alt.budgets)} if alt else None
+            for name, alt in fitted.alternatives.items()
+        },
+        "diagnostics": fitted.messages(),
+        "intervals": intervals_json(fitted.intervals) if fitted.intervals else None,
+        "holdout_n_opt": held.summary() if held else None,
+    }
 
 
 def _print_isoflop(group: str, fitted, held) -> None:
     law = fitted.frontier
     weighting = "weighted by 1/sigma^2 of each ln N_opt" if law.weighted else "unweighted"
-    print(f"{group}: N_opt = k C^a over {len(law.budgets)} budgets ({fitted.method.describe()}; "
-          f"{weighting}): a = {law.a:.4f}")
+    print(
+        f"{group}: N_opt = k C^a over {len(law.budgets)} budgets ({fitted.method.describe()}; "
+        f"{weighting}): a = {law.a:.4f}"
+    )
     for line in fitted.messages():
         print(f"  warning: {line}")
     if fitted.intervals:
         print(format_intervals(fitted.intervals))
     for name, alt in fitted.alternatives.items():
-        print(f"  a = {alt.a:.4f} {name} ({len(alt.budgets)} budgets: {', '.join(alt.budgets)})"
-              if alt else f"  {name}: fewer than 2 budgets, no exponent")
+        print(
+            f"  a = {alt.a:.4f} {name} ({len(alt.budgets)} budgets: {', '.join(alt.budgets)})"
+            if alt
+            else f"  {name}: fewer than 2 budgets, no exponent"
+        )
     if held:
-        print(f"  holdout: N_opt at the largest budget predicted from the others, off by "
-              f"{held.mean_abs_rel_error:.1%}")
+        print(
+            f"  holdout: N_opt at the largest budget predicted from the others, off by "
+            f"{held.mean_abs_rel_error:.1%}"
+        )
 
 
 # --- chinchilla ----------------------------------------------------------------------------
+
 
 def chinchilla(args: argparse.Namespace) -> None:
     n_col = "params_total" if args.csv else X_AXES[args.n]
@@ -437,54 +577,83 @@ def chinchilla(args: argparse.Namespace) -> None:
     for g, rows in points.groupby(labels(points, _group_by(args)), sort=True):
         n, d, loss = (rows[c].to_numpy(float) for c in (n_col, schema.TOKENS, y))
         weights, seeds = _weights(args, rows), _seeds(rows, y)
-        ok = usable(n, d, loss)   # diverged runs (NaN loss) stay out of the fit and the holdout
+        ok = usable(n, d, loss)  # diverged runs (NaN loss) stay out of the fit and the holdout
         n, d, loss = n[ok], d[ok], loss[ok]
         weights = None if weights is None else weights[ok]
         seeds = None if seeds is None else seeds[ok]
         _warn_unidentified(g, n, d)
         law = _in_group(g, fit_chinchilla, n, d, loss, weights=weights)
-        intervals = bootstrap_chinchilla(n, d, loss, law, n_resamples=args.bootstrap,
-                                         seed=args.seed, level=args.level,
-                                         compute=tuple(args.compute), weights=weights, seeds=seeds)
+        intervals = bootstrap_chinchilla(
+            n,
+            d,
+            loss,
+            law,
+            n_resamples=args.bootstrap,
+            seed=args.seed,
+            level=args.level,
+            compute=tuple(args.compute),
+            weights=weights,
+            seeds=seeds,
+        )
         c = 6 * n * d
         held = _chinchilla_holdout(n, d, loss, weights, continuous=bool(args.csv))
         hoffmann = objective_at(HOFFMANN_2022_PARAMS, n, d, loss)
-        summaries[g] = {"objective": law.objective, "objective_at_hoffmann_2022": hoffmann,
-                        "n_points": law.n_points, "n_starts": law.n_starts,
-                        "n_converged": law.n_converged, "intervals": intervals_json(intervals),
-                        "holdout": held.summary() if held else None}
+        summaries[g] = {
+            "objective": law.objective,
+            "objective_at_hoffmann_2022": hoffmann,
+            "n_points": law.n_points,
+            "n_starts": law.n_starts,
+            "n_converged": law.n_converged,
+            "intervals": intervals_json(intervals),
+            "holdout": held.summary() if held else None,
+        }
         tables.append(intervals.table.reset_index().assign(group=g))
-        print(f"{g}: L = E + A/N^alpha + B/D^beta on {law.n_points} points, "
-              f"{law.n_converged}/{law.n_starts} starts converged")
+        print(
+            f"{g}: L = E + A/N^alpha + B/D^beta on {law.n_points} points, "
+            f"{law.n_converged}/{law.n_starts} starts converged"
+        )
         print(format_intervals(intervals))
-        print(f"  objective {law.objective:.7g} (at Hoffmann et al. 2022's parameters: "
-              f"{hoffmann:.7g})")
+        print(
+            f"  objective {law.objective:.7g} (at Hoffmann et al. 2022's parameters: "
+            f"{hoffmann:.7g})"
+        )
         if held:
-            print(f"  holdout: fit below C = {held.threshold:.3g}, prediction above it off by "
-                  f"{held.mean_abs_rel_error:.2%} (mean |relative error|)")
-        plots.plot_frontier((c.min(), max(c.max(), *args.compute)),
-                            {f"{g}: N_opt = {law.G:.3g} (C/6)^{law.a:.3f}": law.n_opt},
-                            out.path(f"frontier_{_safe(g)}.png"),
-                            points=pd.DataFrame({"compute": c, "n": n, "loss": loss}),
-                            intervals=_nopt_intervals(intervals.table, args.compute))
+            print(
+                f"  holdout: fit below C = {held.threshold:.3g}, prediction above it off by "
+                f"{held.mean_abs_rel_error:.2%} (mean |relative error|)"
+            )
+        plots.plot_frontier(
+            (c.min(), max(c.max(), *args.compute)),
+            {f"{g}: N_opt = {law.G:.3g} (C/6)^{law.a:.3f}": law.n_opt},
+            out.path(f"frontier_{_safe(g)}.png"),
+            points=pd.DataFrame({"compute": c, "n": n, "loss": loss}),
+            intervals=_nopt_intervals(intervals.table, args.compute),
+        )
     out.csv("chinchilla.csv", pd.concat(tables, ignore_index=True))
     out.json("chinchilla.json", {"source": exp.name, "groups": summaries})
     _finish(args, out, exp)
 
 
-def _chinchilla_holdout(n: np.ndarray, d: np.ndarray, loss: np.ndarray,
-                        weights: np.ndarray | None, continuous: bool):
+def _chinchilla_holdout(
+    n: np.ndarray, d: np.ndarray, loss: np.ndarray, weights: np.ndarray | None, continuous: bool
+):
     """Fit below the largest budget (a CSV's compute is continuous: below its top 10%) and
     score the prediction above it; None without two smaller budgets."""
+
     def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-        law = fit_chinchilla(n[train], d[train], loss[train],
-                             weights=None if weights is None else weights[train])
+        law = fit_chinchilla(
+            n[train], d[train], loss[train], weights=None if weights is None else weights[train]
+        )
         return law.predict(n[test], d[test])
 
     c = 6 * n * d
     try:
-        return extrapolation_check(c if continuous else budget_bins(c), loss, fit_predict,
-                                   holdout_frac=0.1 if continuous else None)
+        return extrapolation_check(
+            c if continuous else budget_bins(c),
+            loss,
+            fit_predict,
+            holdout_frac=0.1 if continuous else None,
+        )
     except AnalysisError:
         return None
 
@@ -495,11 +664,14 @@ def _warn_unidentified(group: str, n: np.ndarray, d: np.ndarray) -> None:
     for name, values, term in (("N", n, "A and alpha"), ("D (tokens)", d, "B and beta")):
         distinct = np.unique(budget_bins(values)[np.isfinite(values)]).size
         if distinct < 3:
-            print(f"warning: group {group!r} has {distinct} distinct values of {name}: E, {term} "
-                  f"are not identified; sweep >= 3")
+            print(
+                f"warning: group {group!r} has {distinct} distinct values of {name}: E, {term} "
+                f"are not identified; sweep >= 3"
+            )
 
 
 def _nopt_intervals(table: pd.DataFrame, compute: Sequence[float]) -> pd.DataFrame:
     rows = table.loc[[f"N_opt@{budget_label(c)}" for c in compute]]
-    return pd.DataFrame({"compute": list(compute), "lo": rows["lo"].to_numpy(),
-                         "hi": rows["hi"].to_numpy()})
+    return pd.DataFrame(
+        {"compute": list(compute), "lo": rows["lo"].to_numpy(), "hi": rows["hi"].to_numpy()}
+    )

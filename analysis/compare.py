@@ -28,21 +28,29 @@ VERDICT = ("winner", "absent", "margin", "margin_lo", "margin_hi", "p_value", "s
 
 @dataclass(frozen=True)
 class EqualBudget:
-    axis: str                      # history column, e.g. "wall_clock_s"
-    table: pd.DataFrame            # index: axis value; per variant its loss (NaN: absent); winner
+    axis: str  # history column, e.g. "wall_clock_s"
+    table: pd.DataFrame  # index: axis value; per variant its loss (NaN: absent); winner
     #                                (None unless every variant is present), absent, and the
     #                                winner's margin over the runner-up: margin, margin_lo,
     #                                margin_hi, p_value, significant (significance.difference)
-    sem: pd.DataFrame              # per variant: standard error over seeds (NaN for one seed)
-    common_range: tuple[float, float] | None   # what every run covers; None if nothing
-    excluded: tuple[str, ...]      # runs left out: diverged, or without a finite point
-    how: str                       # "best" or "last" loss reached by each budget
+    sem: pd.DataFrame  # per variant: standard error over seeds (NaN for one seed)
+    common_range: tuple[float, float] | None  # what every run covers; None if nothing
+    excluded: tuple[str, ...]  # runs left out: diverged, or without a finite point
+    how: str  # "best" or "last" loss reached by each budget
 
 
-def compare_at_equal(runs: pd.DataFrame, histories: pd.DataFrame, axis: str,
-                     variant: Sequence[str], cell: Sequence[str], *,
-                     metric: str = schema.VAL_LOSS, n_points: int = 8, how: str = "best",
-                     level: float = 0.95) -> EqualBudget:
+def compare_at_equal(
+    runs: pd.DataFrame,
+    histories: pd.DataFrame,
+    axis: str,
+    variant: Sequence[str],
+    cell: Sequence[str],
+    *,
+    metric: str = schema.VAL_LOSS,
+    n_points: int = 8,
+    how: str = "best",
+    level: float = 0.95,
+) -> EqualBudget:
     """``variant``: columns naming a variant (e.g. model.name); ``cell``: columns naming one
     configuration (the config minus the seed). At each budget T of a grid from the first
     evaluation of any run to the last, a run's value is the best (or last) loss it reached by
@@ -58,15 +66,18 @@ def compare_at_equal(runs: pd.DataFrame, histories: pd.DataFrame, axis: str,
     meta = runs.set_index("run_id").loc[list(curves)]
     names = labels(meta, variant)
     if names.nunique() < 2:
-        raise AnalysisError(f"need >= 2 variants of {'/'.join(variant)} with a finite {metric} "
-                            f"history to compare; have {sorted(names.unique())}")
+        raise AnalysisError(
+            f"need >= 2 variants of {'/'.join(variant)} with a finite {metric} "
+            f"history to compare; have {sorted(names.unique())}"
+        )
     first = np.array([c[axis].iloc[0] for c in curves.values()])
     last = np.array([c[axis].iloc[-1] for c in curves.values()])
     lo, hi = first.min(), last.max()
-    grid = (np.geomspace(lo, hi, n_points) if lo > 0 and hi > lo
-            else np.linspace(lo, hi, n_points))
-    values = pd.DataFrame({run_id: reached_by(c, axis, grid, how) for run_id, c in curves.items()},
-                          index=pd.Index(grid, name=axis)).T
+    grid = np.geomspace(lo, hi, n_points) if lo > 0 and hi > lo else np.linspace(lo, hi, n_points)
+    values = pd.DataFrame(
+        {run_id: reached_by(c, axis, grid, how) for run_id, c in curves.items()},
+        index=pd.Index(grid, name=axis),
+    ).T
     cells = labels(meta, cell).to_numpy()
     by_cell = values.groupby([names.to_numpy(), cells])
     # a cell is present at T only when all its seeds are: a mean over the seeds that happen
@@ -90,8 +101,9 @@ def compare_at_equal(runs: pd.DataFrame, histories: pd.DataFrame, axis: str,
     table = pd.DataFrame(rows, index=index).reindex(columns=[*sorted(names.unique()), *VERDICT])
     sems = pd.DataFrame(sems, index=index)
     cover = (float(first.max()), float(last.min())) if first.max() <= last.min() else None
-    return EqualBudget(axis=axis, table=table, sem=sems, common_range=cover,
-                       excluded=tuple(excluded), how=how)
+    return EqualBudget(
+        axis=axis, table=table, sem=sems, common_range=cover, excluded=tuple(excluded), how=how
+    )
 
 
 def _verdict(losses: pd.Series, seeds: Mapping[str, np.ndarray], level: float) -> dict:
@@ -102,19 +114,28 @@ def _verdict(losses: pd.Series, seeds: Mapping[str, np.ndarray], level: float) -
     if len(present) < len(losses):
         return dict(winner=None, absent=absent)
     test = difference(seeds[present.index[0]], seeds[present.index[1]], level)
-    return dict(winner=present.index[0], absent=absent, margin=test.margin, margin_lo=test.lo,
-                margin_hi=test.hi, p_value=test.p_value, significant=test.significant)
+    return dict(
+        winner=present.index[0],
+        absent=absent,
+        margin=test.margin,
+        margin_lo=test.lo,
+        margin_hi=test.hi,
+        p_value=test.p_value,
+        significant=test.significant,
+    )
 
 
 def winners_from_fits(fits: Mapping[str, PowerLawFit], budgets: Sequence[float]) -> pd.DataFrame:
     """Predicted loss of every variant's fitted law at each budget, the winner, and whether
     that budget lies outside some variant's fitted range (an extrapolation)."""
     budgets = np.asarray(budgets, dtype=float)
-    table = pd.DataFrame({v: fit.predict(budgets) for v, fit in fits.items()},
-                         index=pd.Index(budgets, name="budget"))
+    table = pd.DataFrame(
+        {v: fit.predict(budgets) for v, fit in fits.items()}, index=pd.Index(budgets, name="budget")
+    )
     table["winner"] = table.idxmin(axis=1)
-    table["extrapolated"] = [any(not f.x_min <= b <= f.x_max for f in fits.values())
-                             for b in budgets]
+    table["extrapolated"] = [
+        any(not f.x_min <= b <= f.x_max for f in fits.values()) for b in budgets
+    ]
     return table
 
 
@@ -126,15 +147,23 @@ def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return ok[ok[y] < best_before]
 
 
-def history_frontier(runs: pd.DataFrame, histories: pd.DataFrame, axis: str, group: pd.Series, *,
-                     metric: str = schema.VAL_LOSS, n_bins: int = 30) -> pd.DataFrame:
+def history_frontier(
+    runs: pd.DataFrame,
+    histories: pd.DataFrame,
+    axis: str,
+    group: pd.Series,
+    *,
+    metric: str = schema.VAL_LOSS,
+    n_bins: int = 30,
+) -> pd.DataFrame:
     """Per group, the lower envelope of every run's ``metric`` curve against ``axis`` (Kaplan
     et al. 2020, Fig. 1: the compute-efficient frontier), thinned to the lowest point per
     1/n_bins of the axis' log range so dense early steps do not dominate a fit.
     Columns: group, ``axis``, ``metric``, diverged (False: non-finite points are dropped)."""
     values = histories[histories["metric"] == metric][["run_id", axis, "value"]]
-    values = values.merge(pd.DataFrame({"run_id": runs["run_id"], "group": group.to_numpy()}),
-                          on="run_id")
+    values = values.merge(
+        pd.DataFrame({"run_id": runs["run_id"], "group": group.to_numpy()}), on="run_id"
+    )
     values = values[np.isfinite(values[axis]) & np.isfinite(values["value"]) & (values[axis] > 0)]
     fronts = []
     for name, pts in values.groupby("group"):

@@ -22,8 +22,9 @@ from trainer import schema
 HOW = ("best", "last")
 
 
-def run_curves(runs: pd.DataFrame, histories: pd.DataFrame, axis: str, metric: str
-               ) -> tuple[dict[str, pd.DataFrame], list[str]]:
+def run_curves(
+    runs: pd.DataFrame, histories: pd.DataFrame, axis: str, metric: str
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """run_id -> its finite (``axis``, value) points in axis order, and the runs left out:
     diverged, or without a finite point."""
     values = histories[histories["metric"] == metric]
@@ -57,8 +58,15 @@ def at_budgets(curve: pd.DataFrame, axis: str, grid: np.ndarray) -> np.ndarray:
     return np.exp(np.interp(np.log(grid), np.log(x[ok]), np.log(y[ok]), left=np.nan, right=np.nan))
 
 
-def curve_points(runs: pd.DataFrame, histories: pd.DataFrame, budgets: Sequence[float] | None,
-                 metric: str, size: str, min_sizes: int = 3, n_auto: int = 6) -> pd.DataFrame:
+def curve_points(
+    runs: pd.DataFrame,
+    histories: pd.DataFrame,
+    budgets: Sequence[float] | None,
+    metric: str,
+    size: str,
+    min_sizes: int = 3,
+    n_auto: int = 6,
+) -> pd.DataFrame:
     """One row per run and FLOP budget C inside its curve: the run's row with ``flops`` = C,
     ``tokens`` at C, ``metric`` at C (``at_budgets``) and the budget's label in ``budget``.
     ``budgets`` None: ``n_auto`` budgets spaced evenly in log over the range where the curves
@@ -75,23 +83,37 @@ def curve_points(runs: pd.DataFrame, histories: pd.DataFrame, budgets: Sequence[
         run = meta.loc[run_id]
         for c, loss in zip(budgets, at_budgets(curve, schema.FLOPS, budgets)):
             if np.isfinite(loss):
-                rows.append({**run.to_dict(), "run_id": run_id, schema.FLOPS: c, metric: loss,
-                             # FLOPs grow in proportion to tokens within a run
-                             schema.TOKENS: c * run[schema.TOKENS] / run[schema.FLOPS],
-                             "budget": budget_label(c)})
+                rows.append(
+                    {
+                        **run.to_dict(),
+                        "run_id": run_id,
+                        schema.FLOPS: c,
+                        metric: loss,
+                        # FLOPs grow in proportion to tokens within a run
+                        schema.TOKENS: c * run[schema.TOKENS] / run[schema.FLOPS],
+                        "budget": budget_label(c),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
-def _covered(curves: dict[str, pd.DataFrame], sizes: pd.Series, min_sizes: int, count: int
-             ) -> np.ndarray:
-    ranges = pd.DataFrame({"lo": [c[schema.FLOPS].iloc[0] for c in curves.values()],
-                           "hi": [c[schema.FLOPS].iloc[-1] for c in curves.values()],
-                           "size": sizes.loc[list(curves)].to_numpy()})
+def _covered(
+    curves: dict[str, pd.DataFrame], sizes: pd.Series, min_sizes: int, count: int
+) -> np.ndarray:
+    ranges = pd.DataFrame(
+        {
+            "lo": [c[schema.FLOPS].iloc[0] for c in curves.values()],
+            "hi": [c[schema.FLOPS].iloc[-1] for c in curves.values()],
+            "size": sizes.loc[list(curves)].to_numpy(),
+        }
+    )
     grid = np.geomspace(ranges["lo"].min(), ranges["hi"].max(), 200)
     covering = [ranges[(ranges["lo"] <= c) & (ranges["hi"] >= c)]["size"].nunique() for c in grid]
     inside = grid[np.asarray(covering) >= min_sizes]
     if inside.size == 0:
-        raise AnalysisError(f"no FLOP budget lies on the curves of >= {min_sizes} model sizes: "
-                            f"give budgets with --from-curves C [C ...] or sweep sizes whose "
-                            f"curves overlap")
+        raise AnalysisError(
+            f"no FLOP budget lies on the curves of >= {min_sizes} model sizes: "
+            f"give budgets with --from-curves C [C ...] or sweep sizes whose "
+            f"curves overlap"
+        )
     return np.geomspace(inside.min(), inside.max(), count)

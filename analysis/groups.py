@@ -23,26 +23,56 @@ class GroupFits:
     y: str
     fits: dict[str, PowerLawFit]
     intervals: dict[str, Intervals]
-    extrapolation: dict[str, Extrapolation | None]   # None: too few budgets to hold one out
-    skipped: dict[str, str]                          # group -> why it was not fitted
+    extrapolation: dict[str, Extrapolation | None]  # None: too few budgets to hold one out
+    skipped: dict[str, str]  # group -> why it was not fitted
 
     def table(self) -> pd.DataFrame:
         """Long table: group, quantity, estimate, lo, hi, se, plus fit diagnostics."""
         rows = []
         for group, fit in self.fits.items():
             held = self.extrapolation[group]
-            t = self.intervals[group].table.reset_index().assign(
-                group=group, x=self.x, y=self.y, n_points=fit.n_points, objective=fit.objective,
-                holdout_mean_abs_rel_error=held.mean_abs_rel_error if held else np.nan)
+            t = (
+                self.intervals[group]
+                .table.reset_index()
+                .assign(
+                    group=group,
+                    x=self.x,
+                    y=self.y,
+                    n_points=fit.n_points,
+                    objective=fit.objective,
+                    holdout_mean_abs_rel_error=held.mean_abs_rel_error if held else np.nan,
+                )
+            )
             rows.append(t)
-        cols = ["group", "x", "y", "quantity", "estimate", "lo", "hi", "se", "n_points",
-                "objective", "holdout_mean_abs_rel_error"]
+        cols = [
+            "group",
+            "x",
+            "y",
+            "quantity",
+            "estimate",
+            "lo",
+            "hi",
+            "se",
+            "n_points",
+            "objective",
+            "holdout_mean_abs_rel_error",
+        ]
         return pd.concat(rows, ignore_index=True)[cols]
 
 
-def fit_groups(points: pd.DataFrame, x: str, y: str, by: Sequence[str], *, irreducible: bool = True,
-               n_resamples: int = 200, seed: int = 0, level: float = 0.95,
-               starts: np.ndarray | None = None, weight: str | None = None) -> GroupFits:
+def fit_groups(
+    points: pd.DataFrame,
+    x: str,
+    y: str,
+    by: Sequence[str],
+    *,
+    irreducible: bool = True,
+    n_resamples: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+    starts: np.ndarray | None = None,
+    weight: str | None = None,
+) -> GroupFits:
     """Fit L = E + A x^-alpha (or A x^-alpha) to each group's (x, y) points; groups with too few
     usable points are skipped with the reason, and an error is raised when none is left.
     ``weight``: a column of per-point weights; a ``<y>_seeds`` column (``collapse_seeds``)
@@ -58,8 +88,9 @@ def fit_groups(points: pd.DataFrame, x: str, y: str, by: Sequence[str], *, irred
             skipped[group] = str(err)
             continue
         fits[group] = fit
-        intervals[group] = bootstrap_power_law(xs, ys, fit, n_resamples=n_resamples, seed=seed,
-                                               level=level, weights=ws, seeds=seeds)
+        intervals[group] = bootstrap_power_law(
+            xs, ys, fit, n_resamples=n_resamples, seed=seed, level=level, weights=ws, seeds=seeds
+        )
         held[group] = _holdout(xs, ys, np.ones(xs.size) if ws is None else ws, irreducible, starts)
     if not fits:
         shown = "; ".join(f"{g}: {why}" for g, why in list(skipped.items())[:3])
@@ -68,14 +99,18 @@ def fit_groups(points: pd.DataFrame, x: str, y: str, by: Sequence[str], *, irred
     return GroupFits(x=x, y=y, fits=fits, intervals=intervals, extrapolation=held, skipped=skipped)
 
 
-def _holdout(x: np.ndarray, y: np.ndarray, w: np.ndarray, irreducible: bool,
-             starts: np.ndarray | None) -> Extrapolation | None:
+def _holdout(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, irreducible: bool, starts: np.ndarray | None
+) -> Extrapolation | None:
     ok = usable(x, y) & (w > 0)
     x, y, w = x[ok], y[ok], w[ok]
     try:
         return extrapolation_check(
-            budget_bins(x), y,
-            lambda train, test: fit_power_law(x[train], y[train], irreducible=irreducible,
-                                              starts=starts, weights=w[train]).predict(x[test]))
+            budget_bins(x),
+            y,
+            lambda train, test: fit_power_law(
+                x[train], y[train], irreducible=irreducible, starts=starts, weights=w[train]
+            ).predict(x[test]),
+        )
     except AnalysisError:
         return None

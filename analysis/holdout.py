@@ -20,34 +20,55 @@ FitPredict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class Extrapolation:
-    threshold: float              # points with budget >= threshold were held out
+    threshold: float  # points with budget >= threshold were held out
     n_train: int
     n_test: int
-    table: pd.DataFrame           # per held-out point: budget, observed, predicted, rel_error
+    table: pd.DataFrame  # per held-out point: budget, observed, predicted, rel_error
     mean_abs_rel_error: float
     max_abs_rel_error: float
 
     def summary(self) -> dict[str, float]:
-        return {"holdout_threshold": self.threshold, "n_train": self.n_train, "n_test": self.n_test,
-                "mean_abs_rel_error": self.mean_abs_rel_error,
-                "max_abs_rel_error": self.max_abs_rel_error}
+        return {
+            "holdout_threshold": self.threshold,
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            "mean_abs_rel_error": self.mean_abs_rel_error,
+            "max_abs_rel_error": self.max_abs_rel_error,
+        }
 
 
-def extrapolation_check(budget: np.ndarray, observed: np.ndarray, fit_predict: FitPredict, *,
-                        holdout_frac: float | None = None) -> Extrapolation:
+def extrapolation_check(
+    budget: np.ndarray,
+    observed: np.ndarray,
+    fit_predict: FitPredict,
+    *,
+    holdout_frac: float | None = None,
+) -> Extrapolation:
     """Hold out the largest budget (for continuous budgets: the top ``holdout_frac`` of them)."""
     budget, observed = np.asarray(budget, dtype=float), np.asarray(observed, dtype=float)
     threshold = budget.max() if holdout_frac is None else np.quantile(budget, 1 - holdout_frac)
     test = budget >= threshold
     train = ~test
     if not train.any() or np.unique(budget[train]).size < 2:
-        raise AnalysisError(f"extrapolation check needs >= 2 smaller budgets below the held-out "
-                            f"{threshold:.3g}; got {np.unique(budget[train]).size}")
+        raise AnalysisError(
+            f"extrapolation check needs >= 2 smaller budgets below the held-out "
+            f"{threshold:.3g}; got {np.unique(budget[train]).size}"
+        )
     predicted = fit_predict(train, test)
     rel_error = predicted / observed[test] - 1
-    table = pd.DataFrame({"budget": budget[test], "observed": observed[test],
-                          "predicted": predicted, "rel_error": rel_error})
-    return Extrapolation(threshold=float(threshold), n_train=int(train.sum()),
-                         n_test=int(test.sum()), table=table,
-                         mean_abs_rel_error=float(np.mean(np.abs(rel_error))),
-                         max_abs_rel_error=float(np.max(np.abs(rel_error))))
+    table = pd.DataFrame(
+        {
+            "budget": budget[test],
+            "observed": observed[test],
+            "predicted": predicted,
+            "rel_error": rel_error,
+        }
+    )
+    return Extrapolation(
+        threshold=float(threshold),
+        n_train=int(train.sum()),
+        n_test=int(test.sum()),
+        table=table,
+        mean_abs_rel_error=float(np.mean(np.abs(rel_error))),
+        max_abs_rel_error=float(np.max(np.abs(rel_error))),
+    )

@@ -29,10 +29,10 @@ BatchFunGrad = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 @dataclass(frozen=True)
 class BatchResult:
-    x: np.ndarray          # (S, p) final points
-    fun: np.ndarray        # (S,) final objective values
-    success: np.ndarray    # (S,) bool, scipy's ``OptimizeResult.success`` (task CONVERGENCE)
-    nfev: np.ndarray       # (S,) evaluations per problem
+    x: np.ndarray  # (S, p) final points
+    fun: np.ndarray  # (S,) final objective values
+    success: np.ndarray  # (S,) bool, scipy's ``OptimizeResult.success`` (task CONVERGENCE)
+    nfev: np.ndarray  # (S,) evaluations per problem
 
 
 def minimize_lbfgsb_batch(
@@ -71,13 +71,30 @@ def minimize_lbfgsb_batch(
     with threadpool_limits(limits=1, user_api="blas"):
         while active.size:
             for i in active:
-                _lbfgsb.setulb(m, x[i], lower, upper, nbd, float(f[i]), g[i], factr, gtol, wa[i],
-                               iwa[i], task[i], lsave[i], isave[i], dsave[i], maxls, ln_task[i])
+                _lbfgsb.setulb(
+                    m,
+                    x[i],
+                    lower,
+                    upper,
+                    nbd,
+                    float(f[i]),
+                    g[i],
+                    factr,
+                    gtol,
+                    wa[i],
+                    iwa[i],
+                    task[i],
+                    lsave[i],
+                    isave[i],
+                    dsave[i],
+                    maxls,
+                    ln_task[i],
+                )
             state = task[active, 0]
             wants_fg = active[state == _FG]
             # chunks keep the evaluation's temporaries small (see LSEProblem.solve)
             for start in range(0, wants_fg.size, chunk_rows):
-                rows = wants_fg[start:start + chunk_rows]
+                rows = wants_fg[start : start + chunk_rows]
                 f[rows], g[rows] = fun_grad(x[rows], rows)
             nfev[wants_fg] += 1
             new_x = active[state == _NEW_X]
@@ -85,7 +102,9 @@ def minimize_lbfgsb_batch(
             # as in scipy: limits are checked at the end of an iteration, and a stopped problem
             # gets one more setulb call before it leaves the loop
             task[new_x[nit[new_x] >= maxiter]] = (_STOP, _ITERATIONS_REACHED)
-            task[new_x[(nit[new_x] < maxiter) & (nfev[new_x] > maxfun)]] = (_STOP,
-                                                                            _EVALUATIONS_REACHED)
+            task[new_x[(nit[new_x] < maxiter) & (nfev[new_x] > maxfun)]] = (
+                _STOP,
+                _EVALUATIONS_REACHED,
+            )
             active = active[(state == _FG) | (state == _NEW_X)]
     return BatchResult(x=x, fun=f, success=task[:, 0] == _CONVERGENCE, nfev=nfev)

@@ -22,16 +22,33 @@ from analysis.errors import AnalysisError, unknown
 from trainer import schema
 
 # --x choices -> runs-table columns
-X_AXES = {"params": "params_total", "non_embedding_params": "params_non_embedding",
-          "tokens": schema.TOKENS, "flops": schema.FLOPS, "wall_clock": schema.WALL_CLOCK}
+X_AXES = {
+    "params": "params_total",
+    "non_embedding_params": "params_non_embedding",
+    "tokens": schema.TOKENS,
+    "flops": schema.FLOPS,
+    "wall_clock": schema.WALL_CLOCK,
+}
 AXES = (schema.TOKENS, schema.FLOPS, schema.WALL_CLOCK)
-HISTORY_METRICS = (schema.TRAIN_LOSS, schema.VAL_LOSS, schema.LR, schema.GRAD_NORM,
-                   schema.TOKENS_PER_S, schema.BATCH_TOKENS)
-SUMMARY_METRICS = (schema.FINAL_VAL_LOSS, schema.BEST_VAL_LOSS, schema.UNIGRAM_ENTROPY,
-                   schema.OPTIMIZER_STATE_BYTES_PER_PARAM)
-_COUNT_TAGS = {"params_total": schema.TAG_PARAMS_TOTAL,
-               "params_non_embedding": schema.TAG_PARAMS_NON_EMBEDDING,
-               "flops_per_token": schema.TAG_FLOPS_PER_TOKEN}
+HISTORY_METRICS = (
+    schema.TRAIN_LOSS,
+    schema.VAL_LOSS,
+    schema.LR,
+    schema.GRAD_NORM,
+    schema.TOKENS_PER_S,
+    schema.BATCH_TOKENS,
+)
+SUMMARY_METRICS = (
+    schema.FINAL_VAL_LOSS,
+    schema.BEST_VAL_LOSS,
+    schema.UNIGRAM_ENTROPY,
+    schema.OPTIMIZER_STATE_BYTES_PER_PARAM,
+)
+_COUNT_TAGS = {
+    "params_total": schema.TAG_PARAMS_TOTAL,
+    "params_non_embedding": schema.TAG_PARAMS_NON_EMBEDDING,
+    "flops_per_token": schema.TAG_FLOPS_PER_TOKEN,
+}
 FINISHED = RunStatus.to_string(RunStatus.FINISHED)
 # SQL stores keep +-inf as +-float max (mlflow SqlAlchemyStore.sanitize_metric_value)
 _FLOAT_MAX = np.finfo(float).max
@@ -40,21 +57,25 @@ _FLOAT_MAX = np.finfo(float).max
 @dataclass(frozen=True)
 class Experiment:
     name: str
-    runs: pd.DataFrame             # one row per job run (column "run_id"), default index
-    histories: pd.DataFrame        # run_id, step, tokens, flops, wall_clock_s, metric, value
+    runs: pd.DataFrame  # one row per job run (column "run_id"), default index
+    histories: pd.DataFrame  # run_id, step, tokens, flops, wall_clock_s, metric, value
     param_columns: tuple[str, ...]  # the config params among runs' columns
     unfinished: pd.DataFrame = field(default_factory=pd.DataFrame)  # left out: run_name, status
 
     def parent_run_id(self) -> str:
         """The sweep (parent) run the loaded job runs hang under, for attaching artifacts."""
-        parents = (self.runs.dropna(subset=["parent_run_id"])
-                   .groupby("parent_run_id")["sweep_id"].first())
+        parents = (
+            self.runs.dropna(subset=["parent_run_id"]).groupby("parent_run_id")["sweep_id"].first()
+        )
         if len(parents) == 0:
-            raise AnalysisError(f"no loaded run has a parent sweep run "
-                                f"(tag {schema.PARENT_RUN_TAG})")
+            raise AnalysisError(
+                f"no loaded run has a parent sweep run (tag {schema.PARENT_RUN_TAG})"
+            )
         if len(parents) > 1:
-            raise AnalysisError(f"runs belong to {len(parents)} sweeps; pick one with --sweep-id: "
-                                + ", ".join(map(str, parents)))
+            raise AnalysisError(
+                f"runs belong to {len(parents)} sweeps; pick one with --sweep-id: "
+                + ", ".join(map(str, parents))
+            )
         return str(parents.index[0])
 
 
@@ -67,13 +88,19 @@ def open_store(tracking_uri: str) -> MlflowClient:
             raise AnalysisError(
                 f"no MLflow store at {Path(path).resolve()} (--tracking-uri {tracking_uri}): run "
                 f"from the launch directory, pass --tracking-uri sqlite:///<launch dir>/mlflow.db, "
-                f"or fit a table with --csv FILE")
+                f"or fit a table with --csv FILE"
+            )
     return MlflowClient(tracking_uri=tracking_uri)
 
 
-def load_experiment(tracking_uri: str, experiment: str, *, sweep_id: str | None = None,
-                    metrics: Sequence[str] | None = HISTORY_METRICS,
-                    include_unfinished: bool = False) -> Experiment:
+def load_experiment(
+    tracking_uri: str,
+    experiment: str,
+    *,
+    sweep_id: str | None = None,
+    metrics: Sequence[str] | None = HISTORY_METRICS,
+    include_unfinished: bool = False,
+) -> Experiment:
     """All job runs of ``experiment`` (a name or id), or of one sweep; ``metrics=None`` skips the
     histories (one ``get_metric_history`` call per run and metric). Runs whose MLflow status is
     not FINISHED (RUNNING after a dead process, FAILED, KILLED) hold partial curves, not results:
@@ -86,29 +113,42 @@ def load_experiment(tracking_uri: str, experiment: str, *, sweep_id: str | None 
         raise unknown("experiment", experiment, [e.name for e in client.search_experiments()])
     runs = _search(client, exp.experiment_id, f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'")
     if not runs:
-        raise AnalysisError(f"experiment {exp.name!r} has no job runs "
-                            f"(tag {schema.TAG_ROLE}={schema.ROLE_JOB})")
+        raise AnalysisError(
+            f"experiment {exp.name!r} has no job runs (tag {schema.TAG_ROLE}={schema.ROLE_JOB})"
+        )
     if sweep_id is not None:
         sweeps = {r.data.tags.get(schema.TAG_SWEEP_ID) for r in runs}
         runs = [r for r in runs if r.data.tags.get(schema.TAG_SWEEP_ID) == sweep_id]
         if not runs:
             raise unknown(f"sweep id in experiment {exp.name!r}:", sweep_id, sweeps - {None})
-    unfinished = pd.DataFrame([{"run_name": r.info.run_name, "status": r.info.status}
-                               for r in runs if r.info.status != FINISHED],
-                              columns=["run_name", "status"])
+    unfinished = pd.DataFrame(
+        [
+            {"run_name": r.info.run_name, "status": r.info.status}
+            for r in runs
+            if r.info.status != FINISHED
+        ],
+        columns=["run_name", "status"],
+    )
     if not include_unfinished:
         runs = [r for r in runs if r.info.status == FINISHED]
         if not runs:
-            raise AnalysisError(f"none of the {len(unfinished)} job runs is FINISHED "
-                                f"({_count(unfinished)}); --include-unfinished uses them as "
-                                f"they are")
+            raise AnalysisError(
+                f"none of the {len(unfinished)} job runs is FINISHED "
+                f"({_count(unfinished)}); --include-unfinished uses them as "
+                f"they are"
+            )
     table = pd.DataFrame([_run_row(r) for r in runs])
     param_columns = tuple(sorted({k for r in runs for k in r.data.params}))
     for col in param_columns:
         table[col] = _typed(table[col])
     histories = _histories(client, runs, metrics) if metrics is not None else empty_histories()
-    return Experiment(name=exp.name, runs=table, histories=histories, param_columns=param_columns,
-                      unfinished=unfinished if not include_unfinished else unfinished.iloc[:0])
+    return Experiment(
+        name=exp.name,
+        runs=table,
+        histories=histories,
+        param_columns=param_columns,
+        unfinished=unfinished if not include_unfinished else unfinished.iloc[:0],
+    )
 
 
 def _count(unfinished: pd.DataFrame) -> str:
@@ -121,8 +161,10 @@ def describe_unfinished(unfinished: pd.DataFrame) -> str | None:
     if unfinished.empty:
         return None
     names = ", ".join(f"{r.run_name} ({r.status})" for r in unfinished.itertuples())
-    return (f"left out {len(unfinished)} runs whose MLflow status is not FINISHED "
-            f"({_count(unfinished)}; --include-unfinished uses their partial curves): {names}")
+    return (
+        f"left out {len(unfinished)} runs whose MLflow status is not FINISHED "
+        f"({_count(unfinished)}; --include-unfinished uses their partial curves): {names}"
+    )
 
 
 def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
@@ -143,9 +185,12 @@ def _metric(run: Run, key: str) -> float:
 def _run_row(run: Run) -> dict[str, object]:
     tags = run.data.tags
     row: dict[str, object] = {
-        "run_id": run.info.run_id, "run_name": run.info.run_name,
-        "sweep_id": tags.get(schema.TAG_SWEEP_ID), "parent_run_id": tags.get(schema.PARENT_RUN_TAG),
-        "status": run.info.status, "outcome": tags.get(schema.TAG_OUTCOME),
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name,
+        "sweep_id": tags.get(schema.TAG_SWEEP_ID),
+        "parent_run_id": tags.get(schema.PARENT_RUN_TAG),
+        "status": run.info.status,
+        "outcome": tags.get(schema.TAG_OUTCOME),
         "overrides": tags.get(schema.TAG_OVERRIDES),
         "fingerprint": tags.get(schema.TAG_FINGERPRINT),
     }
@@ -155,8 +200,10 @@ def _run_row(run: Run) -> dict[str, object]:
     last_val = _metric(run, schema.VAL_LOSS)
     if np.isnan(row[schema.FINAL_VAL_LOSS]):
         row[schema.FINAL_VAL_LOSS] = last_val
-    logged_nonfinite = any(k in run.data.metrics and not np.isfinite(_metric(run, k))
-                           for k in (schema.FINAL_VAL_LOSS, schema.VAL_LOSS, schema.TRAIN_LOSS))
+    logged_nonfinite = any(
+        k in run.data.metrics and not np.isfinite(_metric(run, k))
+        for k in (schema.FINAL_VAL_LOSS, schema.VAL_LOSS, schema.TRAIN_LOSS)
+    )
     row["diverged"] = row["outcome"] == schema.OUTCOME_DIVERGED or logged_nonfinite
     row.update(run.data.params)
     return row
@@ -172,14 +219,19 @@ def _histories(client: MlflowClient, runs: list[Run], metrics: Sequence[str]) ->
     frames = []
     for run in runs:
         run_id = run.info.run_id
-        axes = pd.DataFrame({key: _history(client, run_id, key) for key in AXES
-                             if key in run.data.metrics})
+        axes = pd.DataFrame(
+            {key: _history(client, run_id, key) for key in AXES if key in run.data.metrics}
+        )
         for key in metrics:
             if key in run.data.metrics:
-                values = (_history(client, run_id, key).rename("value").rename_axis("step")
-                          .reset_index())
-                frames.append(values.assign(run_id=run_id, metric=key)
-                              .merge(axes, left_on="step", right_index=True, how="left"))
+                values = (
+                    _history(client, run_id, key).rename("value").rename_axis("step").reset_index()
+                )
+                frames.append(
+                    values.assign(run_id=run_id, metric=key).merge(
+                        axes, left_on="step", right_index=True, how="left"
+                    )
+                )
     if not frames:
         return empty_histories()
     return pd.concat(frames, ignore_index=True).reindex(columns=empty_histories().columns)

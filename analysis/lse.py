@@ -27,15 +27,19 @@ from analysis.lbfgsb import BatchResult, minimize_lbfgsb_batch
 HUBER_DELTA = 1e-3
 # Besiroglu et al. 2024's initialisation grid (their Sec. 2): 6 x 6 x 5 x 5 x 5 = 4,500 starts
 # for K = 2
-EPOCH_A_GRID = tuple(np.arange(0.0, 30.0, 5.0))       # a, b in {0, 5, ..., 25}
-EPOCH_E_GRID = tuple(np.arange(-1.0, 1.5, 0.5))       # e in {-1, -0.5, ..., 1}
-EPOCH_ALPHA_GRID = tuple(np.arange(0.0, 2.5, 0.5))    # alpha, beta in {0, 0.5, ..., 2}
+EPOCH_A_GRID = tuple(np.arange(0.0, 30.0, 5.0))  # a, b in {0, 5, ..., 25}
+EPOCH_E_GRID = tuple(np.arange(-1.0, 1.5, 0.5))  # e in {-1, -0.5, ..., 1}
+EPOCH_ALPHA_GRID = tuple(np.arange(0.0, 2.5, 0.5))  # alpha, beta in {0, 0.5, ..., 2}
 _BLOCK_ELEMENTS = 2**15
 
 
-def grid_starts(n_terms: int, irreducible: bool, a_grid: Sequence[float] = EPOCH_A_GRID,
-                e_grid: Sequence[float] = EPOCH_E_GRID,
-                alpha_grid: Sequence[float] = EPOCH_ALPHA_GRID) -> np.ndarray:
+def grid_starts(
+    n_terms: int,
+    irreducible: bool,
+    a_grid: Sequence[float] = EPOCH_A_GRID,
+    e_grid: Sequence[float] = EPOCH_E_GRID,
+    alpha_grid: Sequence[float] = EPOCH_ALPHA_GRID,
+) -> np.ndarray:
     """Cartesian grid of start vectors in the layout above."""
     axes = [a_grid] * n_terms + ([e_grid] if irreducible else []) + [alpha_grid] * n_terms
     return np.array(list(itertools.product(*axes)), dtype=float)
@@ -43,18 +47,19 @@ def grid_starts(n_terms: int, irreducible: bool, a_grid: Sequence[float] = EPOCH
 
 @dataclass(frozen=True)
 class LSEProblem:
-    log_x: np.ndarray         # (K, n) log of the K input variables, one row each
-    log_y: np.ndarray         # (n,) log loss
+    log_x: np.ndarray  # (K, n) log of the K input variables, one row each
+    log_y: np.ndarray  # (n,) log loss
     irreducible: bool = True  # include the E term
     delta: float = HUBER_DELTA
-    weights: np.ndarray | None = None   # (n,) the user's per-point weights on the Huber terms
+    weights: np.ndarray | None = None  # (n,) the user's per-point weights on the Huber terms
 
     @property
     def n_terms(self) -> int:
         return self.log_x.shape[0]
 
-    def fun_grad(self, params: np.ndarray, weights: np.ndarray | None = None,
-                 log_y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def fun_grad(
+        self, params: np.ndarray, weights: np.ndarray | None = None, log_y: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Objective and analytic gradient for S parameter vectors (S, p); weights (S, n) are
         per-point multiplicities (a bootstrap resample), None = every point once; log_y (S, n)
         gives each vector its own data (a resample of seeds), None = ``self.log_y``."""
@@ -62,7 +67,7 @@ class LSEProblem:
         lse, softmax = _log_sum_exp(self._terms(params, self.log_x))
         residual = lse - (self.log_y if log_y is None else log_y)
         loss = huber(self.delta, residual)
-        dloss = np.clip(residual, -self.delta, self.delta)     # Huber'(r)
+        dloss = np.clip(residual, -self.delta, self.delta)  # Huber'(r)
         if self.weights is not None:
             weights = self.weights if weights is None else weights * self.weights
         if weights is not None:
@@ -72,8 +77,13 @@ class LSEProblem:
         grad_exp = -np.einsum("skn,kn,sn->sk", softmax[:, :k], self.log_x, dloss)
         return loss.sum(axis=1), np.concatenate([grad_coef, grad_exp], axis=1)
 
-    def solve(self, starts: np.ndarray, weights: np.ndarray | None = None,
-              log_y: np.ndarray | None = None, **options: float) -> BatchResult:
+    def solve(
+        self,
+        starts: np.ndarray,
+        weights: np.ndarray | None = None,
+        log_y: np.ndarray | None = None,
+        **options: float,
+    ) -> BatchResult:
         """One L-BFGS-B run per row of ``starts``; ``weights`` and ``log_y`` (S, n) give each
         run its own data (see ``fun_grad``); ``options`` are L-BFGS-B's (ftol, gtol, ...)."""
         # Evaluate in blocks of ~256 KiB temporaries: they stay in cache and under glibc's mmap
@@ -85,7 +95,10 @@ class LSEProblem:
 
         return minimize_lbfgsb_batch(
             lambda p, rows: self.fun_grad(p, rows_of(weights, rows), rows_of(log_y, rows)),
-            starts, chunk_rows=chunk, **options)
+            starts,
+            chunk_rows=chunk,
+            **options,
+        )
 
     def fit(self, starts: np.ndarray) -> tuple[np.ndarray, float, int]:
         """Best converged solution: (params, objective, number of converged starts)."""
@@ -103,7 +116,7 @@ class LSEProblem:
         terms = np.empty((len(params), k + self.irreducible, log_x.shape[1]))
         terms[:, :k] = params[:, :k, None] - params[:, -k:, None] * log_x
         if self.irreducible:
-            terms[:, k] = params[:, k:k + 1]
+            terms[:, k] = params[:, k : k + 1]
         return terms
 
 
@@ -138,5 +151,7 @@ def usable(*arrays: np.ndarray) -> np.ndarray:
 
 def require_points(n_usable: int, n_params: int, what: str) -> None:
     if n_usable <= n_params:
-        raise AnalysisError(f"{what}: {n_usable} usable points (finite, positive), "
-                            f"need at least {n_params + 1} to fit {n_params} parameters")
+        raise AnalysisError(
+            f"{what}: {n_usable} usable points (finite, positive), "
+            f"need at least {n_params + 1} to fit {n_params} parameters"
+        )

@@ -35,7 +35,7 @@ OK, EDGE, OFF_BRACKET, NO_MINIMUM, TOO_FEW = "ok", "edge", "off_bracket", "no_mi
 REMEDIES = {
     EDGE: "best measured size at the edge of its grid: widen the grid",
     OFF_BRACKET: "the fitted minimum lies outside the grid or away from the best measured size "
-                 "(a poor fit): narrow the window",
+    "(a poor fit): narrow the window",
     NO_MINIMUM: "no minimum (the fitted curve has no interior minimum)",
     TOO_FEW: "fewer than 3 model sizes",
 }
@@ -44,14 +44,16 @@ REMEDIES = {
 @dataclass(frozen=True)
 class Method:
     """The defaults are the measured best (scripts/bench_isoflop_methods.py, docs/analysis.md)."""
+
     name: str = "window"
-    window: int = 4                 # ``window``: sizes each side of the best measured one
-    margin: float | None = None     # ``window``: or every size within this relative loss margin
+    window: int = 4  # ``window``: sizes each side of the best measured one
+    margin: float | None = None  # ``window``: or every size within this relative loss margin
 
     def __post_init__(self) -> None:
         if self.name not in METHODS:
-            raise AnalysisError(f"unknown IsoFLOP method {self.name!r}; "
-                                f"valid: {', '.join(METHODS)}")
+            raise AnalysisError(
+                f"unknown IsoFLOP method {self.name!r}; valid: {', '.join(METHODS)}"
+            )
         if self.window < 1:
             raise AnalysisError(f"--window {self.window}: must be >= 1 size each side")
         if self.margin is not None and not self.margin > 0:
@@ -59,10 +61,15 @@ class Method:
 
     def describe(self) -> str:
         if self.name == "window":
-            return (f"parabola within {self.margin:.0%} of the best loss" if self.margin is not None
-                    else f"parabola over the best size +- {self.window}")
-        return {"akima": "Akima spline of ln L on ln N",
-                "parabola": "parabola over the whole grid"}[self.name]
+            return (
+                f"parabola within {self.margin:.0%} of the best loss"
+                if self.margin is not None
+                else f"parabola over the best size +- {self.window}"
+            )
+        return {
+            "akima": "Akima spline of ln L on ln N",
+            "parabola": "parabola over the whole grid",
+        }[self.name]
 
 
 DEFAULT_METHOD = Method()
@@ -70,13 +77,13 @@ DEFAULT_METHOD = Method()
 
 @dataclass(frozen=True)
 class Optimum:
-    n_opt: float                    # NaN when excluded
+    n_opt: float  # NaN when excluded
     loss_opt: float
-    status: str                     # OK, EDGE, OFF_BRACKET, NO_MINIMUM or TOO_FEW
-    excluded: bool                  # left out of the N_opt = k C^a regression
+    status: str  # OK, EDGE, OFF_BRACKET, NO_MINIMUM or TOO_FEW
+    excluded: bool  # left out of the N_opt = k C^a regression
     n_sizes: int
-    span: tuple[float, float]       # ln N range the fitted curve covers
-    curve: Callable[[np.ndarray], np.ndarray] | None   # loss at ln N (for plots)
+    span: tuple[float, float]  # ln N range the fitted curve covers
+    curve: Callable[[np.ndarray], np.ndarray] | None  # loss at ln N (for plots)
 
     @property
     def flagged(self) -> bool:
@@ -96,8 +103,11 @@ def locate(n: np.ndarray, loss: np.ndarray, weights: np.ndarray, method: Method)
     at_edge = best in (0, u.size - 1)
     if method.name == "akima":
         return _akima(u, mean, at_edge)
-    chosen = (np.arange(u.size) if method.name == "parabola"
-              else _window(mean, best, method.window, method.margin))
+    chosen = (
+        np.arange(u.size)
+        if method.name == "parabola"
+        else _window(mean, best, method.window, method.margin)
+    )
     return _parabola(u, mean, weight, chosen, best, at_edge)
 
 
@@ -127,13 +137,19 @@ def _window(mean: np.ndarray, best: int, k: int, margin: float | None) -> np.nda
     return np.arange(lo, hi + 1)
 
 
-def _parabola(u: np.ndarray, mean: np.ndarray, weight: np.ndarray, chosen: np.ndarray, best: int,
-              at_edge: bool) -> Optimum:
+def _parabola(
+    u: np.ndarray,
+    mean: np.ndarray,
+    weight: np.ndarray,
+    chosen: np.ndarray,
+    best: int,
+    at_edge: bool,
+) -> Optimum:
     c2, c1, c0 = np.polyfit(u[chosen], mean[chosen], 2, w=np.sqrt(weight[chosen]))
     span = (float(u[chosen].min()), float(u[chosen].max()))
 
     def curve(x: np.ndarray) -> np.ndarray:
-        return c0 + c1 * x + c2 * x ** 2
+        return c0 + c1 * x + c2 * x**2
 
     if not c2 > 0:
         return Optimum(np.nan, np.nan, NO_MINIMUM, True, u.size, span, curve)
@@ -141,9 +157,10 @@ def _parabola(u: np.ndarray, mean: np.ndarray, weight: np.ndarray, chosen: np.nd
     # a unimodal profile has its minimum between the best measured size's neighbours
     bracket = u[max(best - 1, 0)], u[min(best + 1, u.size - 1)]
     status = EDGE if at_edge else OK if bracket[0] <= u_opt <= bracket[1] else OFF_BRACKET
-    with np.errstate(over="ignore"):   # a vertex far off the grid: N_opt = inf, left out later
-        return Optimum(float(np.exp(u_opt)), float(curve(u_opt)), status, False, u.size, span,
-                       curve)
+    with np.errstate(over="ignore"):  # a vertex far off the grid: N_opt = inf, left out later
+        return Optimum(
+            float(np.exp(u_opt)), float(curve(u_opt)), status, False, u.size, span, curve
+        )
 
 
 def _akima(u: np.ndarray, mean: np.ndarray, at_edge: bool) -> Optimum:
@@ -158,7 +175,14 @@ def _akima(u: np.ndarray, mean: np.ndarray, at_edge: bool) -> Optimum:
     def curve(x: np.ndarray) -> np.ndarray:
         return np.exp(spline(x))
 
-    if i < 2:   # one of the grid's ends: no interior minimum (Porian et al. discard these)
+    if i < 2:  # one of the grid's ends: no interior minimum (Porian et al. discard these)
         return Optimum(np.nan, np.nan, EDGE if at_edge else NO_MINIMUM, True, u.size, span, curve)
-    return Optimum(float(np.exp(candidates[i])), float(np.exp(values[i])), EDGE if at_edge else OK,
-                   False, u.size, span, curve)
+    return Optimum(
+        float(np.exp(candidates[i])),
+        float(np.exp(values[i])),
+        EDGE if at_edge else OK,
+        False,
+        u.size,
+        span,
+        curve,
+    )

@@ -41,21 +41,30 @@ class Output:
 
 
 def intervals_json(intervals: Intervals) -> dict:
-    return {"level": intervals.level, "n_resamples": intervals.n_resamples,
-            "resampled": intervals.resampled, "seed": intervals.seed,
-            "implausible": implausible(intervals),
-            "quantities": intervals.table.to_dict(orient="index")}
+    return {
+        "level": intervals.level,
+        "n_resamples": intervals.n_resamples,
+        "resampled": intervals.resampled,
+        "seed": intervals.seed,
+        "implausible": implausible(intervals),
+        "quantities": intervals.table.to_dict(orient="index"),
+    }
 
 
 def format_intervals(intervals: Intervals) -> str:
     """'quantity  estimate  [lo, hi]' lines, the interval level and what was resampled in the
     header, failed resamples per quantity, then a warning per implausible value."""
     pct = f"{100 * intervals.level:g}%"
-    lines = [f"  {'quantity':<16} {'estimate':>12}  {pct} interval (bootstrap over "
-             f"{intervals.resampled}, n={intervals.n_resamples})"]
+    lines = [
+        f"  {'quantity':<16} {'estimate':>12}  {pct} interval (bootstrap over "
+        f"{intervals.resampled}, n={intervals.n_resamples})"
+    ]
     for q, row in intervals.table.iterrows():
-        failed = (f"  ({row.failed:.0f} of {intervals.n_resamples} resamples failed)"
-                  if row.failed else "")
+        failed = (
+            f"  ({row.failed:.0f} of {intervals.n_resamples} resamples failed)"
+            if row.failed
+            else ""
+        )
         lines.append(f"  {q:<16} {row.estimate:>12.5g}  [{row.lo:.5g}, {row.hi:.5g}]{failed}")
     lines += [f"  warning: {line}" for line in implausible(intervals)]
     return "\n".join(lines)
@@ -74,7 +83,7 @@ def _plain(obj: object) -> object:
         return {str(k): _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
-    if hasattr(obj, "item"):   # numpy scalar
+    if hasattr(obj, "item"):  # numpy scalar
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None

@@ -28,6 +28,8 @@ def implausible(intervals: Intervals) -> list[str]:
         if row["lo"] > 0 and np.isfinite(row["hi"]):
             decades = np.log10(row["hi"] / row["lo"])
             if decades >= SPAN_DECADES:
-                lines.append(f"the interval of {name} spans {decades:.1f} orders of magnitude "
-                             f"[{row['lo']:.3g}, {row['hi']:.3g}]: the points do not pin it down")
+                lines.append(
+                    f"the interval of {name} spans {decades:.1f} orders of magnitude "
+                    f"[{row['lo']:.3g}, {row['hi']:.3g}]: the points do not pin it down"
+                )
     return lines

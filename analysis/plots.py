@@ -7,7 +7,7 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")   # files only, never a display
+matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 from analysis.groups import GroupFits  # noqa: E402
 from analysis.isoflop import IsoFlopFit  # noqa: E402
 
-_BEYOND = 3.0   # draw fitted curves this factor past the data, dashed (extrapolation)
+_BEYOND = 3.0  # draw fitted curves this factor past the data, dashed (extrapolation)
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -41,15 +41,21 @@ def plot_group_fits(points: pd.DataFrame, group: pd.Series, fits: GroupFits, pat
             ax.plot(inside, fit.predict(inside), color=color, label=fit.formula())
             ax.plot(beyond, fit.predict(beyond), color=color, ls="--")
     pure = all(not f.irreducible for f in fits.fits.values())
-    ax.set(xscale="log", yscale="log", xlabel=fits.x, ylabel=fits.y,
-           title=f"{fits.y} vs {fits.x}: L = {'' if pure else 'E + '}A x^-alpha")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel=fits.x,
+        ylabel=fits.y,
+        title=f"{fits.y} vs {fits.x}: L = {'' if pure else 'E + '}A x^-alpha",
+    )
     _plain_log_ticks(ax.yaxis)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def plot_isoflop(budget: np.ndarray, n: np.ndarray, loss: np.ndarray, fit: IsoFlopFit,
-                 path: Path) -> Path:
+def plot_isoflop(
+    budget: np.ndarray, n: np.ndarray, loss: np.ndarray, fit: IsoFlopFit, path: Path
+) -> Path:
     """Left: loss against N per budget with the fitted curve and its minimum (red: flagged,
     hollow: excluded); right: the minima against C with the fitted N_opt = k C^a."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
@@ -62,24 +68,56 @@ def plot_isoflop(budget: np.ndarray, n: np.ndarray, loss: np.ndarray, fit: IsoFl
             u = np.linspace(*profile.span, 100)
             left.plot(np.exp(u), profile.curve(u), color=f"C{i}")
         if np.isfinite(row.n_opt):
-            left.scatter([row.n_opt], [row.loss_opt], marker="*", s=120, zorder=3, edgecolor="k",
-                         color="red" if row.flagged else f"C{i}")
-    left.set(xscale="log", xlabel="parameters N", ylabel="loss",
-             title=f"IsoFLOP profiles ({fit.method.describe()})")
-    left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())   # labels would overlap
+            left.scatter(
+                [row.n_opt],
+                [row.loss_opt],
+                marker="*",
+                s=120,
+                zorder=3,
+                edgecolor="k",
+                color="red" if row.flagged else f"C{i}",
+            )
+    left.set(
+        xscale="log",
+        xlabel="parameters N",
+        ylabel="loss",
+        title=f"IsoFLOP profiles ({fit.method.describe()})",
+    )
+    left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labels would overlap
     left.legend(fontsize=8)
     used = fit.budgets.loc[list(fit.frontier.budgets)]
     left_out = fit.budgets.drop(index=list(fit.frontier.budgets))
     c = fit.budgets["compute"].to_numpy()
     grid = np.geomspace(np.nanmin(c), np.nanmax(c) * _BEYOND, 50)
-    right.errorbar(used["compute"], used["n_opt"], yerr=_sigma_bars(used), fmt="o", color="k",
-                   ms=4, label="minima (bars: 1 sigma)")
-    right.scatter(left_out["compute"], left_out["n_opt"], facecolor="none", edgecolor="k",
-                  label="minima left out")
-    right.plot(grid, fit.n_opt(grid), label=f"N_opt = {fit.coefficient:.3g} C^{fit.exponent:.3f}"
-               + (" (weighted)" if fit.frontier.weighted else ""))
-    right.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="N_opt",
-              title="compute-optimal model size")
+    right.errorbar(
+        used["compute"],
+        used["n_opt"],
+        yerr=_sigma_bars(used),
+        fmt="o",
+        color="k",
+        ms=4,
+        label="minima (bars: 1 sigma)",
+    )
+    right.scatter(
+        left_out["compute"],
+        left_out["n_opt"],
+        facecolor="none",
+        edgecolor="k",
+        label="minima left out",
+    )
+    right.plot(
+        grid,
+        fit.n_opt(grid),
+        label=f"N_opt = {fit.coefficient:.3g} C^{fit.exponent:.3f}"
+        + (" (weighted)" if fit.frontier.weighted else ""),
+    )
+    right.set(
+        xscale="log",
+        yscale="log",
+        xlabel="compute C (FLOPs)",
+        ylabel="N_opt",
+        title="compute-optimal model size",
+    )
     right.legend(fontsize=8)
     return _save(fig, path)
 
@@ -100,10 +138,14 @@ def _plain_log_ticks(axis: matplotlib.axis.Axis) -> None:
     axis.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False))
 
 
-def plot_frontier(compute_range: tuple[float, float],
-                  laws: Mapping[str, Callable[[np.ndarray], np.ndarray]],
-                  path: Path, *, points: pd.DataFrame | None = None,
-                  intervals: pd.DataFrame | None = None) -> Path:
+def plot_frontier(
+    compute_range: tuple[float, float],
+    laws: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+    path: Path,
+    *,
+    points: pd.DataFrame | None = None,
+    intervals: pd.DataFrame | None = None,
+) -> Path:
     """Compute-optimal N_opt(C) per law; ``points`` (columns compute, n, loss) shown coloured by
     loss; ``intervals`` (columns compute, lo, hi) drawn as bootstrap error bars."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -115,16 +157,35 @@ def plot_frontier(compute_range: tuple[float, float],
         ax.plot(grid, n_opt(grid), color=f"C{i + 1}", label=label)
     if intervals is not None:
         mid = np.sqrt(intervals["lo"] * intervals["hi"])
-        ax.errorbar(intervals["compute"], mid, yerr=[mid - intervals["lo"], intervals["hi"] - mid],
-                    fmt="none", ecolor="k", capsize=3, label="bootstrap interval")
-    ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="parameters N",
-           title="compute-optimal frontier")
+        ax.errorbar(
+            intervals["compute"],
+            mid,
+            yerr=[mid - intervals["lo"], intervals["hi"] - mid],
+            fmt="none",
+            ecolor="k",
+            capsize=3,
+            label="bootstrap interval",
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="compute C (FLOPs)",
+        ylabel="parameters N",
+        title="compute-optimal frontier",
+    )
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def plot_curves(runs: pd.DataFrame, histories: pd.DataFrame, axis: str, variant: pd.Series,
-                metric: str, path: Path, common_range: Sequence[float] | None = None) -> Path:
+def plot_curves(
+    runs: pd.DataFrame,
+    histories: pd.DataFrame,
+    axis: str,
+    variant: pd.Series,
+    metric: str,
+    path: Path,
+    common_range: Sequence[float] | None = None,
+) -> Path:
     """Every run's ``metric`` against ``axis``, coloured by variant; the range that every run
     covers shaded (``common_range``, None when the runs share none)."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))

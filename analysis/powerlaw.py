@@ -18,20 +18,25 @@ from analysis.lse import LSEProblem, grid_starts, require_points, usable, user_w
 
 @dataclass(frozen=True)
 class PowerLawFit:
-    E: float              # irreducible loss (0 for the pure power law)
+    E: float  # irreducible loss (0 for the pure power law)
     A: float
     alpha: float
     irreducible: bool
-    objective: float      # summed Huber loss at the optimum
+    objective: float  # summed Huber loss at the optimum
     n_points: int
-    x_min: float          # range of the fitted x, to tell interpolation from extrapolation
+    x_min: float  # range of the fitted x, to tell interpolation from extrapolation
     x_max: float
 
     @classmethod
     def from_params(cls, params: np.ndarray, irreducible: bool, **meta) -> PowerLawFit:
         """From the lse layout [a, (e,) alpha]."""
-        return cls(E=float(np.exp(params[1])) if irreducible else 0.0, A=float(np.exp(params[0])),
-                   alpha=float(params[-1]), irreducible=irreducible, **meta)
+        return cls(
+            E=float(np.exp(params[1])) if irreducible else 0.0,
+            A=float(np.exp(params[0])),
+            alpha=float(params[-1]),
+            irreducible=irreducible,
+            **meta,
+        )
 
     @property
     def params(self) -> np.ndarray:
@@ -53,8 +58,13 @@ class PowerLawFit:
         return {"A": self.A, "alpha": self.alpha, "x_c": self.A ** (1 / self.alpha)}
 
 
-def _points(x: np.ndarray, y: np.ndarray, irreducible: bool, weights: np.ndarray | None = None,
-            seeds: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+def _points(
+    x: np.ndarray,
+    y: np.ndarray,
+    irreducible: bool,
+    weights: np.ndarray | None = None,
+    seeds: np.ndarray | None = None,
+) -> tuple[np.ndarray, ...]:
     """The usable points (finite, positive) and their weights and seed losses, checked."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     weights = user_weights(weights, x.size)
@@ -62,38 +72,70 @@ def _points(x: np.ndarray, y: np.ndarray, irreducible: bool, weights: np.ndarray
     require_points(int(keep.sum()), 2 + irreducible, "power-law fit")
     distinct = np.unique(x[keep]).size
     if distinct < 2 + irreducible:
-        raise AnalysisError(f"power-law fit: {distinct} distinct x values, need at least "
-                            f"{2 + irreducible}")
-    return (x[keep], y[keep], None if weights is None else weights[keep],
-            None if seeds is None else np.asarray(seeds, dtype=float)[keep])
+        raise AnalysisError(
+            f"power-law fit: {distinct} distinct x values, need at least {2 + irreducible}"
+        )
+    return (
+        x[keep],
+        y[keep],
+        None if weights is None else weights[keep],
+        None if seeds is None else np.asarray(seeds, dtype=float)[keep],
+    )
 
 
-def _problem(x: np.ndarray, y: np.ndarray, irreducible: bool,
-             weights: np.ndarray | None) -> LSEProblem:
-    return LSEProblem(log_x=np.log(x)[None, :], log_y=np.log(y), irreducible=irreducible,
-                      weights=weights)
+def _problem(
+    x: np.ndarray, y: np.ndarray, irreducible: bool, weights: np.ndarray | None
+) -> LSEProblem:
+    return LSEProblem(
+        log_x=np.log(x)[None, :], log_y=np.log(y), irreducible=irreducible, weights=weights
+    )
 
 
-def fit_power_law(x: np.ndarray, y: np.ndarray, *, irreducible: bool = True,
-                  starts: np.ndarray | None = None,
-                  weights: np.ndarray | None = None) -> PowerLawFit:
+def fit_power_law(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    irreducible: bool = True,
+    starts: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> PowerLawFit:
     """Best fit over ``starts`` (default: Besiroglu et al.'s grid for one term, 150 starts);
     non-finite or non-positive points (diverged runs) are dropped; ``weights`` (one per point,
     >= 0) scale each point's term of the objective."""
     x, y, weights, _ = _points(x, y, irreducible, weights)
     starts = grid_starts(1, irreducible) if starts is None else starts
     params, objective, _ = _problem(x, y, irreducible, weights).fit(starts)
-    return PowerLawFit.from_params(params, irreducible, objective=objective, n_points=x.size,
-                                   x_min=float(x.min()), x_max=float(x.max()))
+    return PowerLawFit.from_params(
+        params,
+        irreducible,
+        objective=objective,
+        n_points=x.size,
+        x_min=float(x.min()),
+        x_max=float(x.max()),
+    )
 
 
-def bootstrap_power_law(x: np.ndarray, y: np.ndarray, fit: PowerLawFit, *, n_resamples: int,
-                        seed: int, level: float = 0.95, weights: np.ndarray | None = None,
-                        seeds: np.ndarray | None = None) -> Intervals:
+def bootstrap_power_law(
+    x: np.ndarray,
+    y: np.ndarray,
+    fit: PowerLawFit,
+    *,
+    n_resamples: int,
+    seed: int,
+    level: float = 0.95,
+    weights: np.ndarray | None = None,
+    seeds: np.ndarray | None = None,
+) -> Intervals:
     """``seeds``: (n, k) each point's seed values (``bootstrap.seed_matrix``); with >= 2 per
     point the seeds are resampled within points, else the points are."""
     x, y, weights, seeds = _points(x, y, fit.irreducible, weights, seeds)
     meta = dict(objective=np.nan, n_points=x.size, x_min=fit.x_min, x_max=fit.x_max)
-    return bootstrap_lse(_problem(x, y, fit.irreducible, weights), fit.params,
-                         lambda p: PowerLawFit.from_params(p, fit.irreducible, **meta).estimates(),
-                         n_resamples=n_resamples, seed=seed, level=level, seeds=seeds)
+    return bootstrap_lse(
+        _problem(x, y, fit.irreducible, weights),
+        fit.params,
+        lambda p: PowerLawFit.from_params(p, fit.irreducible, **meta).estimates(),
+        n_resamples=n_resamples,
+        seed=seed,
+        level=level,
+        seeds=seeds,
+    )

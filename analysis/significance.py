@@ -19,10 +19,10 @@ SIGNIFICANCE = 0.01
 
 @dataclass(frozen=True)
 class Difference:
-    margin: float      # mean(B) - mean(A): how much lower A's loss is (> 0: A is better)
-    lo: float          # confidence interval of the margin at ``level``
+    margin: float  # mean(B) - mean(A): how much lower A's loss is (> 0: A is better)
+    lo: float  # confidence interval of the margin at ``level``
     hi: float
-    p_value: float     # one-sided: mean(A) < mean(B)
+    p_value: float  # one-sided: mean(A) < mean(B)
     n_a: int
     n_b: int
 
@@ -32,11 +32,15 @@ class Difference:
 
     def describe(self) -> str:
         if not np.isfinite(self.p_value):
-            return (f"margin {self.margin:.4g} (a test needs >= 2 seeds each; have {self.n_a}, "
-                    f"{self.n_b})")
+            return (
+                f"margin {self.margin:.4g} (a test needs >= 2 seeds each; have {self.n_a}, "
+                f"{self.n_b})"
+            )
         verdict = "significant" if self.significant else f"not significant at p < {SIGNIFICANCE}"
-        return (f"margin {self.margin:.4g} [{self.lo:.4g}, {self.hi:.4g}], p = {self.p_value:.2g} "
-                f"over {self.n_a} vs {self.n_b} seeds: {verdict}")
+        return (
+            f"margin {self.margin:.4g} [{self.lo:.4g}, {self.hi:.4g}], p = {self.p_value:.2g} "
+            f"over {self.n_a} vs {self.n_b} seeds: {verdict}"
+        )
 
 
 def difference(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Difference:
@@ -46,7 +50,7 @@ def difference(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Difference:
     margin = float(b.mean() - a.mean()) if a.size and b.size else np.nan
     if a.size < 2 or b.size < 2:
         return Difference(margin, np.nan, np.nan, np.nan, a.size, b.size)
-    with warnings.catch_warnings():   # seeds with identical losses: scipy warns, the answer stands
+    with warnings.catch_warnings():  # seeds with identical losses: scipy warns, the answer stands
         warnings.simplefilter("ignore", RuntimeWarning)
         interval = stats.ttest_ind(b, a, equal_var=False).confidence_interval(level)
         p = stats.ttest_ind(a, b, equal_var=False, alternative="less").pvalue

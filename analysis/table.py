@@ -27,6 +27,7 @@ DEFAULT_N, DEFAULT_C = "Model Size", "Training FLOP"
 @dataclass(frozen=True)
 class Columns:
     """CSV column names given by the user (None: not given)."""
+
     n: str | None = None
     d: str | None = None
     c: str | None = None
@@ -40,31 +41,56 @@ def read_table(path: str, cols: Columns) -> Experiment:
     try:
         df = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise AnalysisError(f"cannot read --csv {path!r}: "
-                            f"{getattr(err, 'strerror', None) or err}") from None
-    cols = replace(cols, n=cols.n or (DEFAULT_N if DEFAULT_N in df else None),
-                   c=cols.c or (DEFAULT_C if DEFAULT_C in df and cols.d is None else None))
-    for option, column in (("--n-col", cols.n), ("--d-col", cols.d), ("--c-col", cols.c),
-                           ("--t-col", cols.t), ("--loss-col", cols.loss),
-                           ("--weight-col", cols.weight), ("--run-col", cols.run)):
+        raise AnalysisError(
+            f"cannot read --csv {path!r}: {getattr(err, 'strerror', None) or err}"
+        ) from None
+    cols = replace(
+        cols,
+        n=cols.n or (DEFAULT_N if DEFAULT_N in df else None),
+        c=cols.c or (DEFAULT_C if DEFAULT_C in df and cols.d is None else None),
+    )
+    for option, column in (
+        ("--n-col", cols.n),
+        ("--d-col", cols.d),
+        ("--c-col", cols.c),
+        ("--t-col", cols.t),
+        ("--loss-col", cols.loss),
+        ("--weight-col", cols.weight),
+        ("--run-col", cols.run),
+    ):
         if column is not None and column not in df.columns:
-            raise AnalysisError(f"--csv {path!r} has no column {column!r} ({option}); "
-                                f"columns: {', '.join(map(str, df.columns))}")
+            raise AnalysisError(
+                f"--csv {path!r} has no column {column!r} ({option}); "
+                f"columns: {', '.join(map(str, df.columns))}"
+            )
     special = {cols.loss, cols.weight, cols.run, cols.t} - {None}
     params = tuple(c for c in df.columns if c not in special)
-    rows = df.assign(**_measures(df, cols),
-                     run_id=df[cols.run].astype(str) if cols.run else df.index.astype(str))
-    rows = rows.assign(run_name=rows["run_id"],
-                       diverged=~np.isfinite(pd.to_numeric(df[cols.loss], errors="coerce")))
+    rows = df.assign(
+        **_measures(df, cols), run_id=df[cols.run].astype(str) if cols.run else df.index.astype(str)
+    )
+    rows = rows.assign(
+        run_name=rows["run_id"],
+        diverged=~np.isfinite(pd.to_numeric(df[cols.loss], errors="coerce")),
+    )
     if cols.run is None:
         return Experiment(name=path, runs=rows, histories=empty_histories(), param_columns=params)
     # one row per evaluation: D and C run along the curve and are no config of the run
-    histories = pd.DataFrame({"run_id": rows["run_id"], "step": rows.groupby("run_id").cumcount(),
-                              **{a: rows[a] if a in rows else np.nan for a in AXES},
-                              "metric": schema.VAL_LOSS, "value": rows[cols.loss]})
+    histories = pd.DataFrame(
+        {
+            "run_id": rows["run_id"],
+            "step": rows.groupby("run_id").cumcount(),
+            **{a: rows[a] if a in rows else np.nan for a in AXES},
+            "metric": schema.VAL_LOSS,
+            "value": rows[cols.loss],
+        }
+    )
     last = rows.groupby("run_id", sort=False).tail(1).reset_index(drop=True)
-    return Experiment(name=path, runs=last, histories=histories,
-                      param_columns=tuple(c for c in params if c not in (cols.d, cols.c)))
+    return Experiment(
+        name=path,
+        runs=last,
+        histories=histories,
+        param_columns=tuple(c for c in params if c not in (cols.d, cols.c)),
+    )
 
 
 def _measures(df: pd.DataFrame, cols: Columns) -> dict[str, pd.Series]:

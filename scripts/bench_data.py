@@ -11,6 +11,7 @@ agreement with a counter trained on the whole training split, and the cost of th
 integrity check. Imports are excluded: each worker prepares a small corpus first (a job has
 torch and datasets loaded already).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FILTERS_CASES = [("none", {}), ("compressibility", {}), ("dedup", {}), ("length", {}),
-                 ("chain", {"steps": [{"name": "compressibility"}, {"name": "dedup"}]})]
+FILTERS_CASES = [
+    ("none", {}),
+    ("compressibility", {}),
+    ("dedup", {}),
+    ("length", {}),
+    ("chain", {"steps": [{"name": "compressibility"}, {"name": "dedup"}]}),
+]
 TOKENIZER_CASES = [("bpe", {}), ("pretrained", {})]
 
 
@@ -43,12 +49,13 @@ def worker(tree: str) -> None:
     for line in sys.stdin:
         spec = json.loads(line)
         cache = Path(tempfile.mkdtemp(dir=spec["scratch"]))
-        if spec.get("corpus_dir"):                  # share the fetched corpus, not its cache
+        if spec.get("corpus_dir"):  # share the fetched corpus, not its cache
             link = cache / "corpus" / Path(spec["corpus_dir"]).name
             link.parent.mkdir(parents=True)
             link.symlink_to(spec["corpus_dir"])
         data = SOURCES[spec["data"]["name"]].config_cls(
-            **spec["data"], cache_dir=str(cache), tokenizer=TokenizerConfig(**spec["tokenizer"]))
+            **spec["data"], cache_dir=str(cache), tokenizer=TokenizerConfig(**spec["tokenizer"])
+        )
         filt = FILTERS[spec["filter"]["name"]].config_cls(**spec["filter"])
         t0, c0 = time.perf_counter(), time.process_time()
         prepare(data, filt)
@@ -62,9 +69,13 @@ class Worker:
     def __init__(self, label: str, tree: Path):
         self.label = label
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--worker", str(tree)], cwd=tree, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ,
-                                                                "PYTHONPATH": str(tree)})
+            [sys.executable, __file__, "--worker", str(tree)],
+            cwd=tree,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(tree)},
+        )
 
     def run(self, spec: dict) -> dict:
         self.proc.stdin.write(json.dumps(spec) + "\n")
@@ -84,8 +95,9 @@ def checkout(rev: str, into: Path) -> Path:
     touching the repository's worktrees or index."""
     if Path(rev).is_dir():
         return Path(rev).resolve()
-    subprocess.run(["git", "archive", "-o", str(into / "before.tar"), rev, "trainer"], cwd=ROOT,
-                   check=True)
+    subprocess.run(
+        ["git", "archive", "-o", str(into / "before.tar"), rev, "trainer"], cwd=ROOT, check=True
+    )
     shutil.unpack_archive(into / "before.tar", into / "before", filter="data")
     return into / "before"
 
@@ -101,8 +113,11 @@ def synthetic_corpus(docs: list[str], megabytes: float, path: Path, seed: int = 
     out: list[str] = []
     size = 0
     while size < megabytes * 1e6:
-        doc = (out[rng.integers(len(out))] if out and rng.random() < 0.1 else
-               "\n\n".join(paras[i] for i in rng.integers(0, len(paras), rng.integers(5, 40))))
+        doc = (
+            out[rng.integers(len(out))]
+            if out and rng.random() < 0.1
+            else "\n\n".join(paras[i] for i in rng.integers(0, len(paras), rng.integers(5, 40)))
+        )
         out.append(doc)
         size += len(doc.encode())
     path.write_text("".join(json.dumps({"text": d}) + "\n" for d in out))
@@ -114,9 +129,15 @@ def pretrained_file(docs: list[str], path: Path) -> None:
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.train_from_iterator(docs[:300], trainers.BpeTrainer(
-        vocab_size=4096, special_tokens=["<|endoftext|>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(
+        docs[:300],
+        trainers.BpeTrainer(
+            vocab_size=4096,
+            special_tokens=["<|endoftext|>"],
+            show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
     tok.save(str(path))
 
 
@@ -136,17 +157,23 @@ def stages(name: str, docs: list[str]) -> None:
     mb = sum(len(d.encode()) for d in docs) / 1e6
     for fname, kw in FILTERS_CASES:
         (kept, _), wall, cpu = timed(apply, FILTERS[fname].config_cls(**kw), docs)
-        print(f"  {name:12s} filter={fname:16s} {wall:7.2f} s {mb / wall:8.1f} MB/s "
-              f"(CPU {cpu:.2f} s; kept {len(kept) / len(docs):.1%} of documents)")
+        print(
+            f"  {name:12s} filter={fname:16s} {wall:7.2f} s {mb / wall:8.1f} MB/s "
+            f"(CPU {cpu:.2f} s; kept {len(kept) / len(docs):.1%} of documents)"
+        )
     tok, train_wall, train_cpu = timed(TOKENIZERS.build, TokenizerConfig(name="bpe"), docs)
     (ids, _), wall, cpu = timed(tok.encode, docs)
-    print(f"  {name:12s} tokenizer=bpe        {train_wall + wall:7.2f} s "
-          f"{mb / (train_wall + wall):8.1f} MB/s (CPU {train_cpu + cpu:.2f} s; training "
-          f"{train_wall:.2f} s, encoding {mb / wall:.1f} MB/s; {len(ids) / mb / 1e6:.3f} "
-          f"tokens/byte)")
-    (ref, _), wall, cpu = timed(HFTokenizer.encode, tok, docs)   # tokenizers' own batch encode
-    print(f"  {name:12s} the same bpe through tokenizers' encode_batch_fast: "
-          f"{mb / wall:.1f} MB/s (CPU {cpu:.2f} s), identical ids: {bool((ref == ids).all())}")
+    print(
+        f"  {name:12s} tokenizer=bpe        {train_wall + wall:7.2f} s "
+        f"{mb / (train_wall + wall):8.1f} MB/s (CPU {train_cpu + cpu:.2f} s; training "
+        f"{train_wall:.2f} s, encoding {mb / wall:.1f} MB/s; {len(ids) / mb / 1e6:.3f} "
+        f"tokens/byte)"
+    )
+    (ref, _), wall, cpu = timed(HFTokenizer.encode, tok, docs)  # tokenizers' own batch encode
+    print(
+        f"  {name:12s} the same bpe through tokenizers' encode_batch_fast: "
+        f"{mb / wall:.1f} MB/s (CPU {cpu:.2f} s), identical ids: {bool((ref == ids).all())}"
+    )
 
 
 def agreement(name: str, docs: list[str]) -> None:
@@ -168,10 +195,12 @@ def agreement(name: str, docs: list[str]) -> None:
         toks.SAMPLE_CHARS_PER_TOKEN = budget
     t2 = time.perf_counter()
     keep_s, keep_f = sampled < cfg.threshold, full < cfg.threshold
-    print(f"  {name:12s} same decision for {np.mean(keep_s == keep_f):.1%} of documents; kept "
-          f"{keep_s.mean():.1%} (sample) vs {keep_f.mean():.1%} (all); tokens/char mean "
-          f"{sampled.mean():.4f} vs {full.mean():.4f}, correlation "
-          f"{np.corrcoef(sampled, full)[0, 1]:.3f}; {t1 - t0:.1f} s vs {t2 - t1:.1f} s")
+    print(
+        f"  {name:12s} same decision for {np.mean(keep_s == keep_f):.1%} of documents; kept "
+        f"{keep_s.mean():.1%} (sample) vs {keep_f.mean():.1%} (all); tokens/char mean "
+        f"{sampled.mean():.4f} vs {full.mean():.4f}, correlation "
+        f"{np.corrcoef(sampled, full)[0, 1]:.3f}; {t1 - t0:.1f} s vs {t2 - t1:.1f} s"
+    )
 
 
 def integrity_cost(scratch: Path, data_kwargs: dict) -> None:
@@ -180,7 +209,8 @@ def integrity_cost(scratch: Path, data_kwargs: dict) -> None:
     from trainer.data.sources import SOURCES
 
     data = SOURCES[data_kwargs["name"]].config_cls(
-        **data_kwargs, cache_dir=str(Path(tempfile.mkdtemp(dir=scratch))))
+        **data_kwargs, cache_dir=str(Path(tempfile.mkdtemp(dir=scratch)))
+    )
     entry = prepare(data, NoFilterConfig()).directory
     size = sum((entry / f).stat().st_size for f in ("train.npy", "val.npy")) / 1e6
     times = []
@@ -191,9 +221,11 @@ def integrity_cost(scratch: Path, data_kwargs: dict) -> None:
     t0 = time.perf_counter()
     checksum(entry / "train.npy")
     crc = time.perf_counter() - t0
-    print(f"  integrity check of a {size:.0f} MB cache (byte tokens): "
-          f"{statistics.median(times) * 1e3:.1f} ms (CRC-32 of train.npy alone "
-          f"{crc * 1e3:.1f} ms, page cache warm)")
+    print(
+        f"  integrity check of a {size:.0f} MB cache (byte tokens): "
+        f"{statistics.median(times) * 1e3:.1f} ms (CRC-32 of train.npy alone "
+        f"{crc * 1e3:.1f} ms, page cache warm)"
+    )
 
 
 def main() -> None:
@@ -211,50 +243,84 @@ def main() -> None:
     cache = Path(os.environ.get("LMSWEEP_CACHE", ROOT / ".cache" / "lmsweep")).resolve()
     corpus = ensure_corpus(cache)
     docs = shakespeare_documents(cache, 2000)
-    print(f"{len(os.sched_getaffinity(0))} cores, load average {os.getloadavg()[0]:.1f}; "
-          f"{len(list(corpus.glob('*' + MEMBER_SUFFIX)))} works")
+    print(
+        f"{len(os.sched_getaffinity(0))} cores, load average {os.getloadavg()[0]:.1f}; "
+        f"{len(list(corpus.glob('*' + MEMBER_SUFFIX)))} works"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         synthetic_corpus(docs, args.synthetic_mb, tmp / "synthetic.jsonl")
         pretrained_file(docs, tmp / "tokenizer.json")
-        corpora = {"shakespeare": ({"name": "shakespeare"}, str(corpus)),
-                   "synthetic": ({"name": "files", "paths": [str(tmp / "synthetic.jsonl")]},
-                                 None)}
+        corpora = {
+            "shakespeare": ({"name": "shakespeare"}, str(corpus)),
+            "synthetic": ({"name": "files", "paths": [str(tmp / "synthetic.jsonl")]}, None),
+        }
         synthetic_corpus(docs[:100], 0.5, tmp / "warmup.jsonl")
         workers = [Worker("after", ROOT)]
         if args.before:
             workers.append(Worker(f"before ({args.before})", checkout(args.before, tmp)))
-        for w in workers:                           # first loads import and set up `datasets`
-            w.run({"data": {"name": "files", "paths": [str(tmp / "warmup.jsonl")]},
-                   "filter": {"name": "none"}, "tokenizer": {"name": "byte"},
-                   "scratch": str(tmp)})
-        cases = [(f"filter={f}", {"name": f, **kw}, {"name": "byte"})
-                 for f, kw in FILTERS_CASES] + [
-            (f"tokenizer={t}", {"name": "none"}, {"name": t, **kw, **(
-                {"path": str(tmp / "tokenizer.json")} if t == "pretrained" else {})})
-            for t, kw in TOKENIZER_CASES]
-        print(f"\n{'corpus':12s} {'case':26s} {'tree':22s} {'MB':>6s} {'cold s':>7s} "
-              f"{'MB/s':>7s} {'CPU s':>7s} {'warm ms':>8s}")
+        for w in workers:  # first loads import and set up `datasets`
+            w.run(
+                {
+                    "data": {"name": "files", "paths": [str(tmp / "warmup.jsonl")]},
+                    "filter": {"name": "none"},
+                    "tokenizer": {"name": "byte"},
+                    "scratch": str(tmp),
+                }
+            )
+        cases = [
+            (f"filter={f}", {"name": f, **kw}, {"name": "byte"}) for f, kw in FILTERS_CASES
+        ] + [
+            (
+                f"tokenizer={t}",
+                {"name": "none"},
+                {
+                    "name": t,
+                    **kw,
+                    **({"path": str(tmp / "tokenizer.json")} if t == "pretrained" else {}),
+                },
+            )
+            for t, kw in TOKENIZER_CASES
+        ]
+        print(
+            f"\n{'corpus':12s} {'case':26s} {'tree':22s} {'MB':>6s} {'cold s':>7s} "
+            f"{'MB/s':>7s} {'CPU s':>7s} {'warm ms':>8s}"
+        )
         for cname, (data, corpus_dir) in corpora.items():
-            mb = (sum(len(d.encode()) for d in docs) if cname == "shakespeare" else sum(
-                len(json.loads(line)["text"].encode())
-                for line in open(tmp / "synthetic.jsonl"))) / 1e6
+            mb = (
+                sum(len(d.encode()) for d in docs)
+                if cname == "shakespeare"
+                else sum(
+                    len(json.loads(line)["text"].encode()) for line in open(tmp / "synthetic.jsonl")
+                )
+            ) / 1e6
             for label, filt, tok in cases:
-                spec = {"data": data, "filter": filt, "tokenizer": tok, "scratch": str(tmp),
-                        "corpus_dir": corpus_dir}
+                spec = {
+                    "data": data,
+                    "filter": filt,
+                    "tokenizer": tok,
+                    "scratch": str(tmp),
+                    "corpus_dir": corpus_dir,
+                }
                 results = {w.label: [] for w in workers}
                 for r in range(args.rounds):
-                    for w in (workers if r % 2 == 0 else workers[::-1]):
+                    for w in workers if r % 2 == 0 else workers[::-1]:
                         results[w.label].append(w.run(spec))
                 for w in workers:
-                    cold, cpu, warm = (statistics.median(x[k] for x in results[w.label])
-                                       for k in ("cold", "cpu", "warm"))
-                    print(f"{cname:12s} {label:26s} {w.label:22s} {mb:6.1f} {cold:7.2f} "
-                          f"{mb / cold:7.1f} {cpu:7.2f} {warm * 1e3:8.1f}", flush=True)
+                    cold, cpu, warm = (
+                        statistics.median(x[k] for x in results[w.label])
+                        for k in ("cold", "cpu", "warm")
+                    )
+                    print(
+                        f"{cname:12s} {label:26s} {w.label:22s} {mb:6.1f} {cold:7.2f} "
+                        f"{mb / cold:7.1f} {cpu:7.2f} {warm * 1e3:8.1f}",
+                        flush=True,
+                    )
         for w in workers:
             w.close()
 
         from trainer.data.sources import SOURCES, FilesConfig
+
         synthetic = SOURCES.build(FilesConfig(paths=[str(tmp / "synthetic.jsonl")]))()
         print("\nStages alone (this tree), on all documents:")
         for name, texts in (("shakespeare", docs), ("synthetic", synthetic)):

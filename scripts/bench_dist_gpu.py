@@ -18,6 +18,7 @@ Prints tokens/s per GPU and in all, MFU against the GPU's datasheet bf16 peak
 (trainer/perf.py), and each rank's peak allocated memory; ends with one JSON line. Figures
 are printed, never asserted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,14 +33,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SHAPES = {
-    "gpt124m": ["model=transformer", "model.n_layers=12", "model.d_model=768",
-                "model.n_heads=12", "model.mlp=gelu", "data.seq_len=1024",
-                "train.micro_batch=16", "train.precision=bf16"],
-    "small": ["model=transformer", "model.n_layers=2", "model.d_model=64", "model.n_heads=4",
-              "model.mlp=gelu", "data.seq_len=64", "train.micro_batch=8",
-              "train.precision=fp32", "train.device=cpu", "train.threads=1"],
+    "gpt124m": [
+        "model=transformer",
+        "model.n_layers=12",
+        "model.d_model=768",
+        "model.n_heads=12",
+        "model.mlp=gelu",
+        "data.seq_len=1024",
+        "train.micro_batch=16",
+        "train.precision=bf16",
+    ],
+    "small": [
+        "model=transformer",
+        "model.n_layers=2",
+        "model.d_model=64",
+        "model.n_heads=4",
+        "model.mlp=gelu",
+        "data.seq_len=64",
+        "train.micro_batch=8",
+        "train.precision=fp32",
+        "train.device=cpu",
+        "train.threads=1",
+    ],
 }
-STEPS = {"gpt124m": (5, 30), "small": (2, 5)}      # (warm-up, timed) optimizer steps
+STEPS = {"gpt124m": (5, 30), "small": (2, 5)}  # (warm-up, timed) optimizer steps
 
 
 def cases(small: bool) -> dict[str, list[str]]:
@@ -77,9 +94,13 @@ def measure(job, warmup: int, steps: int) -> dict:
         torch.cuda.synchronize()
     seconds = ranks.slowest(time.perf_counter() - t0)
     tokens = steps * t.ramp(0.0) * t.seq_len
-    return {"params": t.params_total, "tokens_per_s": tokens / seconds,
-            "flops_per_token": t.flops_per_token, "world": ranks.world(),
-            "peak_memory_gib": [round(b / 2**30, 3) for b in ranks.peak_memory_bytes()]}
+    return {
+        "params": t.params_total,
+        "tokens_per_s": tokens / seconds,
+        "flops_per_token": t.flops_per_token,
+        "world": ranks.world(),
+        "peak_memory_gib": [round(b / 2**30, 3) for b in ranks.peak_memory_bytes()],
+    }
 
 
 def one_case(name: str, small: bool) -> dict:
@@ -109,7 +130,7 @@ def one_case(name: str, small: bool) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--small", action="store_true", help="CPU, a tiny shape (a smoke run)")
-    ap.add_argument("--case", help=argparse.SUPPRESS)        # internal: run one case, print it
+    ap.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print it
     args = ap.parse_args()
     if args.case:
         print("RESULT " + json.dumps(one_case(args.case, args.small)), flush=True)
@@ -123,14 +144,15 @@ def main() -> None:
     for name in cases(args.small):
         t0 = time.perf_counter()
         cmd = [sys.executable, __file__, "--case", name, *(["--small"] if args.small else [])]
-        r = subprocess.run(cmd, capture_output=True, text=True,
-                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        r = subprocess.run(
+            cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
         line = next((x for x in r.stdout.splitlines() if x.startswith("RESULT ")), None)
         if r.returncode != 0 or line is None:
             tail = (r.stdout + r.stderr).strip().splitlines()[-5:]
             results[name] = {"error": " | ".join(tail)[-600:]}
         else:
-            results[name] = json.loads(line[len("RESULT "):])
+            results[name] = json.loads(line[len("RESULT ") :])
         results[name]["wall_s"] = round(time.perf_counter() - t0, 1)
     report(results, device, args.small)
 
@@ -141,8 +163,10 @@ def report(results: dict, device: str, small: bool) -> None:
     peak = None if small else peak_flops(device, "bf16")
     base = results.get("none", {}).get("tokens_per_s")
     print(f"\n{device}, shape {'small' if small else 'gpt124m'}")
-    print(f"{'case':6} {'ranks':>5} {'tok/s':>11} {'tok/s/GPU':>10} {'vs none':>8} "
-          f"{'MFU':>6} {'peak GiB per rank':>18}")
+    print(
+        f"{'case':6} {'ranks':>5} {'tok/s':>11} {'tok/s/GPU':>10} {'vs none':>8} "
+        f"{'MFU':>6} {'peak GiB per rank':>18}"
+    )
     for name, r in results.items():
         if "error" in r:
             print(f"{name:6} failed: {r['error']}")
@@ -152,11 +176,21 @@ def report(results: dict, device: str, small: bool) -> None:
         r["vs_none_per_gpu"] = round(per / base, 3) if base else None
         r["mfu"] = round(r["flops_per_token"] * per / peak.flops, 4) if peak else None
         mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
-        print(f"{name:6} {r['world']:>5} {r['tokens_per_s']:>11,.0f} {per:>10,.0f} "
-              f"{r['vs_none_per_gpu'] or 0:>8.3f} {mfu:>6} "
-              f"{', '.join(map(str, r['peak_memory_gib'])):>18}")
-    print(json.dumps({"bench": "dist_gpu", "device": device,
-                      "shape": "small" if small else "gpt124m", "cases": results}))
+        print(
+            f"{name:6} {r['world']:>5} {r['tokens_per_s']:>11,.0f} {per:>10,.0f} "
+            f"{r['vs_none_per_gpu'] or 0:>8.3f} {mfu:>6} "
+            f"{', '.join(map(str, r['peak_memory_gib'])):>18}"
+        )
+    print(
+        json.dumps(
+            {
+                "bench": "dist_gpu",
+                "device": device,
+                "shape": "small" if small else "gpt124m",
+                "cases": results,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ from analysis.lse import grid_starts  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="timed repetitions; the best is reported")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="timed repetitions; the best is reported"
+    )
     parser.add_argument("--resamples", type=int, default=1000)
     args = parser.parse_args()
     df = pd.read_csv(ROOT / "tests" / "data" / "epoch_chinchilla_svg_extracted_data.csv")
@@ -43,11 +44,14 @@ def main() -> None:
         return min(times), result
 
     fit_s, fit = best_of(lambda: fit_chinchilla(n, d, loss, starts=starts))
-    boot_s, ci = best_of(lambda: bootstrap_chinchilla(n, d, loss, fit, n_resamples=args.resamples,
-                                                      seed=0))
+    boot_s, ci = best_of(
+        lambda: bootstrap_chinchilla(n, d, loss, fit, n_resamples=args.resamples, seed=0)
+    )
     print(f"machine: {os.cpu_count()} CPUs; numpy {np.__version__}; best of {args.repeat}")
-    print(f"chinchilla fit, {len(starts)} L-BFGS-B starts, {fit.n_points} points: {fit_s:.2f} s "
-          f"(objective {fit.objective:.7g}, {fit.n_converged} converged)")
+    print(
+        f"chinchilla fit, {len(starts)} L-BFGS-B starts, {fit.n_points} points: {fit_s:.2f} s "
+        f"(objective {fit.objective:.7g}, {fit.n_converged} converged)"
+    )
     print(f"bootstrap, {args.resamples} resamples: {boot_s:.2f} s ({ci.n_failed} failed refits)")
 
 

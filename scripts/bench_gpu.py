@@ -13,6 +13,7 @@ host sync per step). Tokens are random: this measures speed, not learning. After
 MFU = FLOPs/token (CausalLM.flops_per_token, PaLM App. B) x tokens/s / the device's dense
 peak (trainer/perf.py: datasheet for known GPUs, a measured matmul rate otherwise).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,10 +34,28 @@ from trainer.optim import build_optimizer  # noqa: E402
 from trainer.optim.elementwise import AdamWConfig  # noqa: E402
 from trainer.perf import configure_device, device_peak, to_device, wants_compile  # noqa: E402
 
-GPT2 = dict(n_layers=12, d_model=768, n_heads=12, seq_len=1024, vocab=50304, micro_batch=32,
-            accum=2, steps=50, warmup=10)
-SMALL = dict(n_layers=2, d_model=64, n_heads=2, seq_len=64, vocab=512, micro_batch=4,
-             accum=2, steps=3, warmup=2)
+GPT2 = dict(
+    n_layers=12,
+    d_model=768,
+    n_heads=12,
+    seq_len=1024,
+    vocab=50304,
+    micro_batch=32,
+    accum=2,
+    steps=50,
+    warmup=10,
+)
+SMALL = dict(
+    n_layers=2,
+    d_model=64,
+    n_heads=2,
+    seq_len=64,
+    vocab=512,
+    micro_batch=4,
+    accum=2,
+    steps=3,
+    warmup=2,
+)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -45,10 +64,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     for key, value in GPT2.items():
         p.add_argument(f"--{key.replace('_', '-')}", type=int, help=f"default {value}")
     p.add_argument("--mlp", default="glu", choices=("glu", "gelu"))
-    p.add_argument("--precision", choices=("bf16", "fp32"),
-                   help="default: bf16 on CUDA, fp32 on the CPU")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="default: on CUDA only (trainer.perf.wants_compile)")
+    p.add_argument(
+        "--precision", choices=("bf16", "fp32"), help="default: bf16 on CUDA, fp32 on the CPU"
+    )
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="default: on CUDA only (trainer.perf.wants_compile)",
+    )
     args = p.parse_args(argv)
     for key, value in (SMALL if args.small else GPT2).items():
         if getattr(args, key) is None:
@@ -60,12 +84,18 @@ def sdpa_kernels(step) -> list[str]:
     """Which scaled-dot-product-attention implementation ran: its ops in a profiled step."""
     from torch.profiler import ProfilerActivity, profile
 
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA]
-                                           if torch.cuda.is_available() else [])
+    activities = [ProfilerActivity.CPU] + (
+        [ProfilerActivity.CUDA] if torch.cuda.is_available() else []
+    )
     with profile(activities=activities) as prof:
         step()
-    return sorted({e.key for e in prof.key_averages()
-                   if "attention" in e.key.lower() and "backward" not in e.key.lower()})
+    return sorted(
+        {
+            e.key
+            for e in prof.key_averages()
+            if "attention" in e.key.lower() and "backward" not in e.key.lower()
+        }
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -76,8 +106,13 @@ def main(argv: list[str] | None = None) -> dict:
     configure_device(device)
     torch.manual_seed(0)
 
-    cfg = TransformerConfig(d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads,
-                            max_seq_len=args.seq_len, mlp=args.mlp)
+    cfg = TransformerConfig(
+        d_model=args.d_model,
+        n_layers=args.n_layers,
+        n_heads=args.n_heads,
+        max_seq_len=args.seq_len,
+        mlp=args.mlp,
+    )
     model = build_model(cfg, args.vocab).to(device)
     opt = build_optimizer(AdamWConfig(lr=6e-4), model)
     if compiled:
@@ -88,14 +123,13 @@ def main(argv: list[str] | None = None) -> dict:
     def step() -> float:
         loss_sum = torch.zeros((), device=device)
         for _ in range(args.accum):
-            w = to_device(rng.integers(0, args.vocab, (args.micro_batch, args.seq_len + 1)),
-                          device)
+            w = to_device(rng.integers(0, args.vocab, (args.micro_batch, args.seq_len + 1)), device)
             with amp:
                 loss = model(w[:, :-1], w[:, 1:])
             (loss / args.accum).backward()
             loss_sum += loss.detach() / args.accum
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        loss, grad_norm = torch.stack([loss_sum, grad_norm]).tolist()   # the one host sync
+        loss, grad_norm = torch.stack([loss_sum, grad_norm]).tolist()  # the one host sync
         opt.step()
         opt.zero_grad(set_to_none=True)
         return loss
@@ -116,20 +150,32 @@ def main(argv: list[str] | None = None) -> dict:
     peak = device_peak(device, precision)
     summary = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "precision": precision, "compile": compiled, "mlp": args.mlp,
-        "params": model.param_counts()[0], "vocab": args.vocab, "seq_len": args.seq_len,
+        "precision": precision,
+        "compile": compiled,
+        "mlp": args.mlp,
+        "params": model.param_counts()[0],
+        "vocab": args.vocab,
+        "seq_len": args.seq_len,
         "tokens_per_step": args.accum * args.micro_batch * args.seq_len,
-        "step_ms": 1e3 * seconds / args.steps, "tokens_per_s": tokens_per_s,
-        "flops_per_token": flops_per_token, "peak_flops": peak.flops, "peak_source": peak.source,
+        "step_ms": 1e3 * seconds / args.steps,
+        "tokens_per_s": tokens_per_s,
+        "flops_per_token": flops_per_token,
+        "peak_flops": peak.flops,
+        "peak_source": peak.source,
         "mfu": flops_per_token * tokens_per_s / peak.flops,
-        "peak_memory_gib": (torch.cuda.max_memory_allocated(device) / 2 ** 30
-                            if device.type == "cuda" else None),
-        "warmup_s": warmup_s, "final_loss": loss, "loss_is_finite": math.isfinite(loss),
+        "peak_memory_gib": (
+            torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+        ),
+        "warmup_s": warmup_s,
+        "final_loss": loss,
+        "loss_is_finite": math.isfinite(loss),
         "sdpa": sdpa_kernels(step),
     }
-    print(f"{summary['device']}: {tokens_per_s:,.0f} tokens/s, MFU {summary['mfu']:.1%} of "
-          f"{peak.flops / 1e12:.0f} TFLOP/s ({peak.source}), {summary['step_ms']:.1f} ms/step, "
-          f"warm-up {warmup_s:.1f} s, SDPA: {', '.join(summary['sdpa']) or 'none seen'}")
+    print(
+        f"{summary['device']}: {tokens_per_s:,.0f} tokens/s, MFU {summary['mfu']:.1%} of "
+        f"{peak.flops / 1e12:.0f} TFLOP/s ({peak.source}), {summary['step_ms']:.1f} ms/step, "
+        f"warm-up {warmup_s:.1f} s, SDPA: {', '.join(summary['sdpa']) or 'none seen'}"
+    )
     print(json.dumps(summary), flush=True)
     return summary
 

@@ -43,15 +43,28 @@ SHAPES = {  # sizes, decades, position of N_opt (fractional index) per budget
     "lopsided": (11, 3.0, np.full(7, 2.0)),
     "drifting": (12, 4.0, np.linspace(1.5, 9.5, 7)),
 }
-METHODS = {"parabola": Method("parabola"), "window K=2": Method("window", window=2),
-           "window K=3": Method("window", window=3), "window K=4": Method("window", window=4),
-           "window 5%": Method("window", margin=0.05),
-           "akima": Method("akima")}
+METHODS = {
+    "parabola": Method("parabola"),
+    "window K=2": Method("window", window=2),
+    "window K=3": Method("window", window=3),
+    "window K=4": Method("window", window=4),
+    "window 5%": Method("window", margin=0.05),
+    "akima": Method("akima"),
+}
 
 
 def law(E, A, B, alpha, beta) -> ChinchillaFit:
-    return ChinchillaFit(E=E, A=A, B=B, alpha=alpha, beta=beta, objective=np.nan, n_points=0,
-                         n_starts=0, n_converged=0)
+    return ChinchillaFit(
+        E=E,
+        A=A,
+        B=B,
+        alpha=alpha,
+        beta=beta,
+        objective=np.nan,
+        n_points=0,
+        n_starts=0,
+        n_converged=0,
+    )
 
 
 def main() -> None:
@@ -65,38 +78,77 @@ def main() -> None:
             for law_name, params in LAWS.items():
                 truth = law(*params)
                 for rep in range(args.reps):
-                    sweep = isoflop_sweep(truth, BUDGETS, sizes=sizes, decades=decades,
-                                          positions=positions, noise=noise, seed=rep)
+                    sweep = isoflop_sweep(
+                        truth,
+                        BUDGETS,
+                        sizes=sizes,
+                        decades=decades,
+                        positions=positions,
+                        noise=noise,
+                        seed=rep,
+                    )
                     for name, method in METHODS.items():
-                        rows.append(dict(shape=shape, noise=noise, law=law_name, method=name,
-                                         **_errors(sweep, method, truth.a, args.resamples, rep)))
+                        rows.append(
+                            dict(
+                                shape=shape,
+                                noise=noise,
+                                law=law_name,
+                                method=name,
+                                **_errors(sweep, method, truth.a, args.resamples, rep),
+                            )
+                        )
     df = pd.DataFrame(rows)
-    print(f"{len(df) // len(METHODS)} sweeps x {len(METHODS)} methods, {args.resamples} "
-          f"resamples each, {time.perf_counter() - t0:.0f} s\n")
+    print(
+        f"{len(df) // len(METHODS)} sweeps x {len(METHODS)} methods, {args.resamples} "
+        f"resamples each, {time.perf_counter() - t0:.0f} s\n"
+    )
     for weighting in ("weighted", "unweighted"):
         err = df[weighting]
-        table = df.assign(err=err, abs=err.abs()).groupby(["shape", "noise", "method"]).agg(
-            bias=("err", "mean"), mean_abs=("abs", "mean"), p90_abs=("abs",
-                                                                     lambda v: v.quantile(0.9)),
-            failed=("err", lambda v: int(v.isna().sum())))
-        print(f"error of a, {weighting} regression (bias, mean |error|, 90th pct |error|, "
-              f"failed fits):")
-        print(table.unstack("method").swaplevel(axis=1).sort_index(axis=1)
-              .to_string(float_format=lambda v: f"{v:+.3f}" if abs(v) < 1 else f"{v:.0f}"))
+        table = (
+            df.assign(err=err, abs=err.abs())
+            .groupby(["shape", "noise", "method"])
+            .agg(
+                bias=("err", "mean"),
+                mean_abs=("abs", "mean"),
+                p90_abs=("abs", lambda v: v.quantile(0.9)),
+                failed=("err", lambda v: int(v.isna().sum())),
+            )
+        )
+        print(
+            f"error of a, {weighting} regression (bias, mean |error|, 90th pct |error|, "
+            f"failed fits):"
+        )
+        print(
+            table.unstack("method")
+            .swaplevel(axis=1)
+            .sort_index(axis=1)
+            .to_string(float_format=lambda v: f"{v:+.3f}" if abs(v) < 1 else f"{v:.0f}")
+        )
         overall = df.assign(abs=err.abs()).groupby("method")["abs"].mean().sort_values()
-        print(f"\nmean |error| over all sweeps ({weighting}): "
-              + ", ".join(f"{m} {v:.4f}" for m, v in overall.items()) + "\n")
+        print(
+            f"\nmean |error| over all sweeps ({weighting}): "
+            + ", ".join(f"{m} {v:.4f}" for m, v in overall.items())
+            + "\n"
+        )
 
 
 def _errors(sweep: pd.DataFrame, method: Method, a: float, resamples: int, seed: int) -> dict:
     try:
-        fit = fit_isoflop(sweep["budget"], sweep["compute"], sweep["n"], sweep["loss"],
-                          method=method, n_resamples=resamples, seed=seed)
+        fit = fit_isoflop(
+            sweep["budget"],
+            sweep["compute"],
+            sweep["n"],
+            sweep["loss"],
+            method=method,
+            n_resamples=resamples,
+            seed=seed,
+        )
     except AnalysisError:
         return dict(weighted=np.nan, unweighted=np.nan)
     unweighted = fit.alternatives.get("unweighted", fit.frontier)
-    return dict(weighted=fit.exponent - a if fit.frontier.weighted else np.nan,
-                unweighted=unweighted.a - a)
+    return dict(
+        weighted=fit.exponent - a if fit.frontier.weighted else np.nan, unweighted=unweighted.a - a
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ a 1-job sweep of `--seconds` of training (goal: <= 5 s of overhead in all), and 
     job run -> its end    minus the training seconds: evaluation, logging, checkpoints
     job end -> exit       closing the sweep: summary, parent run, process exit
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE = "067e59d"        # main before this work: the plugin shim imported torch and mlflow
+BASELINE = "067e59d"  # main before this work: the plugin shim imported torch and mlflow
 
 
 def timed(cmd: list[str], cwd: Path, env: dict) -> float:
@@ -38,23 +39,31 @@ def timed(cmd: list[str], cwd: Path, env: dict) -> float:
 def startup(baseline: str, rounds: int = 3) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", str(old), baseline], cwd=ROOT,
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(old), baseline],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         try:
             env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
             print(f"start-up, median of {rounds} (baseline {baseline} vs this checkout):")
             for args in (["--help"], ["--cfg", "job"]):
                 times = {"baseline": [], "now": []}
-                for _ in range(rounds):               # interleaved: load drifts affect both
+                for _ in range(rounds):  # interleaved: load drifts affect both
                     for label, root in (("baseline", old), ("now", ROOT)):
-                        times[label].append(timed([sys.executable, str(root / "launch.py"),
-                                                   *args], Path(tmp), env))
+                        times[label].append(
+                            timed([sys.executable, str(root / "launch.py"), *args], Path(tmp), env)
+                        )
                 b, n = statistics.median(times["baseline"]), statistics.median(times["now"])
-                print(f"  launch.py {' '.join(args):10s} {b:6.2f} s -> {n:6.2f} s  "
-                      f"({b / n:.1f}x faster)")
+                print(
+                    f"  launch.py {' '.join(args):10s} {b:6.2f} s -> {n:6.2f} s  "
+                    f"({b / n:.1f}x faster)"
+                )
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT,
-                           capture_output=True)
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, capture_output=True
+            )
 
 
 def sweep(jobs: int, seconds: float) -> None:
@@ -62,14 +71,29 @@ def sweep(jobs: int, seconds: float) -> None:
 
     from trainer import schema
 
-    models = ",".join(["transformer"] * 1 + ["mixer", "gmlp", "synthesizer", "gau"][:jobs - 1])
+    models = ",".join(["transformer"] * 1 + ["mixer", "gmlp", "synthesizer", "gau"][: jobs - 1])
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "LMSWEEP_CACHE": str(ROOT / ".cache" / "lmsweep"),
-               "MLFLOW_TRACKING_URI": "", "LMSWEEP_CHECKPOINTS": f"{tmp}/ckpt"}
+        env = {
+            **os.environ,
+            "LMSWEEP_CACHE": str(ROOT / ".cache" / "lmsweep"),
+            "MLFLOW_TRACKING_URI": "",
+            "LMSWEEP_CHECKPOINTS": f"{tmp}/ckpt",
+        }
         t0 = time.time()
-        subprocess.run([sys.executable, str(ROOT / "launch.py"), "-m", f"model={models}",
-                        "budget=seconds", f"budget.seconds={seconds}"], cwd=tmp, env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "launch.py"),
+                "-m",
+                f"model={models}",
+                "budget=seconds",
+                f"budget.seconds={seconds}",
+            ],
+            cwd=tmp,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         t1 = time.time()
         client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
         runs = client.search_runs([client.get_experiment_by_name("lmsweep").experiment_id])
@@ -77,18 +101,22 @@ def sweep(jobs: int, seconds: float) -> None:
         children = sorted((r for r in runs if r is not parent), key=lambda r: r.info.start_time)
         train = sum(r.data.metrics[schema.WALL_CLOCK] for r in children)
         wall = t1 - t0
-        print(f"\n{len(children)}-job sweep of {seconds:g} s budgets: {wall:.1f} s wall, "
-              f"{train:.1f} s training, overhead {wall - train:.1f} s "
-              f"({(wall - train) / len(children):.1f} s = "
-              f"{(wall - train) / train:.1%} per job)")
+        print(
+            f"\n{len(children)}-job sweep of {seconds:g} s budgets: {wall:.1f} s wall, "
+            f"{train:.1f} s training, overhead {wall - train:.1f} s "
+            f"({(wall - train) / len(children):.1f} s = "
+            f"{(wall - train) / train:.1%} per job)"
+        )
         s = parent.info.start_time / 1e3
         print(f"  start -> parent run      {s - t0:6.2f} s")
         prev = s
         for r in children:
             start, end = r.info.start_time / 1e3, r.info.end_time / 1e3
             other = (end - start) - r.data.metrics[schema.WALL_CLOCK]
-            print(f"  {r.info.run_name:24s} before {start - prev:5.2f} s, in the run but not "
-                  f"training {other:5.2f} s")
+            print(
+                f"  {r.info.run_name:24s} before {start - prev:5.2f} s, in the run but not "
+                f"training {other:5.2f} s"
+            )
             prev = end
         print(f"  last job end -> exit     {t1 - prev:6.2f} s")
 

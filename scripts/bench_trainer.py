@@ -15,6 +15,7 @@ Prints tokens/s, the median of the per-round ratios to the reference in the same
 and mode, and MFU = FLOPs/token x tokens/s / a matmul rate measured in this run (FLOPs per
 PaLM App. B, the project's own count, for both models). Figures are printed, never asserted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,10 @@ def reference_model(shape: dict, vocab: int):
 
         def forward(self, x):
             B, T_, C = x.shape
-            q, k, v = (t.view(B, T_, h, C // h).transpose(1, 2)
-                       for t in self.c_attn(self.ln_1(x)).split(C, dim=2))
+            q, k, v = (
+                t.view(B, T_, h, C // h).transpose(1, 2)
+                for t in self.c_attn(self.ln_1(x)).split(C, dim=2)
+            )
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
             x = x + self.c_proj(y.transpose(1, 2).contiguous().view(B, T_, C))
             return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x))))
@@ -82,7 +85,7 @@ def reference_model(shape: dict, vocab: int):
 
     model = GPT()
     blocks = sum(p.numel() for p in model.h.parameters())
-    flops_per_token = 6 * blocks + 12 * L * T * d + 6 * d * vocab   # PaLM App. B
+    flops_per_token = 6 * blocks + 12 * L * T * d + 6 * d * vocab  # PaLM App. B
     return model, flops_per_token
 
 
@@ -100,9 +103,14 @@ def reference_worker(spec: dict):
     torch.manual_seed(0)
     model, flops_per_token = reference_model(shape, data.vocab_size)
     params = [p for p in model.parameters()]
-    opt = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
-                             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
-                            lr=1e-3, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(
+        [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ],
+        lr=1e-3,
+        betas=(0.9, 0.95),
+    )
     tokens = data.train
     amp = autocast(spec["precision"])
     if spec["compile"]:
@@ -110,8 +118,10 @@ def reference_worker(spec: dict):
 
     def step():
         ix = torch.randint(len(tokens) - T - 1, (B,))
-        x, y = (torch.stack([torch.from_numpy(tokens[i + s: i + s + T].astype(np.int64))
-                             for i in ix]) for s in (0, 1))
+        x, y = (
+            torch.stack([torch.from_numpy(tokens[i + s : i + s + T].astype(np.int64)) for i in ix])
+            for s in (0, 1)
+        )
         with amp:
             loss = model(x, y)
         loss.backward()
@@ -140,12 +150,19 @@ def compose(shape: dict, overrides: list[str]):
     from trainer.config import register_configs
 
     register_configs()
-    args = [f"model.d_model={shape['d_model']}", f"model.n_layers={shape['n_layers']}",
-            f"model.n_heads={shape['n_heads']}", f"data.seq_len={shape['seq_len']}",
-            f"train.micro_batch={shape['micro_batch']}", f"ramp.start={shape['micro_batch']}",
-            "schedule=constant", "budget.steps=1000000", "train.eval_sequences=64",
-            f"data.cache_dir={os.environ.get('LMSWEEP_CACHE', ROOT / '.cache' / 'lmsweep')}"]
-    conf = Path(sys.modules["trainer"].__file__).parents[1] / "conf"     # the tree's own
+    args = [
+        f"model.d_model={shape['d_model']}",
+        f"model.n_layers={shape['n_layers']}",
+        f"model.n_heads={shape['n_heads']}",
+        f"data.seq_len={shape['seq_len']}",
+        f"train.micro_batch={shape['micro_batch']}",
+        f"ramp.start={shape['micro_batch']}",
+        "schedule=constant",
+        "budget.steps=1000000",
+        "train.eval_sequences=64",
+        f"data.cache_dir={os.environ.get('LMSWEEP_CACHE', ROOT / '.cache' / 'lmsweep')}",
+    ]
+    conf = Path(sys.modules["trainer"].__file__).parents[1] / "conf"  # the tree's own
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=args + overrides)
 
@@ -157,8 +174,9 @@ def lmsweep_worker(spec: dict):
     from trainer.loop import Trainer, evaluate
 
     precision = ["train.precision=bf16"] if spec["precision"] == "bf16" else []
-    job = to_job(compose(spec["shape"], [f"train.threads={spec['threads']}", *precision,
-                                         *spec["overrides"]]))
+    job = to_job(
+        compose(spec["shape"], [f"train.threads={spec['threads']}", *precision, *spec["overrides"]])
+    )
     trainer = Trainer(job)
     if spec["compile"]:
         trainer.model.compile()
@@ -166,8 +184,13 @@ def lmsweep_worker(spec: dict):
 
     def evaluate_once():
         t0 = time.perf_counter()
-        evaluate(trainer.model, trainer.objective, trainer.val_windows, job.train.micro_batch,
-                 trainer.amp)
+        evaluate(
+            trainer.model,
+            trainer.objective,
+            trainer.val_windows,
+            job.train.micro_batch,
+            trainer.amp,
+        )
         return time.perf_counter() - t0
 
     assert torch.get_num_threads() == spec["threads"]
@@ -187,7 +210,7 @@ def matmul_worker(spec: dict):
         for _ in range(reps):
             a @ b
 
-    return step, 0, 2 * n ** 3 * reps, lambda: 0.0
+    return step, 0, 2 * n**3 * reps, lambda: 0.0
 
 
 WORKERS = {"reference": reference_worker, "lmsweep": lmsweep_worker, "matmul": matmul_worker}
@@ -207,10 +230,21 @@ def worker(spec: dict) -> None:
     for _ in range(spec["warmup"]):
         step()
     warm = time.perf_counter()
-    evals = [evaluate_once(), evaluate_once()]      # compiled: the first one recompiles
-    trainer = getattr(sys.modules.get("trainer"), "__file__", "")   # which tree was imported
-    print(json.dumps({"tokens": tokens, "flops": flops, "build_s": built - t0,
-                      "warmup_s": warm - built, "eval_s": evals, "trainer": trainer}), flush=True)
+    evals = [evaluate_once(), evaluate_once()]  # compiled: the first one recompiles
+    trainer = getattr(sys.modules.get("trainer"), "__file__", "")  # which tree was imported
+    print(
+        json.dumps(
+            {
+                "tokens": tokens,
+                "flops": flops,
+                "build_s": built - t0,
+                "warmup_s": warm - built,
+                "eval_s": evals,
+                "trainer": trainer,
+            }
+        ),
+        flush=True,
+    )
     for line in sys.stdin:
         if not int(line):
             return
@@ -226,9 +260,14 @@ class Worker:
     def __init__(self, label: str, spec: dict, tree: Path):
         self.label, self.spec, self.seconds = label, spec, []
         env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": str(spec["threads"])}
-        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(spec)],
-                                     cwd=ROOT, env=env, text=True, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", json.dumps(spec)],
+            cwd=ROOT,
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         self.info = self._read()
         if spec["kind"] == "lmsweep" and not self.info["trainer"].startswith(str(tree)):
             raise RuntimeError(f"{label} imported {self.info['trainer']}, not from {tree}")
@@ -271,56 +310,80 @@ def contenders(args, before: list[Path]) -> list[tuple[str, dict, Path]]:
     for mode, compiled in modes:
         precision = "bf16" if mode == "bf16" else "fp32"
         tag = "" if mode == "fp32" else f" [{mode}]"
-        base = dict(precision=precision, compile=compiled, threads=args.threads,
-                    warmup=args.warmup, clock=args.clock)
-        lm = [("" if v == "default" else f" {v}", [] if v == "default" else v.split())
-              for v in args.variants.split(",")]
+        base = dict(
+            precision=precision,
+            compile=compiled,
+            threads=args.threads,
+            warmup=args.warmup,
+            clock=args.clock,
+        )
+        lm = [
+            ("" if v == "default" else f" {v}", [] if v == "default" else v.split())
+            for v in args.variants.split(",")
+        ]
         out.append((f"matmul{tag}", dict(base, kind="matmul", overrides=[]), ROOT))
         out.append((f"reference{tag}", dict(base, kind="reference", overrides=[]), ROOT))
         for suffix, overrides in lm:
-            out.append((f"lmsweep{suffix}{tag}", dict(base, kind="lmsweep", overrides=overrides),
-                        ROOT))
+            out.append(
+                (f"lmsweep{suffix}{tag}", dict(base, kind="lmsweep", overrides=overrides), ROOT)
+            )
             for rev, tree in zip(args.before, before) if mode == "fp32" else ():
-                out.append((f"lmsweep@{Path(rev).name}{suffix}",
-                            dict(base, kind="lmsweep", overrides=overrides), tree))
+                out.append(
+                    (
+                        f"lmsweep@{Path(rev).name}{suffix}",
+                        dict(base, kind="lmsweep", overrides=overrides),
+                        tree,
+                    )
+                )
     return out
 
 
 def bench_shape(name: str, args, before: list[Path]) -> list[dict]:
     shape = SHAPES[name]
-    print(f"\n== {name}: d_model {shape['d_model']}, {shape['n_layers']} layers, "
-          f"{shape['n_heads']} heads, seq {shape['seq_len']}, micro-batch {shape['micro_batch']}"
-          f"; {args.threads} threads, {args.rounds} rounds x {args.steps} steps, {args.clock} "
-          f"clock", flush=True)
+    print(
+        f"\n== {name}: d_model {shape['d_model']}, {shape['n_layers']} layers, "
+        f"{shape['n_heads']} heads, seq {shape['seq_len']}, micro-batch {shape['micro_batch']}"
+        f"; {args.threads} threads, {args.rounds} rounds x {args.steps} steps, {args.clock} "
+        f"clock",
+        flush=True,
+    )
     workers = []
     for label, spec, tree in contenders(args, before):
         workers.append(Worker(label, dict(spec, shape=shape), tree))
     for r in range(args.rounds):
-        for w in (workers if r % 2 == 0 else workers[::-1]):
+        for w in workers if r % 2 == 0 else workers[::-1]:
             w.run(args.steps)
     for w in workers:
         w.close()
 
     rows = []
-    print(f"{'contender':40s} {'tokens/s':>9s} {'vs ref':>7s} {'MFU':>6s} "
-          f"{'warm-up s':>9s} {'eval s (1st, 2nd)':>18s}")
+    print(
+        f"{'contender':40s} {'tokens/s':>9s} {'vs ref':>7s} {'MFU':>6s} "
+        f"{'warm-up s':>9s} {'eval s (1st, 2nd)':>18s}"
+    )
     for w in workers:
-        tag = w.label[w.label.index(" ["):] if " [" in w.label else ""
-        ref, peak = (next(v for v in workers if v.label == f"{kind}{tag}")
-                     for kind in ("reference", "matmul"))
+        tag = w.label[w.label.index(" [") :] if " [" in w.label else ""
+        ref, peak = (
+            next(v for v in workers if v.label == f"{kind}{tag}")
+            for kind in ("reference", "matmul")
+        )
         # per round: this contender's FLOP/s over the matmul's, and its speed over the reference's
         flops = [w.info["flops"] * args.steps / s for s in w.seconds]
         peaks = [peak.info["flops"] * args.steps / s for s in peak.seconds]
         mfu = statistics.median(f / p for f, p in zip(flops, peaks))
         if w.spec["kind"] == "matmul":
-            print(f"{w.label:40s} {'':22s}   peak {statistics.median(peaks) / 1e9:.0f} GFLOP/s "
-                  f"(median of rounds)")
+            print(
+                f"{w.label:40s} {'':22s}   peak {statistics.median(peaks) / 1e9:.0f} GFLOP/s "
+                f"(median of rounds)"
+            )
             continue
         tok_s = w.info["tokens"] * args.steps * len(w.seconds) / sum(w.seconds)
         ratio = statistics.median(b / a for a, b in zip(w.seconds, ref.seconds))
         e1, e2 = w.info["eval_s"]
-        print(f"{w.label:40s} {tok_s:9.0f} {ratio:6.3f}x {mfu:6.1%} "
-              f"{w.info['warmup_s']:9.1f} {e1:8.2f}, {e2:8.2f}")
+        print(
+            f"{w.label:40s} {tok_s:9.0f} {ratio:6.3f}x {mfu:6.1%} "
+            f"{w.info['warmup_s']:9.1f} {e1:8.2f}, {e2:8.2f}"
+        )
         rows.append(dict(shape=name, contender=w.label, tokens_per_s=tok_s, ratio=ratio, mfu=mfu))
     return rows
 
@@ -332,14 +395,25 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4, help="steps per contender per round")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    p.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
-                   help="cpu: process CPU time, for a machine others load too (use --threads 1)")
+    p.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="wall",
+        help="cpu: process CPU time, for a machine others load too (use --threads 1)",
+    )
     p.add_argument("--extras", default="", help="comma-separated: bf16, compile")
-    p.add_argument("--before", action="append", default=[],
-                   help="a git revision (or a tree) of lmsweep to run beside, in fp32")
-    p.add_argument("--variants", default="default,model.mlp=gelu",
-                   help="lmsweep's contenders: comma-separated override sets (the default "
-                        "model, and like-for-like with the reference's GELU MLP)")
+    p.add_argument(
+        "--before",
+        action="append",
+        default=[],
+        help="a git revision (or a tree) of lmsweep to run beside, in fp32",
+    )
+    p.add_argument(
+        "--variants",
+        default="default,model.mlp=gelu",
+        help="lmsweep's contenders: comma-separated override sets (the default "
+        "model, and like-for-like with the reference's GELU MLP)",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:

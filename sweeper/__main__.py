@@ -1,8 +1,9 @@
 """`python -m sweeper <command>`.
 
-    python -m sweeper status [--sweep-id ID] [--tracking-uri URI] [--experiment NAME]
-                             [--sweep-dir DIR] [--reconcile]
+python -m sweeper status [--sweep-id ID] [--tracking-uri URI] [--experiment NAME]
+                         [--sweep-dir DIR] [--reconcile]
 """
+
 from __future__ import annotations
 
 import sys
@@ -12,9 +13,12 @@ COMMANDS = {"status": "each job's state from Slurm (squeue/sacct) and MLflow"}
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print(__doc__.strip() + "\n\ncommands:\n" +
-              "\n".join(f"  {k:8s}{v}" for k, v in COMMANDS.items()),
-              file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        print(
+            __doc__.strip()
+            + "\n\ncommands:\n"
+            + "\n".join(f"  {k:8s}{v}" for k, v in COMMANDS.items()),
+            file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout,
+        )
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     from sweeper import status
 

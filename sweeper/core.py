@@ -12,6 +12,7 @@
 
 Whatever launcher runs the jobs (in-process, submitit local or Slurm) is Hydra's.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -47,26 +48,34 @@ def expand(arguments: Sequence[str], config_loader: Any) -> List[List[str]]:
     """Every job's overrides: the cartesian product of the sweep overrides, in order. Hydra's
     BasicSweeper does the same, but only as a private class; this uses its public parser."""
     parsed = OverridesParser.create(config_loader=config_loader).parse_overrides(list(arguments))
-    axes: dict[str, list[str]] = {}       # a key given twice (a preset's params, then the
-    for o in parsed:                      # command line) keeps its place, takes the last values
+    axes: dict[str, list[str]] = {}  # a key given twice (a preset's params, then the
+    for o in parsed:  # command line) keeps its place, takes the last values
         key = o.get_key_element()
         if not o.is_sweep_override():
             axes[key] = [f"{key}={o.get_value_element_as_str()}"]
         elif o.is_discrete_sweep():
             axes[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
         else:
-            raise ConfigError(f"{o.input_line}: the lmsweep sweeper takes lists of values "
-                              "(a=1,2 or choice(1,2)), not ranges or intervals")
+            raise ConfigError(
+                f"{o.input_line}: the lmsweep sweeper takes lists of values "
+                "(a=1,2 or choice(1,2)), not ranges or intervals"
+            )
     return [list(job) for job in itertools.product(*axes.values())]
 
 
 def run_names(jobs: List[List[str]]) -> List[str]:
     """Name each run by the overrides that differ between jobs ("model=mixer optim=sm3");
     overrides shared by the whole sweep stay in the lmsweep.overrides tag."""
-    varying = {o.split("=", 1)[0] for job in jobs for o in job
-               if sum(o in other for other in jobs) < len(jobs)}
-    return [" ".join(o for o in job if o.split("=", 1)[0] in varying) or " ".join(job) or "defaults"
-            for job in jobs]
+    varying = {
+        o.split("=", 1)[0]
+        for job in jobs
+        for o in job
+        if sum(o in other for other in jobs) < len(jobs)
+    }
+    return [
+        " ".join(o for o in job if o.split("=", 1)[0] in varying) or " ".join(job) or "defaults"
+        for job in jobs
+    ]
 
 
 def run_sweep(plugin: Any, arguments: List[str]) -> Any:
@@ -74,44 +83,56 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
     context, the sweep config and the launcher."""
     from trainer import tracking
 
-    throughput = planning.Throughput(plugin.gpu, plugin.assumed_mfu)      # checked first
+    throughput = planning.Throughput(plugin.gpu, plugin.assumed_mfu)  # checked first
     loader = plugin.hydra_context.config_loader
     params = [f"{k}={v}" for k, v in plugin.params.items()]
-    jobs = validate(expand(params + list(arguments), loader),
-                    lambda o: loader.load_sweep_config(plugin.config, o),
-                    local=not slurm.is_slurm_launcher(plugin.config.hydra.launcher))
+    jobs = validate(
+        expand(params + list(arguments), loader),
+        lambda o: loader.load_sweep_config(plugin.config, o),
+        local=not slurm.is_slurm_launcher(plugin.config.hydra.launcher),
+    )
     names = run_names([j.overrides for j in jobs])
     settings = jobs[0].config.tracking
     uri = contract.resolve_uri(settings.uri)
-    client = tracking.connect(uri)            # fails in seconds, naming tracking.uri
+    client = tracking.connect(uri)  # fails in seconds, naming tracking.uri
     experiment = client.get_experiment_by_name(settings.experiment)
-    if experiment is not None:                # runs a dead process left RUNNING are closed
+    if experiment is not None:  # runs a dead process left RUNNING are closed
         for note in liveness.close_dead_runs(client, experiment.experiment_id):
             log.warning(note)
-    finished = set() if plugin.rerun else tracking.finished_fingerprints(client,
-                                                                         settings.experiment)
+    finished = (
+        set() if plugin.rerun else tracking.finished_fingerprints(client, settings.experiment)
+    )
     launcher_cfg = OmegaConf.to_container(plugin.config.hydra.launcher, resolve=True)
-    plans = [planning.plan(j.index, name, fingerprint(j.config), j.config, finished,
-                           launcher_cfg) for j, name in zip(jobs, names)]
+    plans = [
+        planning.plan(j.index, name, fingerprint(j.config), j.config, finished, launcher_cfg)
+        for j, name in zip(jobs, names)
+    ]
     print(planning.render(plans, throughput), flush=True)
     todo = [jobs[p.index] for p in plans if p.action != planning.SKIP]
     # Slurm: refuse a request no node of the partition can hold, before any submission.
-    for request in {tuple(sorted(map(str, p.launcher_params.items()))): p.launcher_params
-                    for p in plans if p.action != planning.SKIP}.values():
+    for request in {
+        tuple(sorted(map(str, p.launcher_params.items()))): p.launcher_params
+        for p in plans
+        if p.action != planning.SKIP
+    }.values():
         slurm.check_resources(request)
     if plugin.dry_run:
         print("dry run: nothing launched", flush=True)
         return []
     if not todo:
-        print(f"all {len(plans)} jobs already have a FINISHED run in experiment "
-              f"'{settings.experiment}': nothing to launch (hydra.sweeper.rerun=true runs "
-              "them again)", flush=True)
+        print(
+            f"all {len(plans)} jobs already have a FINISHED run in experiment "
+            f"'{settings.experiment}': nothing to launch (hydra.sweeper.rerun=true runs "
+            "them again)",
+            flush=True,
+        )
         return []
     return _launch(plugin, todo, [names[j.index] for j in todo], client, uri, settings)
 
 
-def _launch(plugin: Any, todo: List[PlannedJob], names: List[str], client: Any, uri: str,
-            settings: Any) -> Any:
+def _launch(
+    plugin: Any, todo: List[PlannedJob], names: List[str], client: Any, uri: str, settings: Any
+) -> Any:
     from trainer import tracking
 
     experiment = settings.experiment
@@ -119,22 +140,30 @@ def _launch(plugin: Any, todo: List[PlannedJob], names: List[str], client: Any, 
     sweep_id = new_sweep_id()
     command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     parent = tracking.start_sweep_run(client, experiment_id, sweep_id, command, len(todo))
-    view = sweep_view(client, experiment_id, sweep_id)     # the URL printed at the end opens it
+    view = sweep_view(client, experiment_id, sweep_id)  # the URL printed at the end opens it
     sweep_dir = Path(plugin.config.hydra.sweep.dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(plugin.config, sweep_dir / "multirun.yaml")
     parent.log_text(OmegaConf.to_yaml(plugin.config), "multirun.yaml")
-    log.info(f"sweep {sweep_id}: {len(todo)} jobs -> experiment '{experiment}' "
-             f"({experiment_id}) at {contract.redact(uri)}")
-    context = contract.SweepContext(sweep_id, experiment_id, parent.run_id, contract.redact(uri),
-                                    {str(i): name for i, name in enumerate(names)}, plugin.rerun)
+    log.info(
+        f"sweep {sweep_id}: {len(todo)} jobs -> experiment '{experiment}' "
+        f"({experiment_id}) at {contract.redact(uri)}"
+    )
+    context = contract.SweepContext(
+        sweep_id,
+        experiment_id,
+        parent.run_id,
+        contract.redact(uri),
+        {str(i): name for i, name in enumerate(names)},
+        plugin.rerun,
+    )
     previous = os.environ.get(contract.SWEEP_CONTEXT_ENV)
     context.save(sweep_dir)
     batch_size = plugin.max_batch_size or len(todo)
     rows, returns, failed = [], [], 0
     try:
         for start in range(0, len(todo), batch_size):
-            chunk = todo[start: start + batch_size]
+            chunk = todo[start : start + batch_size]
             results = plugin.launcher.launch([j.overrides for j in chunk], initial_job_idx=start)
             returns.append(results)
             for name, r in zip(names[start:], results):
@@ -149,18 +178,33 @@ def _launch(plugin: Any, todo: List[PlannedJob], names: List[str], client: Any, 
         queued = [r for r in rows if isinstance(r, slurm.Submitted)]
         if queued and len(queued) == len(rows) == len(todo):
             # hydra.launcher.wait=false: the parent stays RUNNING; `status --reconcile` ends it.
-            print("\n" + slurm.submitted_note(sweep_id, uri, queued) + "\n\nMLflow: "
-                  + ui_hint(contract.redact(uri), experiment_id, view), flush=True)
+            print(
+                "\n"
+                + slurm.submitted_note(sweep_id, uri, queued)
+                + "\n\nMLflow: "
+                + ui_hint(contract.redact(uri), experiment_id, view),
+                flush=True,
+            )
         else:
             ok = failed == 0 and len(rows) == len(todo)
             summary = table(rows)
-            tracking.retrying(lambda: parent.describe(command, summary), settings.outage_limit_s,
-                              "recording the sweep's summary")
-            tracking.retrying(lambda: parent.end("FINISHED" if ok else "FAILED"),
-                              settings.outage_limit_s, "closing the sweep's run")
-            print("\n" + summary + "\n\nMLflow: " + ui_hint(contract.redact(uri),
-                                                                     experiment_id, view),
-                  flush=True)
+            tracking.retrying(
+                lambda: parent.describe(command, summary),
+                settings.outage_limit_s,
+                "recording the sweep's summary",
+            )
+            tracking.retrying(
+                lambda: parent.end("FINISHED" if ok else "FAILED"),
+                settings.outage_limit_s,
+                "closing the sweep's run",
+            )
+            print(
+                "\n"
+                + summary
+                + "\n\nMLflow: "
+                + ui_hint(contract.redact(uri), experiment_id, view),
+                flush=True,
+            )
     if failed:
         raise contract.JobsFailed(f"{failed} of {len(todo)} jobs failed (see the table above)")
     return returns

@@ -3,6 +3,7 @@
 Models are built on the meta device (no memory allocated), so even billion-parameter configs
 are sized exactly, on the submitting machine, before anything is queued.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -31,11 +32,11 @@ class JobPlan:
     params_total: int
     params_non_embedding: int
     flops_per_token: int
-    tokens: Optional[int]            # None when the budget is wall-clock
+    tokens: Optional[int]  # None when the budget is wall-clock
     nodes: int = 1
-    gpus: int = 0                    # in all, over every node
+    gpus: int = 0  # in all, over every node
     action: str = RUN
-    launcher_params: dict[str, Any] = field(default_factory=dict)   # Slurm: this job's request
+    launcher_params: dict[str, Any] = field(default_factory=dict)  # Slurm: this job's request
 
     @property
     def flops(self) -> Optional[float]:
@@ -56,8 +57,14 @@ def size(job: JobConfig) -> tuple[int, int, int]:
     return total, non_emb, model.flops_per_token(job.data.seq_len)
 
 
-def plan(index: int, name: str, fingerprint: str, job: JobConfig, finished: set[str],
-         launcher_cfg: dict[str, Any]) -> JobPlan:
+def plan(
+    index: int,
+    name: str,
+    fingerprint: str,
+    job: JobConfig,
+    finished: set[str],
+    launcher_cfg: dict[str, Any],
+) -> JobPlan:
     """The job's cost and resources, and what the sweep does with it: skip it (a FINISHED run
     has its fingerprint), resume it (it has a checkpoint) or run it."""
     p = JobPlan(index, name, fingerprint, *size(job), planned_tokens(job), nodes=job.dist.nodes)
@@ -82,8 +89,12 @@ class Throughput:
     mfu: float
 
     def __post_init__(self) -> None:
-        check(peak_flops(self.gpu, "bf16").source == "datasheet", "hydra.sweeper.gpu", self.gpu,
-              f"a GPU of trainer/perf.py's table, e.g. {', '.join(GPU_NAMES)}")
+        check(
+            peak_flops(self.gpu, "bf16").source == "datasheet",
+            "hydra.sweeper.gpu",
+            self.gpu,
+            f"a GPU of trainer/perf.py's table, e.g. {', '.join(GPU_NAMES)}",
+        )
         check(0 < self.mfu <= 1, "hydra.sweeper.assumed_mfu", self.mfu, "in (0, 1]")
 
     @property
@@ -91,24 +102,52 @@ class Throughput:
         return peak_flops(self.gpu, "bf16").flops * self.mfu
 
     def describe(self) -> str:
-        return (f"{self.mfu:.0%} MFU of an {self.gpu} "
-                f"({peak_flops(self.gpu, 'bf16').flops / 1e12:.0f} TFLOP/s bf16)")
+        return (
+            f"{self.mfu:.0%} MFU of an {self.gpu} "
+            f"({peak_flops(self.gpu, 'bf16').flops / 1e12:.0f} TFLOP/s bf16)"
+        )
 
 
 def render(plans: Sequence[JobPlan], throughput: Throughput) -> str:
     """A table of the sweep, with GPU-hours at `throughput`."""
     flops_per_gpu_second = throughput.flops_per_gpu_second
-    header = ("#", "run", "params", "non-emb", "tokens", "FLOPs", "nodes", "GPUs", "est. GPU-h",
-              "action")
+    header = (
+        "#",
+        "run",
+        "params",
+        "non-emb",
+        "tokens",
+        "FLOPs",
+        "nodes",
+        "GPUs",
+        "est. GPU-h",
+        "action",
+    )
     rows = []
     for p in plans:
         gpu_h = None if p.flops is None else p.flops / flops_per_gpu_second / 3600
-        rows.append((str(p.index), p.name, human(p.params_total), human(p.params_non_embedding),
-                     human(p.tokens), human(p.flops), str(p.nodes), str(p.gpus),
-                     "?" if gpu_h is None else f"{gpu_h:.3g}", p.action))
+        rows.append(
+            (
+                str(p.index),
+                p.name,
+                human(p.params_total),
+                human(p.params_non_embedding),
+                human(p.tokens),
+                human(p.flops),
+                str(p.nodes),
+                str(p.gpus),
+                "?" if gpu_h is None else f"{gpu_h:.3g}",
+                p.action,
+            )
+        )
     todo = [p for p in plans if p.action != SKIP]
     total_h = sum(p.flops for p in todo if p.flops is not None) / flops_per_gpu_second / 3600
-    return format_table(header, rows) + "\n" + (
-             f"{len(todo)} of {len(plans)} jobs to launch; ~{total_h:.3g} GPU-hours at "
-             f"{throughput.describe()}" +
-             (" (wall-clock budgets not included)" if any(p.tokens is None for p in todo) else ""))
+    return (
+        format_table(header, rows)
+        + "\n"
+        + (
+            f"{len(todo)} of {len(plans)} jobs to launch; ~{total_h:.3g} GPU-hours at "
+            f"{throughput.describe()}"
+            + (" (wall-clock budgets not included)" if any(p.tokens is None for p in todo) else "")
+        )
+    )

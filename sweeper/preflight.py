@@ -1,4 +1,5 @@
 """Compose and validate every job of a sweep before anything runs or is submitted."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,8 +18,11 @@ class PlannedJob:
     config: JobConfig
 
 
-def validate(overrides_per_job: Sequence[Sequence[str]],
-             compose: Callable[[list[str]], DictConfig], local: bool) -> list[PlannedJob]:
+def validate(
+    overrides_per_job: Sequence[Sequence[str]],
+    compose: Callable[[list[str]], DictConfig],
+    local: bool,
+) -> list[PlannedJob]:
     """`compose(overrides) -> DictConfig` is Hydra's sweep-config loader. Every job is composed,
     type-checked and pre-flighted (files, sizes, devices, directories: `trainer.config.preflight`)
     and every failure collected, so one run of the command reports every bad job at once.
@@ -26,12 +30,14 @@ def validate(overrides_per_job: Sequence[Sequence[str]],
     planned, errors = [], []
     for i, overrides in enumerate(overrides_per_job):
         try:
-            planned.append(PlannedJob(i, list(overrides),
-                                      checked_job(compose(list(overrides)), local)))
+            planned.append(
+                PlannedJob(i, list(overrides), checked_job(compose(list(overrides)), local))
+            )
         except CONFIG_ERRORS as e:
             errors.append(f"  job #{i} ({' '.join(overrides) or 'defaults'}): {first_lines(e)}")
     if errors:
         raise ConfigError(
             f"{len(errors)} of {len(overrides_per_job)} jobs have an invalid config; "
-            "nothing was launched:\n" + "\n".join(errors))
+            "nothing was launched:\n" + "\n".join(errors)
+        )
     return planned

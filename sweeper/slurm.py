@@ -17,6 +17,7 @@ module holds what lmsweep adds around it:
 
 Nothing here imports torch: `python -m sweeper status` stays fast.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,13 +35,23 @@ from trainer.contract import ConfigError, SweepContext, redact, resolve_uri
 
 log = logging.getLogger("lmsweep")
 
-RECORD_FILE = "slurm_jobs.json"          # in the sweep dir, and as an artifact of the parent run
-LOG_ARTIFACT_DIR = "submitit"            # artifact folder of a job's run for its Slurm logs
+RECORD_FILE = "slurm_jobs.json"  # in the sweep dir, and as an artifact of the parent run
+LOG_ARTIFACT_DIR = "submitit"  # artifact folder of a job's run for its Slurm logs
 SLURM_TIMEOUT_S = 30
 
 # Slurm states after which a job will not run again by itself.
-TERMINAL_STATES = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
-                   "OUT_OF_MEMORY", "TIMEOUT", "REVOKED", "SPECIAL_EXIT"}
+TERMINAL_STATES = {
+    "BOOT_FAIL",
+    "CANCELLED",
+    "COMPLETED",
+    "DEADLINE",
+    "FAILED",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "TIMEOUT",
+    "REVOKED",
+    "SPECIAL_EXIT",
+}
 
 
 # --- calling Slurm ---------------------------------------------------------------------------
@@ -74,7 +85,7 @@ class Request:
 
     cpus: int
     gpus: int
-    mem_mb: Optional[int]            # None: the partition's default (DefMemPerCPU/...)
+    mem_mb: Optional[int]  # None: the partition's default (DefMemPerCPU/...)
     nodes: int
 
     def describe(self) -> str:
@@ -83,8 +94,11 @@ class Request:
         return f"{_n(self.gpus, 'GPU')}, {_n(self.cpus, 'CPU')}, {mem}{per}"
 
     def fits(self, node: NodeShape) -> bool:
-        return (self.cpus <= node.cpus and self.gpus <= node.gpus
-                and (self.mem_mb is None or self.mem_mb <= node.mem_mb))
+        return (
+            self.cpus <= node.cpus
+            and self.gpus <= node.gpus
+            and (self.mem_mb is None or self.mem_mb <= node.mem_mb)
+        )
 
 
 def parse_mem_mb(value: Any) -> int:
@@ -136,9 +150,11 @@ def rank_scaled(params: Mapping[str, Any], nodes: int, nproc: int) -> dict[str, 
     TorchDistributedEnvironment), so per node it asks for nproc times a rank's GPUs and memory."""
     tasks = int(params.get("tasks_per_node") or 1)
     if tasks != 1:
-        raise ConfigError(f"hydra.launcher.tasks_per_node={tasks} is invalid: lmsweep runs one "
-                          "task per rank, set by the job's dist.nproc (and dist.nodes); leave "
-                          "tasks_per_node at 1. Nothing was submitted.")
+        raise ConfigError(
+            f"hydra.launcher.tasks_per_node={tasks} is invalid: lmsweep runs one "
+            "task per rank, set by the job's dist.nproc (and dist.nodes); leave "
+            "tasks_per_node at 1. Nothing was submitted."
+        )
     out = {**params, "nodes": nodes, "tasks_per_node": nproc}
     for key in ("gpus_per_node", "mem_gb"):
         if params.get(key):
@@ -155,11 +171,19 @@ def executor(params: Mapping[str, Any]) -> Any:
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
     from omegaconf import OmegaConf
 
-    ex = submitit.AutoExecutor(folder=params["submitit_folder"], cluster="slurm",
-                               slurm_max_num_timeout=params["max_num_timeout"])
+    ex = submitit.AutoExecutor(
+        folder=params["submitit_folder"],
+        cluster="slurm",
+        slurm_max_num_timeout=params["max_num_timeout"],
+    )
     base = set(OmegaConf.structured(BaseQueueConf).keys())
-    ex.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()
-                            if k not in ("submitit_folder", "max_num_timeout")})
+    ex.update_parameters(
+        **{
+            k if k in base else f"slurm_{k}": v
+            for k, v in params.items()
+            if k not in ("submitit_folder", "max_num_timeout")
+        }
+    )
     return ex
 
 
@@ -171,7 +195,8 @@ def parse_sinfo(text: str) -> dict[str, dict[str, NodeShape]]:
             continue
         part, node, cpus, mem, gres = (x.strip() for x in line.split("|")[:5])
         out.setdefault(part, {})[node] = NodeShape(
-            _leading_int(cpus), _leading_int(mem), gres_gpus(gres))
+            _leading_int(cpus), _leading_int(mem), gres_gpus(gres)
+        )
     return out
 
 
@@ -184,16 +209,20 @@ def partitions_from_sinfo() -> dict[str, dict[str, NodeShape]]:
     if shutil.which("sinfo") is None:
         raise ConfigError(
             "hydra/launcher=slurm, but `sinfo` is not on PATH: run the sweep on a Slurm login "
-            "node (or start the test cluster: bash scripts/local-slurm.sh). Nothing was submitted.")
+            "node (or start the test cluster: bash scripts/local-slurm.sh). Nothing was submitted."
+        )
     r = _run(["sinfo", "-h", "-N", "-o", "%P|%N|%c|%m|%G"])
     if r.returncode != 0:
-        raise ConfigError(f"`sinfo` failed, so Slurm is not reachable ({r.stderr.strip()}). "
-                               "Nothing was submitted.")
+        raise ConfigError(
+            f"`sinfo` failed, so Slurm is not reachable ({r.stderr.strip()}). "
+            "Nothing was submitted."
+        )
     return parse_sinfo(r.stdout)
 
 
-def check_resources(launcher_cfg: Mapping[str, Any],
-                    partitions: Optional[dict[str, dict[str, NodeShape]]] = None) -> None:
+def check_resources(
+    launcher_cfg: Mapping[str, Any], partitions: Optional[dict[str, dict[str, NodeShape]]] = None
+) -> None:
     """Refuse (ConfigError) a Slurm request that no node of the partition can hold, with
     what was asked and what the nodes have. A no-op for other launchers. `partitions` is the
     parsed `sinfo` (queried when None)."""
@@ -206,13 +235,16 @@ def check_resources(launcher_cfg: Mapping[str, Any],
     wanted = launcher_cfg.get("partition")
     names = [p.strip() for p in str(wanted).split(",")] if wanted else default[:1]
     if not names:
-        raise ConfigError("hydra.launcher.partition is not set and the cluster has no default "
-                               f"partition; choose one of: {', '.join(sorted(parts))}")
+        raise ConfigError(
+            "hydra.launcher.partition is not set and the cluster has no default "
+            f"partition; choose one of: {', '.join(sorted(parts))}"
+        )
     unknown = [p for p in names if p not in parts]
     if unknown:
         raise ConfigError(
             f"hydra.launcher.partition={wanted}: no partition named {', '.join(unknown)} on this "
-            f"cluster; partitions: {', '.join(sorted(parts))}. Nothing was submitted.")
+            f"cluster; partitions: {', '.join(sorted(parts))}. Nothing was submitted."
+        )
     details = []
     for p in names:
         nodes = parts[p]
@@ -222,17 +254,22 @@ def check_resources(launcher_cfg: Mapping[str, Any],
         shapes: dict[NodeShape, list[str]] = {}
         for n, shape in sorted(nodes.items()):
             shapes.setdefault(shape, []).append(n)
-        have = "; ".join(f"{len(ns)} node{'s' if len(ns) > 1 else ''} ({_short(ns)}) with "
-                         f"{shape.describe()}" for shape, ns in shapes.items())
+        have = "; ".join(
+            f"{len(ns)} node{'s' if len(ns) > 1 else ''} ({_short(ns)}) with {shape.describe()}"
+            for shape, ns in shapes.items()
+        )
         details.append(f"partition '{p}' has {have}")
-    asked = (f"gpus_per_node={launcher_cfg.get('gpus_per_node')}, "
-             f"cpus_per_task={launcher_cfg.get('cpus_per_task')}, "
-             f"tasks_per_node={launcher_cfg.get('tasks_per_node')}, "
-             f"mem_gb={launcher_cfg.get('mem_gb')}, nodes={launcher_cfg.get('nodes')}")
+    asked = (
+        f"gpus_per_node={launcher_cfg.get('gpus_per_node')}, "
+        f"cpus_per_task={launcher_cfg.get('cpus_per_task')}, "
+        f"tasks_per_node={launcher_cfg.get('tasks_per_node')}, "
+        f"mem_gb={launcher_cfg.get('mem_gb')}, nodes={launcher_cfg.get('nodes')}"
+    )
     raise ConfigError(
         f"the Slurm request cannot be met: each job asks for {req.describe()} "
         f"(hydra.launcher: {asked}), but {'; '.join(details)}. Nothing was submitted: lower "
-        "the request or pick another partition (hydra.launcher.partition=...).")
+        "the request or pick another partition (hydra.launcher.partition=...)."
+    )
 
 
 def _short(names: list[str], n: int = 4) -> str:
@@ -259,16 +296,18 @@ class SlurmJobEnded(RuntimeError):
     @classmethod
     def from_submitit(cls, job: Any, error: Exception) -> "SlurmJobEnded":
         m = re.search(r"\(state: ([^)]*)\)", str(error))
-        return cls(f"Slurm job {job.job_id} ended without a result (state: "
-                   f"{m.group(1) if m else 'unknown'}); log: {job.paths.stderr}")
+        return cls(
+            f"Slurm job {job.job_id} ended without a result (state: "
+            f"{m.group(1) if m else 'unknown'}); log: {job.paths.stderr}"
+        )
 
 
 @dataclass
 class JobRecord:
     index: int
-    slurm_job_id: str                # "<array job id>_<task>", as in sacct and submitit
+    slurm_job_id: str  # "<array job id>_<task>", as in sacct and submitit
     run_name: str
-    overrides: list[str]             # the job's own overrides (the sweep context is in SweepRecord)
+    overrides: list[str]  # the job's own overrides (the sweep context is in SweepRecord)
     stdout: str
     stderr: str
 
@@ -294,9 +333,14 @@ class SweepRecord:
         return json.dumps(asdict(self), indent=1)
 
 
-def record_submission(sweep_dir: Path, context: Optional[SweepContext],
-                      job_overrides: Sequence[Sequence[str]], first_index: int,
-                      jobs: Sequence[Any], wait: bool) -> SweepRecord:
+def record_submission(
+    sweep_dir: Path,
+    context: Optional[SweepContext],
+    job_overrides: Sequence[Sequence[str]],
+    first_index: int,
+    jobs: Sequence[Any],
+    wait: bool,
+) -> SweepRecord:
     """Write down what was just submitted (one call per launched batch; batches accumulate):
     `<sweep_dir>/slurm_jobs.json`, and on the parent MLflow run the same file as an artifact
     plus the tag `lmsweep.slurm_job_ids` (the array job ids). `jobs` are submitit Jobs;
@@ -306,11 +350,25 @@ def record_submission(sweep_dir: Path, context: Optional[SweepContext],
     if path.exists():
         record = SweepRecord.from_json(path.read_text())
     else:
-        record = SweepRecord(ctx.id, str(sweep_dir.resolve()), ctx.tracking_uri,
-                             ctx.experiment_id, ctx.parent_run_id, wait)
+        record = SweepRecord(
+            ctx.id,
+            str(sweep_dir.resolve()),
+            ctx.tracking_uri,
+            ctx.experiment_id,
+            ctx.parent_run_id,
+            wait,
+        )
     for i, (overrides, job) in enumerate(zip(job_overrides, jobs), first_index):
-        record.jobs.append(JobRecord(i, str(job.job_id), ctx.run_name(i), list(overrides),
-                                     str(job.paths.stdout), str(job.paths.stderr)))
+        record.jobs.append(
+            JobRecord(
+                i,
+                str(job.job_id),
+                ctx.run_name(i),
+                list(overrides),
+                str(job.paths.stdout),
+                str(job.paths.stderr),
+            )
+        )
         array = str(job.job_id).split("_")[0]
         if array not in record.arrays:
             record.arrays.append(array)
@@ -337,10 +395,12 @@ def status_command(sweep_id: str, tracking_uri: str) -> str:
 def submitted_note(sweep_id: str, tracking_uri: str, submitted: Sequence[Submitted]) -> str:
     """What the sweeper prints instead of the results table when it did not wait."""
     arrays = sorted({s.slurm_job_id.split("_")[0] for s in submitted}, key=int)
-    return (f"sweep {sweep_id}: {len(submitted)} jobs submitted to Slurm (array job"
-            f"{'s' if len(arrays) > 1 else ''} {', '.join(arrays)}); not waiting for them "
-            f"(hydra.launcher.wait=false).\nFollow them with:\n  "
-            f"{status_command(sweep_id, tracking_uri)}")
+    return (
+        f"sweep {sweep_id}: {len(submitted)} jobs submitted to Slurm (array job"
+        f"{'s' if len(arrays) > 1 else ''} {', '.join(arrays)}); not waiting for them "
+        f"(hydra.launcher.wait=false).\nFollow them with:\n  "
+        f"{status_command(sweep_id, tracking_uri)}"
+    )
 
 
 # --- in the job: submitit's logs -> MLflow -----------------------------------------------------
@@ -376,10 +436,16 @@ def upload_job_logs(job_num: int, run_id: Optional[str]) -> None:
 def _find_job_run(client, ctx: SweepContext, job_num: int, slurm_job_id: str) -> Optional[str]:
     base = f"tags.`{schema.TAG_SWEEP_ID}` = '{ctx.id}'"
     name = ctx.run_name(job_num).replace("'", "\\'")
-    for extra in (f"tags.`{schema.TAG_SLURM_JOB_ID}` = '{slurm_job_id}'",
-                  f"attributes.run_name = '{name}'"):
-        runs = client.search_runs([ctx.experiment_id], f"{base} and {extra}", max_results=1,
-                                  order_by=["attributes.start_time DESC"])
+    for extra in (
+        f"tags.`{schema.TAG_SLURM_JOB_ID}` = '{slurm_job_id}'",
+        f"attributes.run_name = '{name}'",
+    ):
+        runs = client.search_runs(
+            [ctx.experiment_id],
+            f"{base} and {extra}",
+            max_results=1,
+            order_by=["attributes.start_time DESC"],
+        )
         if runs:
             return runs[0].info.run_id
     return None
@@ -388,9 +454,9 @@ def _find_job_run(client, ctx: SweepContext, job_num: int, slurm_job_id: str) ->
 # --- job states: squeue (live) + sacct (accounting) -------------------------------------------
 @dataclass
 class SlurmState:
-    state: str                       # PENDING, RUNNING, COMPLETED, CANCELLED, ...
+    state: str  # PENDING, RUNNING, COMPLETED, CANCELLED, ...
     elapsed: str = ""
-    detail: str = ""                 # pending reason, or exit code
+    detail: str = ""  # pending reason, or exit code
     node: str = ""
 
     @property
@@ -419,16 +485,31 @@ def job_states(job_ids: Iterable[str]) -> dict[str, SlurmState]:
         return states
     ids = ",".join(arrays)
     if shutil.which("sacct"):
-        r = _run(["sacct", "-X", "-P", "-n", "-o", "JobID,State,Elapsed,ExitCode,NodeList,Reason",
-                  "-j", ids])
+        r = _run(
+            [
+                "sacct",
+                "-X",
+                "-P",
+                "-n",
+                "-o",
+                "JobID,State,Elapsed,ExitCode,NodeList,Reason",
+                "-j",
+                ids,
+            ]
+        )
         if r.returncode == 0:
             for line in r.stdout.splitlines():
                 f = line.split("|")
                 if len(f) < 6:
                     continue
-                state, *more = f[1].split() or ["UNKNOWN"]      # "CANCELLED by 0"
-                detail = (f[5] if state == "PENDING" else f"by uid {more[-1]}"
-                          if more[:1] == ["by"] else f"exit {f[3]}")
+                state, *more = f[1].split() or ["UNKNOWN"]  # "CANCELLED by 0"
+                detail = (
+                    f[5]
+                    if state == "PENDING"
+                    else f"by uid {more[-1]}"
+                    if more[:1] == ["by"]
+                    else f"exit {f[3]}"
+                )
                 for jid in _expand(f[0]):
                     node = "" if f[4] == "None assigned" else f[4]
                     states[jid] = SlurmState(state, f[2], detail, node)

@@ -14,6 +14,7 @@ but which is still RUNNING (scancel, node failure, out of memory: nothing in the
 close it) is marked KILLED; once every job has ended, a parent run still RUNNING (a
 `hydra.launcher.wait=false` sweep) is ended, FINISHED if all its job runs are.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,8 @@ class JobRow:
     slurm_job_id: str = ""
     slurm: Optional[slurm.SlurmState] = None
     run_id: str = ""
-    run_status: str = ""               # MLflow: RUNNING, FINISHED, FAILED, KILLED
-    outcome: str = ""                  # tag lmsweep.outcome
+    run_status: str = ""  # MLflow: RUNNING, FINISHED, FAILED, KILLED
+    outcome: str = ""  # tag lmsweep.outcome
     step: Optional[int] = None
     val_loss: Optional[float] = None
 
@@ -60,8 +61,10 @@ class SweepStatus:
     @property
     def all_ended(self) -> bool:
         """Every job is terminal in Slurm (or, without Slurm, its run has ended)."""
-        return all((j.slurm.terminal if j.slurm else j.run_status not in ("", "RUNNING"))
-                   for j in self.jobs)
+        return all(
+            (j.slurm.terminal if j.slurm else j.run_status not in ("", "RUNNING"))
+            for j in self.jobs
+        )
 
 
 def _q(value: str) -> str:
@@ -91,16 +94,23 @@ def read_record(client, parent) -> Optional[slurm.SweepRecord]:
             path = client.download_artifacts(parent.info.run_id, slurm.RECORD_FILE, d)
             return slurm.SweepRecord.from_json(Path(path).read_text())
     except Exception:
-        return None                    # not a Slurm sweep (or the upload failed)
+        return None  # not a Slurm sweep (or the upload failed)
 
 
 def job_runs(client, experiment_id: str, sweep_id: str) -> list:
-    filt = (f"tags.`{schema.TAG_SWEEP_ID}` = '{_q(sweep_id)}' and "
-            f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'")
+    filt = (
+        f"tags.`{schema.TAG_SWEEP_ID}` = '{_q(sweep_id)}' and "
+        f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'"
+    )
     runs, token = [], None
     while True:
-        page = client.search_runs([experiment_id], filt, max_results=1000, page_token=token,
-                                  order_by=["attributes.start_time ASC"])
+        page = client.search_runs(
+            [experiment_id],
+            filt,
+            max_results=1000,
+            page_token=token,
+            order_by=["attributes.start_time ASC"],
+        )
         runs += list(page)
         token = page.token
         if not token:
@@ -112,16 +122,23 @@ def last_step(client, run) -> Optional[int]:
     return max((m.step for m in hist), default=None)
 
 
-def collect(client, sweep_id: Optional[str] = None, experiment: str = DEFAULT_EXPERIMENT,
-            record: Optional[slurm.SweepRecord] = None) -> SweepStatus:
+def collect(
+    client,
+    sweep_id: Optional[str] = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    record: Optional[slurm.SweepRecord] = None,
+) -> SweepStatus:
     """`record`: read from the sweep dir (--sweep-dir); else from the parent run's artifact."""
     parent = find_parent(client, sweep_id, experiment)
     sweep_id = parent.data.tags[schema.TAG_SWEEP_ID]
     exp_id = parent.info.experiment_id
     record = record or read_record(client, parent)
-    runs = job_runs(client, exp_id, sweep_id)          # oldest first: later runs win below
-    by_slurm = {r.data.tags[schema.TAG_SLURM_JOB_ID]: r for r in runs
-                if r.data.tags.get(schema.TAG_SLURM_JOB_ID)}
+    runs = job_runs(client, exp_id, sweep_id)  # oldest first: later runs win below
+    by_slurm = {
+        r.data.tags[schema.TAG_SLURM_JOB_ID]: r
+        for r in runs
+        if r.data.tags.get(schema.TAG_SLURM_JOB_ID)
+    }
     by_name = {r.info.run_name: r for r in runs}
     rows: list[JobRow] = []
     used: set[str] = set()
@@ -129,19 +146,26 @@ def collect(client, sweep_id: Optional[str] = None, experiment: str = DEFAULT_EX
         states = slurm.job_states([j.slurm_job_id for j in record.jobs])
         for j in record.jobs:
             run = by_slurm.get(j.slurm_job_id) or by_name.get(j.run_name)
-            rows.append(JobRow(j.index, j.run_name or " ".join(j.overrides), j.slurm_job_id,
-                               states.get(j.slurm_job_id)))
+            rows.append(
+                JobRow(
+                    j.index,
+                    j.run_name or " ".join(j.overrides),
+                    j.slurm_job_id,
+                    states.get(j.slurm_job_id),
+                )
+            )
             if run is not None and run.info.run_id not in used:
                 used.add(run.info.run_id)
                 _fill(client, rows[-1], run)
-    for r in runs:                                       # runs no recorded job accounts for
+    for r in runs:  # runs no recorded job accounts for
         if r.info.run_id not in used:
             row = JobRow(None, r.info.run_name, r.data.tags.get(schema.TAG_SLURM_JOB_ID, ""))
             _fill(client, row, r)
             rows.append(row)
     exp = client.get_experiment(exp_id)
-    return SweepStatus(sweep_id, exp.name, exp_id, parent.info.run_id, parent.info.status,
-                       record, rows)
+    return SweepStatus(
+        sweep_id, exp.name, exp_id, parent.info.run_id, parent.info.status, record, rows
+    )
 
 
 def _fill(client, row: JobRow, run) -> None:
@@ -152,20 +176,41 @@ def _fill(client, row: JobRow, run) -> None:
 
 
 def render(st: SweepStatus) -> str:
-    header = ("#", "run", "slurm job", "slurm state", "elapsed", "detail", "mlflow", "outcome",
-              "step", "val loss")
+    header = (
+        "#",
+        "run",
+        "slurm job",
+        "slurm state",
+        "elapsed",
+        "detail",
+        "mlflow",
+        "outcome",
+        "step",
+        "val loss",
+    )
     rows = []
     for j in st.jobs:
         s = j.slurm
         loss = "-" if j.val_loss is None or math.isnan(j.val_loss) else f"{j.val_loss:.4f}"
-        rows.append(("-" if j.index is None else str(j.index), j.name, j.slurm_job_id or "-",
-                     s.state if s else ("not in Slurm" if j.slurm_job_id else "-"),
-                     s.elapsed if s else "-", (s.detail if s else "") or "-",
-                     j.run_status or "no run yet", j.outcome or "-",
-                     "-" if j.step is None else str(j.step), loss))
+        rows.append(
+            (
+                "-" if j.index is None else str(j.index),
+                j.name,
+                j.slurm_job_id or "-",
+                s.state if s else ("not in Slurm" if j.slurm_job_id else "-"),
+                s.elapsed if s else "-",
+                (s.detail if s else "") or "-",
+                j.run_status or "no run yet",
+                j.outcome or "-",
+                "-" if j.step is None else str(j.step),
+                loss,
+            )
+        )
     arrays = f", Slurm array job(s) {', '.join(st.record.arrays)}" if st.record else ""
-    head = (f"sweep {st.sweep_id}: {len(st.jobs)} jobs{arrays}; experiment '{st.experiment}' "
-            f"({st.experiment_id}); parent run {st.parent_run_id} {st.parent_status}")
+    head = (
+        f"sweep {st.sweep_id}: {len(st.jobs)} jobs{arrays}; experiment '{st.experiment}' "
+        f"({st.experiment_id}); parent run {st.parent_run_id} {st.parent_status}"
+    )
     counts = {}
     for j in st.jobs:
         key = j.slurm.state if j.slurm else (j.run_status or "no run yet")
@@ -182,8 +227,9 @@ def reconcile(client, st: SweepStatus) -> list[str]:
             continue
         run = client.get_run(j.run_id)
         if j.slurm and j.slurm.terminal:
-            done.append(liveness.end_dead(client, run, f"its Slurm job ended ({j.slurm.state})",
-                                          "KILLED"))
+            done.append(
+                liveness.end_dead(client, run, f"its Slurm job ended ({j.slurm.state})", "KILLED")
+            )
         elif not j.slurm and (reason := liveness.why_dead(run)):
             done.append(liveness.end_dead(client, run, reason))
         else:
@@ -203,20 +249,33 @@ def reconcile(client, st: SweepStatus) -> list[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sweeper status",
-                                description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m sweeper status", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--sweep-id", help="the sweep (default: the latest sweep of the experiment)")
-    p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
-                                          "sqlite:///<cwd>/mlflow.db, as for launch.py)")
-    p.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
-                   help=f"MLflow experiment (default: {DEFAULT_EXPERIMENT})")
-    p.add_argument("--sweep-dir", type=Path,
-                   help=f"read the Slurm job ids from <dir>/{slurm.RECORD_FILE} (its sweep id and "
-                        "tracking URI are then the defaults)")
-    p.add_argument("--reconcile", action="store_true",
-                   help="end runs left RUNNING by a process that died (Slurm jobs that ended: "
-                        "KILLED; dead local processes: FAILED), and the parent run once every "
-                        "job has ended")
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
+        "sqlite:///<cwd>/mlflow.db, as for launch.py)",
+    )
+    p.add_argument(
+        "--experiment",
+        default=DEFAULT_EXPERIMENT,
+        help=f"MLflow experiment (default: {DEFAULT_EXPERIMENT})",
+    )
+    p.add_argument(
+        "--sweep-dir",
+        type=Path,
+        help=f"read the Slurm job ids from <dir>/{slurm.RECORD_FILE} (its sweep id and "
+        "tracking URI are then the defaults)",
+    )
+    p.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="end runs left RUNNING by a process that died (Slurm jobs that ended: "
+        "KILLED; dead local processes: FAILED), and the parent run once every "
+        "job has ended",
+    )
     args = p.parse_args(argv)
 
     from trainer.tracking import client_for
@@ -231,7 +290,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.sweep_id = args.sweep_id or record.sweep_id
         args.tracking_uri = args.tracking_uri or record.tracking_uri
     uri = resolve_uri(args.tracking_uri)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
         print(f"error: no MLflow store at {redact(uri)} (pass --tracking-uri)", file=sys.stderr)
         return 2
     client = client_for(uri)

@@ -1,5 +1,6 @@
 """Shared fixtures. The real corpus is fetched once (by `make setup`, or here) and shared;
 everything a test writes (data caches, MLflow stores) goes under its own tmp_path."""
+
 from __future__ import annotations
 
 import os
@@ -66,8 +67,14 @@ def compose_job(*overrides: str):
 def run_launch(*args: str, cwd: Path, env: dict | None = None, timeout: int = 600):
     """Run `python launch.py ARGS` as a user would, from `cwd`."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd,
-                          env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "launch.py"), *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 # --- Slurm (tests/test_slurm.py) -------------------------------------------------------------
@@ -95,8 +102,10 @@ def slurm_cluster() -> None:
     why = _slurm_unreachable()
     if why is None:
         return
-    msg = (f"no reachable Slurm cluster ({why}); start the local test cluster with "
-           "`bash scripts/local-slurm.sh` (as root)")
+    msg = (
+        f"no reachable Slurm cluster ({why}); start the local test cluster with "
+        "`bash scripts/local-slurm.sh` (as root)"
+    )
     if os.environ.get("LMSWEEP_REQUIRE_SLURM") == "1":
         pytest.fail(f"LMSWEEP_REQUIRE_SLURM=1 but {msg}", pytrace=False)
     pytest.skip(msg)

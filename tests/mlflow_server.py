@@ -1,6 +1,7 @@
 """A real `mlflow server` for the tests: loopback, a free port, one worker, its own SQLite backend
 and artifact root; started and stopped (by its process group) on demand, so outage tests can
 take it away mid-run and bring it back on the same port and store."""
+
 from __future__ import annotations
 
 import os
@@ -31,11 +32,26 @@ class MlflowServer:
         mlflow = Path(sys.executable).with_name("mlflow")
         log = (self.root / "server.log").open("a")
         self.proc = subprocess.Popen(
-            [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{self.root / 'srv.db'}",
-             "--artifacts-destination", str(self.root / "artifacts"), "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "1"],
-            cwd=self.root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+            [
+                str(mlflow),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.root / 'srv.db'}",
+                "--artifacts-destination",
+                str(self.root / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            cwd=self.root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -60,7 +76,7 @@ class MlflowServer:
             pass
         self.proc.wait(timeout=30)
         self.proc = None
-        deadline = time.monotonic() + 10            # the port is free again before a restart
+        deadline = time.monotonic() + 10  # the port is free again before a restart
         while time.monotonic() < deadline:
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", self.port)) != 0:

@@ -24,7 +24,7 @@ SMALL_GRID = dict(a_grid=(0.0, 10.0, 20.0), e_grid=(-1.0, 0.0, 1.0), alpha_grid=
 def reference():
     df = pd.read_csv(DATA)
     loss = df["loss"].to_numpy()
-    df = df[loss < np.sort(loss)[-5]]   # Besiroglu et al. drop the 5 highest-loss points
+    df = df[loss < np.sort(loss)[-5]]  # Besiroglu et al. drop the 5 highest-loss points
     n = df["Model Size"].to_numpy()
     return n, df["Training FLOP"].to_numpy() / (6 * n), df["loss"].to_numpy()
 
@@ -48,8 +48,17 @@ def test_reproduces_epoch_replication_with_full_grid(reference):
 
 def test_recovers_known_law_from_noisy_synthetic_data():
     rng = np.random.default_rng(0)
-    truth = ChinchillaFit(E=1.9, A=300.0, B=900.0, alpha=0.32, beta=0.30, objective=np.nan,
-                          n_points=0, n_starts=0, n_converged=0)
+    truth = ChinchillaFit(
+        E=1.9,
+        A=300.0,
+        B=900.0,
+        alpha=0.32,
+        beta=0.30,
+        objective=np.nan,
+        n_points=0,
+        n_starts=0,
+        n_converged=0,
+    )
     n = 10 ** rng.uniform(7, 10, 300)
     d = 10 ** rng.uniform(9, 12, 300)
     loss = truth.predict(n, d) * np.exp(0.002 * rng.standard_normal(300))
@@ -63,11 +72,20 @@ def test_recovers_known_law_from_noisy_synthetic_data():
 
 
 def test_frontier_closed_form():
-    fit = ChinchillaFit(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28, objective=0, n_points=0,
-                        n_starts=0, n_converged=0)
+    fit = ChinchillaFit(
+        E=1.69,
+        A=406.4,
+        B=410.7,
+        alpha=0.34,
+        beta=0.28,
+        objective=0,
+        n_points=0,
+        n_starts=0,
+        n_converged=0,
+    )
     c = 1e23
     n, d = fit.n_opt(c), fit.d_opt(c)
-    assert 6 * n * d == pytest.approx(c)   # the frontier spends exactly C = 6 N D
+    assert 6 * n * d == pytest.approx(c)  # the frontier spends exactly C = 6 N D
     # and N_opt minimises the loss along that iso-compute line
     grid = n * np.geomspace(0.5, 2, 201)
     assert grid[np.argmin(fit.predict(grid, c / (6 * grid)))] == pytest.approx(n, rel=0.01)
@@ -75,15 +93,29 @@ def test_frontier_closed_form():
 
 def test_bootstrap_is_seeded_and_covers_the_estimate(reference):
     n, d, loss = reference
-    fit = ChinchillaFit.from_params(np.array([6.169, 7.670, 0.5972, 0.3473, 0.3672]),
-                                    objective=np.nan,
-                                    n_points=240, n_starts=1, n_converged=1)
+    fit = ChinchillaFit.from_params(
+        np.array([6.169, 7.670, 0.5972, 0.3473, 0.3672]),
+        objective=np.nan,
+        n_points=240,
+        n_starts=1,
+        n_converged=1,
+    )
     one = bootstrap_chinchilla(n, d, loss, fit, n_resamples=50, seed=3, compute=(1e21,))
     two = bootstrap_chinchilla(n, d, loss, fit, n_resamples=50, seed=3, compute=(1e21,))
     pd.testing.assert_frame_equal(one.table, two.table)
     t = one.table
-    assert set(t.index) == {"E", "A", "B", "alpha", "beta", "a", "b", "G", "N_opt@1e21",
-                            "D_opt@1e21"}
+    assert set(t.index) == {
+        "E",
+        "A",
+        "B",
+        "alpha",
+        "beta",
+        "a",
+        "b",
+        "G",
+        "N_opt@1e21",
+        "D_opt@1e21",
+    }
     assert (t["lo"] <= t["estimate"] * 1.001).all() and (t["estimate"] * 0.999 <= t["hi"]).all()
     # Besiroglu et al. 2024 report bootstrap SEs of ~0.02 for alpha and beta
     assert 0.005 < t.loc["alpha", "se"] < 0.05

@@ -24,13 +24,17 @@ def test_matches_scipy_minimize_on_rosenbrock():
 def test_matches_scipy_minimize_on_lse_objective():
     rng = np.random.default_rng(0)
     n, d = 10 ** rng.uniform(7, 9, 50), 10 ** rng.uniform(9, 11, 50)
-    loss = 1.8 + 400 / n ** 0.34 + 400 / d ** 0.28
+    loss = 1.8 + 400 / n**0.34 + 400 / d**0.28
     problem = LSEProblem(np.log(np.vstack([n, d])), np.log(loss))
     starts = grid_starts(2, True)[::450]
     batch = problem.solve(starts)
     for i, x0 in enumerate(starts):
-        ref = minimize(lambda p: tuple(v[0] for v in problem.fun_grad(p[None])), x0, jac=True,
-                       method="L-BFGS-B")
+        ref = minimize(
+            lambda p: tuple(v[0] for v in problem.fun_grad(p[None])),
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+        )
         np.testing.assert_allclose(batch.x[i], ref.x, rtol=1e-6, atol=1e-8)
         assert batch.fun[i] == pytest.approx(ref.fun, rel=1e-9, abs=1e-15)
 

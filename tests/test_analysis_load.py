@@ -24,24 +24,44 @@ def _log_job(client, exp_id, parent, sweep, *, arch, lr, seed, n, losses, outcom
     tokens = [1000.0 * s for s in STEPS]
     metrics = []
     for i, step in enumerate(STEPS):
-        for key, value in {schema.TOKENS: tokens[i], schema.FLOPS: 6 * n * tokens[i],
-                           schema.WALL_CLOCK: 2.0 * step, schema.VAL_LOSS: losses[i],
-                           schema.TRAIN_LOSS: losses[i] + 0.1, schema.LR: lr}.items():
+        for key, value in {
+            schema.TOKENS: tokens[i],
+            schema.FLOPS: 6 * n * tokens[i],
+            schema.WALL_CLOCK: 2.0 * step,
+            schema.VAL_LOSS: losses[i],
+            schema.TRAIN_LOSS: losses[i] + 0.1,
+            schema.LR: lr,
+        }.items():
             metrics.append(Metric(key, value, 1000 + i, step))
     final = losses[-1]
-    metrics += [Metric(schema.FINAL_VAL_LOSS, final, 2000, STEPS[-1]),
-                Metric(schema.BEST_VAL_LOSS, float(np.nanmin(losses)), 2000, STEPS[-1])]
-    tags = {schema.TAG_ROLE: schema.ROLE_JOB, schema.TAG_SWEEP_ID: sweep,
-            schema.PARENT_RUN_TAG: parent,
-            schema.TAG_OVERRIDES: f"model={arch} optim.lr={lr} seed={seed}",
-            schema.TAG_OUTCOME: outcome,
-            schema.TAG_PARAMS_TOTAL: str(int(1.2 * n)), schema.TAG_PARAMS_NON_EMBEDDING: str(n),
-            schema.TAG_FLOPS_PER_TOKEN: str(6 * n), schema.TAG_FINGERPRINT: f"{arch}{lr}{seed}"}
-    params = {"model.name": arch, "optim.name": "adam", "optim.lr": lr, "seed": seed,
-              "budget.name": "steps"}
-    client.log_batch(run.info.run_id, metrics=metrics,
-                     params=[Param(k, str(v)) for k, v in params.items()],
-                     tags=[RunTag(k, v) for k, v in tags.items()])
+    metrics += [
+        Metric(schema.FINAL_VAL_LOSS, final, 2000, STEPS[-1]),
+        Metric(schema.BEST_VAL_LOSS, float(np.nanmin(losses)), 2000, STEPS[-1]),
+    ]
+    tags = {
+        schema.TAG_ROLE: schema.ROLE_JOB,
+        schema.TAG_SWEEP_ID: sweep,
+        schema.PARENT_RUN_TAG: parent,
+        schema.TAG_OVERRIDES: f"model={arch} optim.lr={lr} seed={seed}",
+        schema.TAG_OUTCOME: outcome,
+        schema.TAG_PARAMS_TOTAL: str(int(1.2 * n)),
+        schema.TAG_PARAMS_NON_EMBEDDING: str(n),
+        schema.TAG_FLOPS_PER_TOKEN: str(6 * n),
+        schema.TAG_FINGERPRINT: f"{arch}{lr}{seed}",
+    }
+    params = {
+        "model.name": arch,
+        "optim.name": "adam",
+        "optim.lr": lr,
+        "seed": seed,
+        "budget.name": "steps",
+    }
+    client.log_batch(
+        run.info.run_id,
+        metrics=metrics,
+        params=[Param(k, str(v)) for k, v in params.items()],
+        tags=[RunTag(k, v) for k, v in tags.items()],
+    )
     client.set_terminated(run.info.run_id)
     return run.info.run_id
 
@@ -59,23 +79,62 @@ def store(tmp_path_factory):
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
     client = MlflowClient(tracking_uri=uri)
     exp_id = client.create_experiment("exp")
-    parent = client.create_run(exp_id,
-                               tags={schema.TAG_ROLE: schema.ROLE_SWEEP, schema.TAG_SWEEP_ID: "s1"})
+    parent = client.create_run(
+        exp_id, tags={schema.TAG_ROLE: schema.ROLE_SWEEP, schema.TAG_SWEEP_ID: "s1"}
+    )
     pid = parent.info.run_id
     # mixer: two lrs x two seeds; transformer: one lr, one seed diverged (NaN then inf)
     for lr, base in ((1e-3, 3.0), (3e-3, 2.8)):
         for seed, jitter in ((0, 0.0), (1, 0.02)):
-            _log_job(client, exp_id, pid, "s1", arch="mixer", lr=lr, seed=seed, n=1000,
-                     losses=[base + 1 + jitter, base + 0.5 + jitter, base + jitter])
-    _log_job(client, exp_id, pid, "s1", arch="transformer", lr=1e-3, seed=0, n=2000,
-             losses=[3.5, 3.0, 2.5])
-    _log_job(client, exp_id, pid, "s1", arch="transformer", lr=1e-3, seed=1, n=2000,
-             losses=[3.5, float("nan"), float("inf")], outcome="diverged")
+            _log_job(
+                client,
+                exp_id,
+                pid,
+                "s1",
+                arch="mixer",
+                lr=lr,
+                seed=seed,
+                n=1000,
+                losses=[base + 1 + jitter, base + 0.5 + jitter, base + jitter],
+            )
+    _log_job(
+        client,
+        exp_id,
+        pid,
+        "s1",
+        arch="transformer",
+        lr=1e-3,
+        seed=0,
+        n=2000,
+        losses=[3.5, 3.0, 2.5],
+    )
+    _log_job(
+        client,
+        exp_id,
+        pid,
+        "s1",
+        arch="transformer",
+        lr=1e-3,
+        seed=1,
+        n=2000,
+        losses=[3.5, float("nan"), float("inf")],
+        outcome="diverged",
+    )
     # another sweep and a non-job run must not leak in
-    other = client.create_run(exp_id,
-                              tags={schema.TAG_ROLE: schema.ROLE_SWEEP, schema.TAG_SWEEP_ID: "s2"})
-    _log_job(client, exp_id, other.info.run_id, "s2", arch="mixer", lr=1e-3, seed=0, n=1000,
-             losses=[9, 9, 9])
+    other = client.create_run(
+        exp_id, tags={schema.TAG_ROLE: schema.ROLE_SWEEP, schema.TAG_SWEEP_ID: "s2"}
+    )
+    _log_job(
+        client,
+        exp_id,
+        other.info.run_id,
+        "s2",
+        arch="mixer",
+        lr=1e-3,
+        seed=0,
+        n=1000,
+        losses=[9, 9, 9],
+    )
     client.create_run(exp_id, tags={"note": "not an lmsweep run"})
     return uri, pid
 
@@ -99,16 +158,24 @@ def test_diverged_run_is_flagged_and_inf_survives_sql(store):
     runs = load_experiment(store[0], "exp", sweep_id="s1").runs
     bad = runs[runs["outcome"] == "diverged"].iloc[0]
     assert bad["diverged"]
-    assert math.isinf(bad[schema.FINAL_VAL_LOSS])   # SQL stores inf as float max; we map it back
+    assert math.isinf(bad[schema.FINAL_VAL_LOSS])  # SQL stores inf as float max; we map it back
     assert runs["diverged"].sum() == 1
 
 
 def test_histories_long_table(store):
-    exp = load_experiment(store[0], "exp", sweep_id="s1",
-                          metrics=[schema.VAL_LOSS, schema.TRAIN_LOSS])
+    exp = load_experiment(
+        store[0], "exp", sweep_id="s1", metrics=[schema.VAL_LOSS, schema.TRAIN_LOSS]
+    )
     h = exp.histories
-    assert list(h.columns) == ["run_id", "step", schema.TOKENS, schema.FLOPS, schema.WALL_CLOCK,
-                               "metric", "value"]
+    assert list(h.columns) == [
+        "run_id",
+        "step",
+        schema.TOKENS,
+        schema.FLOPS,
+        schema.WALL_CLOCK,
+        "metric",
+        "value",
+    ]
     assert len(h) == 6 * 3 * 2 and set(h["metric"]) == {schema.VAL_LOSS, schema.TRAIN_LOSS}
     one = h[(h["metric"] == schema.VAL_LOSS) & (h["step"] == 20)].iloc[0]
     assert one[schema.TOKENS] == 20000 and one[schema.WALL_CLOCK] == 40
@@ -136,7 +203,7 @@ def test_collapse_seeds_and_min_over_lr(store):
     assert len(cells) == 3
     mixer = cells[(cells["model.name"] == "mixer") & (cells["optim.lr"] == 3e-3)].iloc[0]
     assert mixer[schema.FINAL_VAL_LOSS] == pytest.approx(2.81)
-    assert mixer[f"{schema.FINAL_VAL_LOSS}_sem"] == pytest.approx(0.01)   # std 0.01414 / sqrt 2
+    assert mixer[f"{schema.FINAL_VAL_LOSS}_sem"] == pytest.approx(0.01)  # std 0.01414 / sqrt 2
     assert mixer["n_seeds"] == 2 and mixer["n_diverged"] == 0
     tr = cells[cells["model.name"] == "transformer"].iloc[0]
     assert tr[schema.FINAL_VAL_LOSS] == 2.5 and tr["n_seeds"] == 1 and tr["n_diverged"] == 1
@@ -153,23 +220,28 @@ def test_unfinished_runs_are_left_out_unless_asked_for(ram_dir):
     uri = f"sqlite:///{ram_dir}/mlflow.db"
     client = MlflowClient(tracking_uri=uri)
     exp_id = client.create_experiment("exp")
-    pid = client.create_run(exp_id, tags={schema.TAG_ROLE: schema.ROLE_SWEEP,
-                                          schema.TAG_SWEEP_ID: "s"}).info.run_id
-    done = _log_job(client, exp_id, pid, "s", arch="mixer", lr=1e-3, seed=0, n=1000,
-                    losses=[3, 2.5, 2])
-    dead = _log_job(client, exp_id, pid, "s", arch="mixer", lr=1e-3, seed=1, n=1000,
-                    losses=[3, 2.6, 2.1])
-    client.update_run(dead, status="RUNNING")            # its process died mid-run
-    killed = _log_job(client, exp_id, pid, "s", arch="mixer", lr=3e-3, seed=0, n=1000,
-                      losses=[3, 3, 3])
+    pid = client.create_run(
+        exp_id, tags={schema.TAG_ROLE: schema.ROLE_SWEEP, schema.TAG_SWEEP_ID: "s"}
+    ).info.run_id
+    done = _log_job(
+        client, exp_id, pid, "s", arch="mixer", lr=1e-3, seed=0, n=1000, losses=[3, 2.5, 2]
+    )
+    dead = _log_job(
+        client, exp_id, pid, "s", arch="mixer", lr=1e-3, seed=1, n=1000, losses=[3, 2.6, 2.1]
+    )
+    client.update_run(dead, status="RUNNING")  # its process died mid-run
+    killed = _log_job(
+        client, exp_id, pid, "s", arch="mixer", lr=3e-3, seed=0, n=1000, losses=[3, 3, 3]
+    )
     client.set_terminated(killed, "KILLED")
     exp = load_experiment(uri, "exp")
     assert exp.runs["run_id"].tolist() == [done]
     assert set(exp.histories["run_id"]) == {done}
     assert sorted(exp.unfinished["status"]) == ["KILLED", "RUNNING"]
     line = describe_unfinished(exp.unfinished)
-    assert line.startswith("left out 2 runs whose MLflow status is not FINISHED "
-                           "(1 KILLED, 1 RUNNING")
+    assert line.startswith(
+        "left out 2 runs whose MLflow status is not FINISHED (1 KILLED, 1 RUNNING"
+    )
     assert "model=mixer optim.lr=0.001 seed=1 (RUNNING)" in line and "--include-unfinished" in line
     everything = load_experiment(uri, "exp", include_unfinished=True)
     assert len(everything.runs) == 3 and describe_unfinished(everything.unfinished) is None
@@ -180,24 +252,31 @@ def test_unfinished_runs_are_left_out_unless_asked_for(ram_dir):
 
 def test_a_missing_sqlite_store_is_an_error_and_is_not_created(tmp_path):
     path = tmp_path / "nowhere" / "mlflow.db"
-    with pytest.raises(AnalysisError,
-                       match=r"no MLflow store at .*mlflow\.db.*--tracking-uri.*--csv"):
+    with pytest.raises(
+        AnalysisError, match=r"no MLflow store at .*mlflow\.db.*--tracking-uri.*--csv"
+    ):
         load_experiment(f"sqlite:///{path}", "lmsweep")
     assert not path.exists() and not path.parent.exists()
 
 
 def test_min_over_on_a_sweep_mixing_optimizers():
     # SM3 runs have optim.momentum, Adam runs optim.beta1: each is NaN on the others' rows
-    runs = pd.DataFrame({
-        "model.name": ["mixer"] * 4 + ["transformer"] * 2,
-        "optim.name": ["sm3", "sm3", "adam", "adam", "adam", "adam"],
-        "optim.momentum": [0.9, 0.9, np.nan, np.nan, np.nan, np.nan],
-        "optim.beta1": [np.nan, np.nan, 0.9, 0.9, 0.9, 0.9],
-        "optim.lr": [1e-2, 3e-2, 1e-3, 3e-3, 1e-3, 3e-3],
-        schema.FINAL_VAL_LOSS: [2.6, 2.5, 2.4, 2.45, 2.3, np.nan]})
+    runs = pd.DataFrame(
+        {
+            "model.name": ["mixer"] * 4 + ["transformer"] * 2,
+            "optim.name": ["sm3", "sm3", "adam", "adam", "adam", "adam"],
+            "optim.momentum": [0.9, 0.9, np.nan, np.nan, np.nan, np.nan],
+            "optim.beta1": [np.nan, np.nan, 0.9, 0.9, 0.9, 0.9],
+            "optim.lr": [1e-2, 3e-2, 1e-3, 3e-3, 1e-3, 3e-3],
+            schema.FINAL_VAL_LOSS: [2.6, 2.5, 2.4, 2.45, 2.3, np.nan],
+        }
+    )
     cells = ["model.name", "optim.name", "optim.momentum", "optim.beta1"]
     best = min_over(runs, "optim.lr", cells).set_index(["model.name", "optim.name"])
-    assert best["optim.lr"].to_dict() == {("mixer", "sm3"): 3e-2, ("mixer", "adam"): 1e-3,
-                                          ("transformer", "adam"): 1e-3}
+    assert best["optim.lr"].to_dict() == {
+        ("mixer", "sm3"): 3e-2,
+        ("mixer", "adam"): 1e-3,
+        ("transformer", "adam"): 1e-3,
+    }
     assert best["n_optim.lr"].tolist() == [2, 2, 2] and best["optim.lr_at_edge"].all()
     assert np.isnan(best.loc[("mixer", "adam"), "optim.momentum"])

@@ -12,11 +12,11 @@ from analysis.powerlaw import PowerLawFit, bootstrap_power_law, fit_power_law
 def test_saturating_law_recovered_from_noisy_points():
     rng = np.random.default_rng(1)
     x = np.geomspace(1e15, 1e19, 40)
-    y = (2.1 + 900.0 * x ** -0.17) * np.exp(0.003 * rng.standard_normal(x.size))
+    y = (2.1 + 900.0 * x**-0.17) * np.exp(0.003 * rng.standard_normal(x.size))
     fit = fit_power_law(x, y)
     assert fit.E == pytest.approx(2.1, abs=0.1)
     assert fit.alpha == pytest.approx(0.17, abs=0.02)
-    assert fit.predict(1e20) == pytest.approx(2.1 + 900.0 * 1e20 ** -0.17, rel=0.01)
+    assert fit.predict(1e20) == pytest.approx(2.1 + 900.0 * 1e20**-0.17, rel=0.01)
     ci = bootstrap_power_law(x, y, fit, n_resamples=100, seed=0).table
     assert ci.loc["alpha", "lo"] < 0.17 < ci.loc["alpha", "hi"]
 
@@ -29,14 +29,14 @@ def test_kaplan_pure_power_law_reproduced():
     assert pure.E == 0
     assert pure.alpha == pytest.approx(0.076, rel=1e-3)
     assert pure.estimates()["x_c"] == pytest.approx(8.8e13, rel=0.01)
-    free = fit_power_law(n, loss)   # with E free the exponent must still come out, E ~ 0
+    free = fit_power_law(n, loss)  # with E free the exponent must still come out, E ~ 0
     assert free.alpha == pytest.approx(0.076, abs=0.005)
     assert free.E < 0.05
 
 
 def test_nan_and_inf_points_are_dropped():
     x = np.geomspace(1e6, 1e9, 12)
-    y = 1.5 + 40 * x ** -0.3
+    y = 1.5 + 40 * x**-0.3
     clean = fit_power_law(x, y)
     y_bad = y.copy()
     y_bad[[2, 5]] = [np.nan, np.inf]
@@ -47,21 +47,31 @@ def test_nan_and_inf_points_are_dropped():
 
 def test_fit_groups_skips_thin_groups_and_errors_when_none_left():
     x = np.geomspace(1e6, 1e9, 8)
-    df = pd.DataFrame({"model.name": ["a"] * 8 + ["b"] * 3, "x": np.r_[x, x[:3]],
-                       "y": np.r_[2 + 30 * x ** -0.25, [3, 2.9, 2.8]], "diverged": False})
+    df = pd.DataFrame(
+        {
+            "model.name": ["a"] * 8 + ["b"] * 3,
+            "x": np.r_[x, x[:3]],
+            "y": np.r_[2 + 30 * x**-0.25, [3, 2.9, 2.8]],
+            "diverged": False,
+        }
+    )
     fits = fit_groups(df, "x", "y", ["model.name"], n_resamples=20)
     assert set(fits.fits) == {"a"} and "need at least 4" in fits.skipped["b"]
     assert fits.fits["a"].alpha == pytest.approx(0.25, abs=1e-3)
     table = fits.table()
     assert set(table["quantity"]) == {"E", "A", "alpha"} and (table["group"] == "a").all()
-    assert fits.extrapolation["a"].mean_abs_rel_error < 1e-3   # exact data extrapolates exactly
+    assert fits.extrapolation["a"].mean_abs_rel_error < 1e-3  # exact data extrapolates exactly
     with pytest.raises(AnalysisError, match="no group could be fitted"):
         fit_groups(df[df["model.name"] == "b"], "x", "y", ["model.name"])
 
 
 def test_the_formula_carries_the_fitted_numbers():
     meta = dict(objective=0.0, n_points=5, x_min=1.0, x_max=10.0)
-    assert PowerLawFit(E=1.69, A=12.34, alpha=0.31, irreducible=True, **meta).formula("C") == \
-        "L = 1.69 + 12.3 C^-0.310"
-    assert PowerLawFit(E=0.0, A=12.34, alpha=0.31, irreducible=False, **meta).formula() == \
-        "L = 12.3 x^-0.310"
+    assert (
+        PowerLawFit(E=1.69, A=12.34, alpha=0.31, irreducible=True, **meta).formula("C")
+        == "L = 1.69 + 12.3 C^-0.310"
+    )
+    assert (
+        PowerLawFit(E=0.0, A=12.34, alpha=0.31, irreducible=False, **meta).formula()
+        == "L = 12.3 x^-0.310"
+    )

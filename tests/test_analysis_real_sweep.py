@@ -25,10 +25,22 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "analysis.md"
 # 60 steps of 256 tokens, val loss every 10 steps (6 points per run, like the demo's 300 / 50)
-SWEEP = ["-m", "model=mixer,transformer", "optim=sm3,adam", "model.d_model=8,16,24,32",
-         "budget=tokens", "budget.tokens=15360", "model.n_layers=1", "data.seq_len=32",
-         "train.micro_batch=8", "ramp.start=8", "train.eval_every=10", "train.log_every=5",
-         "train.eval_sequences=16", "train.threads=1"]
+SWEEP = [
+    "-m",
+    "model=mixer,transformer",
+    "optim=sm3,adam",
+    "model.d_model=8,16,24,32",
+    "budget=tokens",
+    "budget.tokens=15360",
+    "model.n_layers=1",
+    "data.seq_len=32",
+    "train.micro_batch=8",
+    "ramp.start=8",
+    "train.eval_every=10",
+    "train.log_every=5",
+    "train.eval_sequences=16",
+    "train.threads=1",
+]
 # The documented runs-based IsoFLOP command needs a sweep whose losses have a minimum over model
 # size at some FLOP budget; at equal FLOPs the smallest of these tiny models is always best, so
 # here it must stop with its diagnosis instead (IsoFLOP fits on published data: the CSV commands).
@@ -49,17 +61,21 @@ def sweep(tmp_path_factory, corpus):
     runs = client.search_runs([client.get_experiment_by_name("lmsweep").experiment_id])
     jobs = [r for r in runs if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_JOB]
     assert len(jobs) == 16 and {r.info.status for r in jobs} == {"FINISHED"}
-    assert all(len(client.get_metric_history(r.info.run_id,
-                                             schema.VAL_LOSS)) >= 6 for r in jobs[:2])
+    assert all(
+        len(client.get_metric_history(r.info.run_id, schema.VAL_LOSS)) >= 6 for r in jobs[:2]
+    )
     return cwd, jobs[0].data.tags[schema.TAG_SWEEP_ID]
 
 
 def _readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Analysis"):]
-    section = section[:section.index("\n## ", 1)]
-    return [line.split("  #")[0].strip() for line in section.splitlines()
-            if line.strip().startswith("python -m analysis")]
+    section = text[text.index("## Analysis") :]
+    section = section[: section.index("\n## ", 1)]
+    return [
+        line.split("  #")[0].strip()
+        for line in section.splitlines()
+        if line.strip().startswith("python -m analysis")
+    ]
 
 
 def _docs_blocks() -> list[str]:
@@ -67,8 +83,12 @@ def _docs_blocks() -> list[str]:
 
 
 def _docs_commands() -> list[str]:
-    return [line.strip() for block in _docs_blocks() for line in block.splitlines()
-            if line.strip().startswith("python -m analysis")]
+    return [
+        line.strip()
+        for block in _docs_blocks()
+        for line in block.splitlines()
+        if line.strip().startswith("python -m analysis")
+    ]
 
 
 def test_the_docs_list_the_commands():
@@ -87,7 +107,7 @@ def _argv(command: str, sweep_id: str) -> list[str]:
 @pytest.mark.parametrize("command", list(dict.fromkeys(_readme_commands() + _docs_commands())))
 def test_documented_command_runs_on_a_real_sweep(sweep, command, tmp_path, monkeypatch, capsys):
     cwd, sweep_id = sweep
-    monkeypatch.chdir(cwd)                          # as the docs say: from the launch directory
+    monkeypatch.chdir(cwd)  # as the docs say: from the launch directory
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     out = tmp_path / "out"
     code = main([*_argv(command, sweep_id), "--out", str(out)])
@@ -103,16 +123,23 @@ def test_documented_command_runs_on_a_real_sweep(sweep, command, tmp_path, monke
 
 def test_fit_experiment_notebook_by_the_documented_command(sweep, tmp_path):
     cwd, _ = sweep
-    command = next(line.strip() for block in _docs_blocks() for line in block.splitlines()
-                   if "jupyter execute" in line)
+    command = next(
+        line.strip()
+        for block in _docs_blocks()
+        for line in block.splitlines()
+        if "jupyter execute" in line
+    )
     # the docs' command as written, run from the launch directory: the notebook path made
     # absolute, `jupyter` the venv's, the executed copy written here
-    command = (command.replace("notebooks/", f"{ROOT}/notebooks/")
-               .replace("jupyter ", f"{Path(sys.executable).parent}/jupyter ")
-               .replace("$PWD/analysis_out/", f"{tmp_path}/"))
+    command = (
+        command.replace("notebooks/", f"{ROOT}/notebooks/")
+        .replace("jupyter ", f"{Path(sys.executable).parent}/jupyter ")
+        .replace("$PWD/analysis_out/", f"{tmp_path}/")
+    )
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    r = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run(
+        ["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     nb = nbformat.read(next(tmp_path.glob("*.ipynb")), as_version=4)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
@@ -120,4 +147,4 @@ def test_fit_experiment_notebook_by_the_documented_command(sweep, tmp_path):
     text = "\n".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "TqdmWarning" not in text and "IProgress" not in text
     assert "16 runs (0 diverged)" in text and "every job run is FINISHED" in text
-    assert "mixer: L = " in text and "transformer: L = " in text          # frontier laws
+    assert "mixer: L = " in text and "transformer: L = " in text  # frontier laws

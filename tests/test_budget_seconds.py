@@ -1,5 +1,6 @@
 """A wall-clock budget: a real (tiny) run stops at the deadline, and its lr follows the
 schedule of elapsed training seconds / budget, as read back from MLflow."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,21 +12,37 @@ from trainer.job import train
 from trainer.schedules import SCHEDULES
 
 BUDGET_S = 3.0
-TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_batch=4",
-        "ramp.start=4", "train.eval_sequences=4", "train.eval_every=1000000", "train.log_every=1",
-        "train.threads=1"]
+TINY = [
+    "model.d_model=32",
+    "model.n_layers=1",
+    "data.seq_len=32",
+    "train.micro_batch=4",
+    "ramp.start=4",
+    "train.eval_sequences=4",
+    "train.eval_every=1000000",
+    "train.log_every=1",
+    "train.threads=1",
+]
 
 
 def test_seconds_budget_stops_at_the_deadline_and_drives_the_schedule(tmp_path, cache_dir):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
-    job = compose_job("budget=seconds", f"budget.seconds={BUDGET_S}", "schedule=linear", *TINY,
-                      f"data.cache_dir={cache_dir}", f"tracking.uri={uri}",
-                      f"train.checkpoint_dir={tmp_path / 'ckpt'}")
+    job = compose_job(
+        "budget=seconds",
+        f"budget.seconds={BUDGET_S}",
+        "schedule=linear",
+        *TINY,
+        f"data.cache_dir={cache_dir}",
+        f"tracking.uri={uri}",
+        f"train.checkpoint_dir={tmp_path / 'ckpt'}",
+    )
     summary = train(job, "budget=seconds", "budget=seconds")
 
     client = MlflowClient(uri)
-    history = {m: sorted((x.step, x.value) for x in client.get_metric_history(summary.run_id, m))
-               for m in (schema.LR, schema.WALL_CLOCK)}
+    history = {
+        m: sorted((x.step, x.value) for x in client.get_metric_history(summary.run_id, m))
+        for m in (schema.LR, schema.WALL_CLOCK)
+    }
     steps = [s for s, _ in history[schema.WALL_CLOCK]]
     assert steps == list(range(1, summary.steps + 1)) and summary.steps > 10
     wall = [v for _, v in history[schema.WALL_CLOCK]]

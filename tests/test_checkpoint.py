@@ -1,4 +1,5 @@
 """Checkpoint files: newest wins, old ones are pruned, loading is weights_only."""
+
 import pickle
 
 import torch

@@ -1,4 +1,5 @@
 """Composition of every option of every group, and the promised errors for bad input."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,8 +19,7 @@ def test_every_yaml_option_has_a_registered_schema_and_vice_versa():
         assert options(group) == registry.names(), group
 
 
-@pytest.mark.parametrize("group,option",
-                         [(g, o) for g in GROUPS for o in options(g)])
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
 def test_every_option_composes_into_a_typed_job(group, option):
     job = compose_job(f"{group}={option}")
     assert isinstance(job, JobConfig)
@@ -44,21 +44,21 @@ def test_unknown_option_names_the_valid_choices(group):
 
 BAD_VALUES = [
     # (override, text the error must contain)
-    ("model.d_model=abc", "model.d_model"),                 # wrong type
+    ("model.d_model=abc", "model.d_model"),  # wrong type
     ("model.n_layers=-2", "model.n_layers=-2"),
     ("model.mlp=swish", "valid choices: glu, gelu"),
     ("model=transformer model.n_heads=3", "must divide model.d_model=128"),
     ("optim.lr=-0.1", "optim.lr=-0.1"),
     ("optim=sm3 optim.momentum=1.5", "optim.momentum=1.5"),
     ("schedule.warmup=0.9", "schedule.warmup+cooldown"),
-    ("data.seq_len=0", "seq_len=0"),                       # model.max_seq_len follows it
+    ("data.seq_len=0", "seq_len=0"),  # model.max_seq_len follows it
     ("data.tokenizer.name=sentencepiece", "valid choices: bpe, byte"),
     ("filter=compressibility filter.threshold=2", "filter.threshold=2"),
     ("ramp=linear ramp.start=64 ramp.end=16", "ramp.end=16"),
     ("budget.steps=0", "budget.steps=0"),
     ("budget=tokens budget.tokens=-5", "budget.tokens=-5"),
     ("train.precision=fp8", "valid choices: auto, fp32, bf16"),
-    ("model.no_such_field=1", "no_such_field"),              # unknown key
+    ("model.no_such_field=1", "no_such_field"),  # unknown key
 ]
 
 
@@ -80,17 +80,24 @@ def test_ramp_batch_must_be_whole_micro_batches():
 
 
 def test_launch_rejects_a_bad_sweep_before_any_job(tmp_path):
-    r = run_launch("-m", "model=mixer,transformer", "optim.lr=0.001,-1",
-                   "tracking.uri=sqlite:///" + str(tmp_path / "m.db"), cwd=tmp_path, timeout=120)
+    r = run_launch(
+        "-m",
+        "model=mixer,transformer",
+        "optim.lr=0.001,-1",
+        "tracking.uri=sqlite:///" + str(tmp_path / "m.db"),
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert r.returncode != 0
     assert "2 of 4 jobs have an invalid config; nothing was launched" in r.stderr
     assert "optim.lr=-1.0 is invalid" in r.stderr
-    assert not (tmp_path / "m.db").exists()        # no MLflow store touched
+    assert not (tmp_path / "m.db").exists()  # no MLflow store touched
     assert not (tmp_path / "multirun").exists() or not any((tmp_path / "multirun").rglob("*.log"))
 
 
 def test_cfg_job_shows_the_resolved_config(tmp_path):
-    r = run_launch("--cfg", "job", "--resolve", "model=mixer", "data.seq_len=64", cwd=tmp_path,
-                   timeout=120)
+    r = run_launch(
+        "--cfg", "job", "--resolve", "model=mixer", "data.seq_len=64", cwd=tmp_path, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     assert "name: mixer" in r.stdout and "max_seq_len: 64" in r.stdout

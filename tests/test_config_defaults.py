@@ -2,6 +2,7 @@
 from); the option's YAML may only link fields to other groups (interpolations such as
 `max_seq_len: ${data.seq_len}`), which a dataclass cannot express. A YAML that restates a
 default, or sets a different one behind the dataclass's back, fails here."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,7 +34,8 @@ def test_option_yaml_holds_no_default(group, option):
         assert key in fields, f"conf/{group}/{option}.yaml: {key} is not a field of {cls.__name__}"
         assert is_link(value), (
             f"conf/{group}/{option}.yaml sets {key}: {value!r}; the default belongs in "
-            f"{cls.__module__}.{cls.__name__} (the YAML may only link fields to other groups)")
+            f"{cls.__module__}.{cls.__name__} (the YAML may only link fields to other groups)"
+        )
 
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}/{o}" for g, o in OPTIONS])

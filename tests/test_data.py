@@ -1,4 +1,5 @@
 """Corpus splitting, the compressibility filter, packing, and the on-disk cache."""
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,17 @@ def test_paragraphs_group_into_documents_of_min_size():
 
 def test_compressibility_filter_keeps_compressible_text_only():
     rng = np.random.default_rng(0)
-    english = ["the king and the queen went to the castle and the prince went with them. " * 20
-               for _ in range(30)]
-    noise = ["".join(rng.choice(list(string.ascii_letters + string.digits + "!@#$%"), 1500))
-             for _ in range(5)]
+    english = [
+        "the king and the queen went to the castle and the prince went with them. " * 20
+        for _ in range(30)
+    ]
+    noise = [
+        "".join(rng.choice(list(string.ascii_letters + string.digits + "!@#$%"), 1500))
+        for _ in range(5)
+    ]
     keep = FILTERS.build(CompressibilityConfig(threshold=0.3, vocab_size=300))
     kept = keep(english + noise)
-    assert kept == english            # random strings do not compress under a learned BPE
+    assert kept == english  # random strings do not compress under a learned BPE
     assert FILTERS.build(NoFilterConfig())(english + noise) == english + noise
 
 
@@ -59,17 +64,17 @@ def test_sequences_pack_with_shifted_targets_and_resume():
     first = np.concatenate([w, s.next(200)])
     again = Sequences(tokens, 10, 3)
     again.cursor = 4
-    assert (again.next(200) == first[4:]).all()      # position is one integer
-    assert sorted(first[:100, 0] // 10) == list(range(100))   # an epoch visits every window once
+    assert (again.next(200) == first[4:]).all()  # position is one integer
+    assert sorted(first[:100, 0] // 10) == list(range(100))  # an epoch visits every window once
 
 
 def test_ranks_read_disjoint_shares_of_the_one_process_batches():
     """2 and 4 ranks together see exactly the batches of one process, across epoch ends, and
     those are the seeded permutation's windows in cursor order (resumed runs stay bit-exact)."""
-    tokens = np.arange(1001)                               # 100 windows of 10
+    tokens = np.arange(1001)  # 100 windows of 10
     one = Sequences(tokens, 10, seed=3)
     ranks = {world: [Sequences(tokens, 10, seed=3) for _ in range(world)] for world in (2, 4)}
-    for step in range(30):                                 # 240 windows: into a third epoch
+    for step in range(30):  # 240 windows: into a third epoch
         batch = one.next(8)
         epoch, pos = divmod(np.arange(step * 8, step * 8 + 8), 100)
         expected = [np.random.default_rng([3, e]).permutation(100)[p] for e, p in zip(epoch, pos)]
@@ -97,10 +102,11 @@ def test_cache_is_built_once_and_shared_by_concurrent_jobs(cache_dir):
     results = [q.get(timeout=300) for _ in procs]
     for p in procs:
         p.join()
-    assert len(set(results)) == 1                      # same directory, same tokens
+    assert len(set(results)) == 1  # same directory, same tokens
     built = list((cache_dir / "data").iterdir())
     assert [b.name for b in built if not b.name.endswith(".lock")] == [
-        results[0][0].rsplit("/", 1)[1]]               # one build, no leftover temp dirs
+        results[0][0].rsplit("/", 1)[1]
+    ]  # one build, no leftover temp dirs
     entry = cache_dir / "data" / results[0][0].rsplit("/", 1)[1]
     meta = json.loads((entry / "meta.json").read_text())
     assert meta["docs_train"] + meta["docs_val"] == meta["docs_total"]
@@ -116,7 +122,7 @@ def test_second_prepare_tokenizes_nothing(cache_dir, monkeypatch):
 
     monkeypatch.setattr(prep, "_build", must_not_build)
     second = prepare(ShakespeareConfig(cache_dir=str(cache_dir), seq_len=64), NoFilterConfig())
-    assert second.directory == first.directory         # seq_len is packing, not preprocessing
+    assert second.directory == first.directory  # seq_len is packing, not preprocessing
 
 
 def test_cache_key_changes_with_what_changes_tokens():
@@ -131,4 +137,4 @@ def test_compressibility_on_the_corpus_filters_training_docs_only(cache_dir):
     none = prepare(ShakespeareConfig(cache_dir=str(cache_dir)), NoFilterConfig())
     comp = prepare(ShakespeareConfig(cache_dir=str(cache_dir)), CompressibilityConfig())
     assert 0 < comp.stats["docs_train"] < none.stats["docs_train"]
-    assert (np.asarray(comp.val) == np.asarray(none.val)).all()     # validation is untouched
+    assert (np.asarray(comp.val) == np.asarray(none.val)).all()  # validation is untouched

@@ -1,6 +1,7 @@
 """The trained BPE's fast path: the numpy pre-tokenizer splits like its regex (Python's `re`
 here, `tokenizers`' Oniguruma through the saved tokenizer), encoding each distinct word once
 gives `tokenizers`' own ids, and the training sample is bounded, deterministic, order-free."""
+
 from __future__ import annotations
 
 import re
@@ -39,7 +40,7 @@ def split_texts(docs: list[str]) -> list[list[str]]:
     return [[w.distinct[c] for c in w.codes[a:b]] for a, b in pairwise(w.bounds)]
 
 
-@pytest.mark.parametrize("batch_chars", [words.BATCH_CHARS, 50])    # one batch, and many
+@pytest.mark.parametrize("batch_chars", [words.BATCH_CHARS, 50])  # one batch, and many
 def test_words_split_like_the_pattern(monkeypatch, shakespeare, batch_chars):
     monkeypatch.setattr(words, "BATCH_CHARS", batch_chars)
     pattern = re.compile(words.PATTERN)
@@ -53,13 +54,13 @@ def test_words_split_like_the_pattern(monkeypatch, shakespeare, batch_chars):
 def test_trained_bpe_encodes_like_tokenizers_and_round_trips(bpe, shakespeare):
     docs = shakespeare[100:300] + random_docs(np.random.default_rng(2), 500)
     ids, counts = bpe.encode(docs)
-    ref_ids, ref_counts = HFTokenizer.encode(bpe, docs)     # tokenizers' own pipeline
+    ref_ids, ref_counts = HFTokenizer.encode(bpe, docs)  # tokenizers' own pipeline
     assert (counts == ref_counts).all() and (ids == ref_ids).all()
     assert (bpe.count(docs) == counts).all()
     ends = np.cumsum(counts)
-    for i in (0, 150, 250, 600):                            # byte-level: lossless
-        assert bpe.tok.decode(ids[ends[i] - counts[i]: ends[i]].tolist()) == docs[i]
-    assert bpe.sep_id not in bpe.encode(["a<sep>b"])[0]     # a literal "<sep>" stays text
+    for i in (0, 150, 250, 600):  # byte-level: lossless
+        assert bpe.tok.decode(ids[ends[i] - counts[i] : ends[i]].tolist()) == docs[i]
+    assert bpe.sep_id not in bpe.encode(["a<sep>b"])[0]  # a literal "<sep>" stays text
     empty_ids, empty_counts = bpe.encode(["", "x"])
     assert empty_counts.tolist() == [0, len(empty_ids)]
 
@@ -67,10 +68,10 @@ def test_trained_bpe_encodes_like_tokenizers_and_round_trips(bpe, shakespeare):
 def test_training_sample_is_bounded_deterministic_and_order_free():
     lengths = np.random.default_rng(3).integers(100, 3000, size=2000)
     docs = [f"document {i} " + "x" * n for i, n in enumerate(lengths)]
-    budget = 256 * 1000                                     # SAMPLE_CHARS_PER_TOKEN * vocab
+    budget = 256 * 1000  # SAMPLE_CHARS_PER_TOKEN * vocab
     sample = training_sample(docs, 1000)
     assert sum(map(len, sample)) == budget and 50 < len(sample) < 300
-    assert len(set(sample) - set(docs)) == 1                # whole documents, but one
+    assert len(set(sample) - set(docs)) == 1  # whole documents, but one
     assert training_sample(docs[::-1], 1000) == sample[::-1]
-    assert training_sample(docs[:50], 1000) == docs[:50]    # under the budget: everything
-    assert training_sample(["y" * 10**6], 1000) == ["y" * budget]    # one huge document
+    assert training_sample(docs[:50], 1000) == docs[:50]  # under the budget: everything
+    assert training_sample(["y" * 10**6], 1000) == ["y" * budget]  # one huge document

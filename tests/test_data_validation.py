@@ -1,5 +1,6 @@
 """Pre-flight of the data config: what reads files is refused before any job starts, naming the
 field and the value (the file, and for bad text the byte offset); composing reads nothing."""
+
 from __future__ import annotations
 
 import gzip
@@ -16,8 +17,10 @@ from trainer.data.tokenizers import TokenizerConfig
 
 
 def test_composing_reads_no_file_and_preflight_refuses_missing_ones():
-    data = FilesConfig(paths=["/no/such/*.jsonl"],
-                       tokenizer=TokenizerConfig(name="pretrained", path="/no/such.json"))
+    data = FilesConfig(
+        paths=["/no/such/*.jsonl"],
+        tokenizer=TokenizerConfig(name="pretrained", path="/no/such.json"),
+    )
     with pytest.raises(ValueError, match="data.tokenizer.path='/no/such.json' is invalid"):
         data.preflight()
     data.tokenizer = TokenizerConfig()
@@ -30,22 +33,34 @@ def test_files_without_paths_are_refused_at_preflight():
         compose_job("data=files").data.preflight()
 
 
-@pytest.mark.parametrize("name,content,why", [
-    ("empty.txt", b"", "the file is empty"),
-    ("blank.txt", b" \n\t\n", "no text, only whitespace"),
-    ("latin1.txt", b"caf\xe9 au lait", "not UTF-8: byte 0xe9 at offset 3"),
-    ("cut.txt", "naïve café".encode()[:-1],
-     "not UTF-8: the file ends inside a character at offset 10"),
-    ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not UTF-8: byte 0x89 at offset 0"),
-    ("nul.txt", b"text\x00\x01\x02", "a NUL byte at offset 4: binary, not text"),
-    ("rows.jsonl", b'{"text": "ok"}\n{"text": "\xff"}\n', "not UTF-8: byte 0xff at offset 25"),
-    ("packed.txt.gz", gzip.compress(b"fine\nthen \xc0\x80"), "not UTF-8: byte 0xc0 at offset 10"),
-])
+@pytest.mark.parametrize(
+    "name,content,why",
+    [
+        ("empty.txt", b"", "the file is empty"),
+        ("blank.txt", b" \n\t\n", "no text, only whitespace"),
+        ("latin1.txt", b"caf\xe9 au lait", "not UTF-8: byte 0xe9 at offset 3"),
+        (
+            "cut.txt",
+            "naïve café".encode()[:-1],
+            "not UTF-8: the file ends inside a character at offset 10",
+        ),
+        ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not UTF-8: byte 0x89 at offset 0"),
+        ("nul.txt", b"text\x00\x01\x02", "a NUL byte at offset 4: binary, not text"),
+        ("rows.jsonl", b'{"text": "ok"}\n{"text": "\xff"}\n', "not UTF-8: byte 0xff at offset 25"),
+        (
+            "packed.txt.gz",
+            gzip.compress(b"fine\nthen \xc0\x80"),
+            "not UTF-8: byte 0xc0 at offset 10",
+        ),
+    ],
+)
 def test_unreadable_text_is_refused_naming_the_file_and_offset(tmp_path, name, content, why):
     (tmp_path / name).write_bytes(content)
     (tmp_path / "good.txt").write_text("some text\n")
-    data = FilesConfig(paths=[str(tmp_path / "good.txt"), str(tmp_path / name)],
-                       format="json" if name.endswith(".jsonl") else "text")
+    data = FilesConfig(
+        paths=[str(tmp_path / "good.txt"), str(tmp_path / name)],
+        format="json" if name.endswith(".jsonl") else "text",
+    )
     with pytest.raises(ValueError) as e:
         data.preflight()
     assert f"data.paths='{tmp_path / name}' is invalid: {why}" in str(e.value)
@@ -63,12 +78,12 @@ def test_a_file_is_checked_again_once_it_changes(tmp_path):
 @pytest.mark.parametrize("content", [b"not json", b'{"version": "1.0"}', b"\x00\x01\x02"])
 def test_a_tokenizer_file_that_is_not_a_tokenizer_is_refused(tmp_path, content):
     (tmp_path / "tokenizer.json").write_bytes(content)
-    tok = TokenizerConfig(name="pretrained", path=str(tmp_path))      # __post_init__: no read
+    tok = TokenizerConfig(name="pretrained", path=str(tmp_path))  # __post_init__: no read
     needle = f"data.tokenizer.path='{tmp_path / 'tokenizer.json'}' is invalid: not a `tokenizers`"
     with pytest.raises(ValueError, match="^" + needle.replace("(", r"\(").replace(".", r"\.")):
         ShakespeareConfig(tokenizer=tok).preflight()
     with pytest.raises(ValueError, match="not a `tokenizers` tokenizer.json"):
-        tok.expected_vocab_size()                          # what model sizing asks
+        tok.expected_vocab_size()  # what model sizing asks
 
 
 def test_a_broken_tokenizer_config_beside_a_tokenizer_is_refused(tmp_path):
@@ -79,19 +94,22 @@ def test_a_broken_tokenizer_config_beside_a_tokenizer_is_refused(tmp_path):
 
 
 def test_paths_with_quotes_and_glob_characters_work(tmp_path):
-    home = tmp_path / "it's a \"test\" [1]"
-    write_jsonl(home / "o'brien \"notes\".jsonl", [{"text": d} for d in documents()])
+    home = tmp_path / 'it\'s a "test" [1]'
+    write_jsonl(home / 'o\'brien "notes".jsonl', [{"text": d} for d in documents()])
     save_tokenizer(home / "tok's" / "tokenizer.json", special=["</s>"])
-    literal = FilesConfig(paths=[str(home / "o'brien \"notes\".jsonl")],
-                          cache_dir=str(home / "cache"),
-                          tokenizer=TokenizerConfig(name="pretrained", path=str(home / "tok's")))
-    literal.preflight()                                    # a literal file, [1] and all
+    literal = FilesConfig(
+        paths=[str(home / 'o\'brien "notes".jsonl')],
+        cache_dir=str(home / "cache"),
+        tokenizer=TokenizerConfig(name="pretrained", path=str(home / "tok's")),
+    )
+    literal.preflight()  # a literal file, [1] and all
     p = prepare(literal, NoFilterConfig())
     assert p.stats["docs_total"] == 60 and p.vocab_size == 300
     assert json.loads((p.directory / "meta.json").read_text())["config"]["data"]["paths"] == [
-        str(home / "o'brien \"notes\".jsonl")]
+        str(home / 'o\'brien "notes".jsonl')
+    ]
     globbed = FilesConfig(paths=[str(tmp_path / "it's*" / "*.jsonl")])
-    assert globbed.resolve()[1] == [home / "o'brien \"notes\".jsonl"]
+    assert globbed.resolve()[1] == [home / 'o\'brien "notes".jsonl']
 
 
 def test_seq_len_is_blamed_on_data_seq_len():

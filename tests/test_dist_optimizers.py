@@ -3,6 +3,7 @@ supported pair, a Trainer trains, checkpoints in its format (DCP, DeepSpeed's), 
 Trainer that loads the checkpoint takes the next step bit for bit as the original does. The
 pairs lmsweep refuses are refused at composition, naming the alternatives (docs/cluster.md,
 "Distributed jobs", has the table)."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,14 @@ from trainer.optim import OPTIMIZERS
 
 pytestmark = pytest.mark.slow
 
-TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_batch=4",
-        "ramp.start=16", "train.threads=1"]
+TINY = [
+    "model.d_model=32",
+    "model.n_layers=1",
+    "data.seq_len=32",
+    "train.micro_batch=4",
+    "ramp.start=16",
+    "train.threads=1",
+]
 SUPPORTED = (
     [("ddp", o) for o in OPTIMIZERS.names()]
     + [("fsdp", o) for o in ELEMENTWISE_OPTIMIZERS]
@@ -37,8 +44,13 @@ def roundtrip(cases: list[tuple[str, str]], cache: str, ckpt: str) -> dict[str, 
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(TORCH_EXTENSIONS_DIR))
     out = {}
     for i, (dist, optim) in enumerate(cases):
-        job = compose_job(*f"dist={dist}".split(), f"optim={optim}", "dist.nproc=2", *TINY,
-                          f"data.cache_dir={cache}")
+        job = compose_job(
+            *f"dist={dist}".split(),
+            f"optim={optim}",
+            "dist.nproc=2",
+            *TINY,
+            f"data.cache_dir={cache}",
+        )
         try:
             a = Trainer(job)
             a.step(), a.step()
@@ -64,22 +76,28 @@ def test_every_supported_pair_trains_checkpoints_and_resumes_bit_exact(tmp_path,
     from trainer.dist.run import rank_main
 
     first = compose_job("dist=ddp", "dist.nproc=2", *TINY, f"data.cache_dir={cache_dir}")
-    got = spawn.start(2, rank_main, (lambda_free_roundtrip, first, SUPPORTED, str(cache_dir),
-                                     str(tmp_path / "ckpt")))
+    got = spawn.start(
+        2,
+        rank_main,
+        (lambda_free_roundtrip, first, SUPPORTED, str(cache_dir), str(tmp_path / "ckpt")),
+    )
     failed = {k: v for k, v in got.items() if v}
     assert not failed, failed
     assert len(got) == len(SUPPORTED)
 
 
-def lambda_free_roundtrip(job, cases, cache, ckpt):      # rank_main calls train(job, *args)
+def lambda_free_roundtrip(job, cases, cache, ckpt):  # rank_main calls train(job, *args)
     return roundtrip(cases, cache, ckpt)
 
 
 @pytest.mark.parametrize("dist", ["fsdp", "deepspeed"])
 def test_optimizers_that_need_whole_tensors_are_refused_when_sharded(dist):
     for optim in sorted(set(OPTIMIZERS.names()) - set(ELEMENTWISE_OPTIMIZERS)):
-        with pytest.raises(ConfigError, match=rf"optim='{optim}' is invalid: dist={dist} "
-                           r"shards every tensor.*use dist=ddp, or one of adam, adamw"):
+        with pytest.raises(
+            ConfigError,
+            match=rf"optim='{optim}' is invalid: dist={dist} "
+            r"shards every tensor.*use dist=ddp, or one of adam, adamw",
+        ):
             compose_job(f"dist={dist}", f"optim={optim}")
     with pytest.raises(ConfigError, match=rf"train.agc=0.003 is invalid.*{dist} shards"):
         compose_job(f"dist={dist}", "train.agc=0.003")

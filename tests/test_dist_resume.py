@@ -3,6 +3,7 @@
 resumes into the same MLflow run, bit-exact on the same number of ranks (DCP for ddp/fsdp,
 DeepSpeed's own checkpoint for ZeRO), past a damaged latest checkpoint, and on another number
 of ranks for fsdp (DCP reshards). A rank that dies ends the job."""
+
 from __future__ import annotations
 
 import math
@@ -20,14 +21,25 @@ from trainer import schema
 
 pytestmark = pytest.mark.slow
 
-TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_batch=4",
-        "ramp.start=16", "train.log_every=5", "train.eval_sequences=16", "train.threads=1"]
+TINY = [
+    "model.d_model=32",
+    "model.n_layers=1",
+    "data.seq_len=32",
+    "train.micro_batch=4",
+    "ramp.start=16",
+    "train.log_every=5",
+    "train.eval_sequences=16",
+    "train.threads=1",
+]
 
 
 @pytest.fixture
 def env(tmp_path, cache_dir):
-    return {"LMSWEEP_CACHE": str(cache_dir), "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
-            "MLFLOW_TRACKING_URI": ""}
+    return {
+        "LMSWEEP_CACHE": str(cache_dir),
+        "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
+        "MLFLOW_TRACKING_URI": "",
+    }
 
 
 def ranks_of(pid: int) -> list[int]:
@@ -42,9 +54,14 @@ def ranks_of(pid: int) -> list[int]:
 def launch_and_signal(args, cwd, env, signum, at_step, to_rank=None) -> tuple[int, str]:
     """Start `launch.py ARGS`; once it reports `at_step`, send `signum` to it (or to that one
     rank of it); return its exit code and output."""
-    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd,
-                            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "launch.py"), *args],
+        cwd=cwd,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     out = []
     for line in proc.stdout:
         out.append(line)
@@ -73,8 +90,15 @@ def test_usr2_to_one_rank_checkpoints_every_rank_and_resumes_bit_exact(tmp_path,
     """ddp: the signal reaches rank 1 only; both ranks save at one step (the job requeues as
     a one-process job would). The newest checkpoint is then damaged: the resumed run falls
     back to the one before and still ends bit for bit as the uninterrupted run."""
-    args = ["dist=ddp", "dist.nproc=2", *TINY, "budget.steps=100", "train.eval_every=50",
-            "train.checkpoint_every=10", "train.keep_checkpoints=2"]
+    args = [
+        "dist=ddp",
+        "dist.nproc=2",
+        *TINY,
+        "budget.steps=100",
+        "train.eval_every=50",
+        "train.checkpoint_every=10",
+        "train.keep_checkpoints=2",
+    ]
     ref_uri, ref = uninterrupted(tmp_path, env, args)
     work = tmp_path / "work"
     work.mkdir()
@@ -86,11 +110,11 @@ def test_usr2_to_one_rank_checkpoints_every_rank_and_resumes_bit_exact(tmp_path,
 
     (job_dir,) = (tmp_path / "ckpt").iterdir()
     saved = sorted(p for p in job_dir.iterdir() if p.name.startswith("step_"))
-    assert len(saved) == 2 and all(p.is_dir() for p in saved), saved   # pruned to 2
+    assert len(saved) == 2 and all(p.is_dir() for p in saved), saved  # pruned to 2
     newest = saved[-1]
     assert sorted(p.name for p in newest.glob("loop_*.pt")) == ["loop_0.pt", "loop_1.pt"]
     shard = max(newest.glob("*.distcp"), key=lambda p: p.stat().st_size)
-    with open(shard, "r+b") as f:                           # a copy cut short
+    with open(shard, "r+b") as f:  # a copy cut short
         f.truncate(shard.stat().st_size // 2)
 
     r = run_launch(*args, cwd=work, env=env)
@@ -101,7 +125,7 @@ def test_usr2_to_one_rank_checkpoints_every_rank_and_resumes_bit_exact(tmp_path,
     uri = f"sqlite:///{work / 'mlflow.db'}"
     assert run.data.metrics[schema.FINAL_VAL_LOSS] == ref.data.metrics[schema.FINAL_VAL_LOSS]
     for key in (schema.TRAIN_LOSS, schema.VAL_LOSS, schema.TOKENS):
-        assert history(uri, run, key) == history(ref_uri, ref, key), key   # no gap, no repeat
+        assert history(uri, run, key) == history(ref_uri, ref, key), key  # no gap, no repeat
     assert [s for s, _ in history(uri, run, schema.TRAIN_LOSS)] == list(range(5, 101, 5))
     assert not list(job_dir.glob("step_*[0-9]")), "a finished run keeps no checkpoints"
 
@@ -110,8 +134,14 @@ def test_sigterm_cancels_a_zero3_run_and_the_rerun_resumes_bit_exact(tmp_path, e
     """deepspeed ZeRO-3: SIGTERM (scancel, shutdown) to the job checkpoints every rank's
     partition with DeepSpeed's own save and ends the run KILLED; running the command again
     loads it and ends as the uninterrupted run."""
-    args = ["dist=deepspeed", "dist.zero_stage=3", "dist.nproc=2", *TINY, "budget.steps=60",
-            "train.eval_every=30"]
+    args = [
+        "dist=deepspeed",
+        "dist.zero_stage=3",
+        "dist.nproc=2",
+        *TINY,
+        "budget.steps=60",
+        "train.eval_every=30",
+    ]
     ref_uri, ref = uninterrupted(tmp_path, env, args)
     work = tmp_path / "work"
     work.mkdir()
@@ -122,7 +152,7 @@ def test_sigterm_cancels_a_zero3_run_and_the_rerun_resumes_bit_exact(tmp_path, e
     assert run.data.tags[schema.TAG_OUTCOME] == schema.OUTCOME_CANCELLED
     (job_dir,) = (tmp_path / "ckpt").iterdir()
     (saved,) = [p for p in job_dir.iterdir() if p.name.startswith("step_")]
-    assert len(list((saved / "zero").glob("*optim_states.pt"))) == 2   # a partition per rank
+    assert len(list((saved / "zero").glob("*optim_states.pt"))) == 2  # a partition per rank
 
     r = run_launch(*args, cwd=work, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -142,8 +172,7 @@ def test_fsdp_run_resumes_on_one_rank_within_1e4(tmp_path, env):
     ref_uri, ref = uninterrupted(tmp_path, env, [*base, "dist.nproc=2"])
     work = tmp_path / "work"
     work.mkdir()
-    code, out = launch_and_signal([*base, "dist.nproc=2"], work, env, signal.SIGUSR2,
-                                  at_step=10)
+    code, out = launch_and_signal([*base, "dist.nproc=2"], work, env, signal.SIGUSR2, at_step=10)
     assert code == -signal.SIGUSR2, out[-3000:]
     r = run_launch(*base, "dist.nproc=1", cwd=work, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -155,8 +184,11 @@ def test_fsdp_run_resumes_on_one_rank_within_1e4(tmp_path, env):
     assert [s for s, _ in got] == [s for s, _ in want] == list(range(5, 41, 5))
     for (step, a), (_, b) in zip(got, want):
         assert math.isclose(a, b, rel_tol=1e-4), (step, a, b)
-    assert math.isclose(run.data.metrics[schema.FINAL_VAL_LOSS],
-                        ref.data.metrics[schema.FINAL_VAL_LOSS], rel_tol=1e-4)
+    assert math.isclose(
+        run.data.metrics[schema.FINAL_VAL_LOSS],
+        ref.data.metrics[schema.FINAL_VAL_LOSS],
+        rel_tol=1e-4,
+    )
 
 
 def test_a_dead_rank_ends_the_job(tmp_path, env):

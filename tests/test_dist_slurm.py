@@ -4,6 +4,7 @@ TorchDistributedEnvironment), `srun --kill-on-bad-exit=1`; it ends as one FINISH
 with the loss of the same job run locally on 2 ranks, survives a USR2 preemption (requeued,
 resumed into the same run, gap-free, bit-exact), and a sweep whose jobs ask for different
 numbers of ranks goes to Slurm as one job array per resource shape."""
+
 from __future__ import annotations
 
 import subprocess
@@ -18,9 +19,20 @@ from tests.test_slurm import ENV, SLURM, on_slurm, sweep_record, wait_for
 from trainer import schema
 
 # train.threads=1 as the cluster preset sets it: the local reference computes the same sums
-LONG = ["dist=ddp", "dist.nproc=2", "model.d_model=32", "model.n_layers=1", "data.seq_len=32",
-        "train.micro_batch=4", "ramp.start=16", "budget.steps=400", "train.eval_every=200",
-        "train.log_every=10", "train.eval_sequences=16", "train.threads=1"]
+LONG = [
+    "dist=ddp",
+    "dist.nproc=2",
+    "model.d_model=32",
+    "model.n_layers=1",
+    "data.seq_len=32",
+    "train.micro_batch=4",
+    "ramp.start=16",
+    "budget.steps=400",
+    "train.eval_every=200",
+    "train.log_every=10",
+    "train.eval_sequences=16",
+    "train.threads=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +43,11 @@ def local_2_ranks(tmp_path_factory, corpus):
     cwd = tmp_path_factory.mktemp("local_ref")
     corpus_dir(cwd / "cache").parent.mkdir(parents=True)
     corpus_dir(cwd / "cache").symlink_to(corpus)
-    r = run_launch(*LONG, cwd=cwd, env={**ENV, "LMSWEEP_CACHE": str(cwd / "cache"),
-                                        "LMSWEEP_CHECKPOINTS": str(cwd / "ckpt")})
+    r = run_launch(
+        *LONG,
+        cwd=cwd,
+        env={**ENV, "LMSWEEP_CACHE": str(cwd / "cache"), "LMSWEEP_CHECKPOINTS": str(cwd / "ckpt")},
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     uri = f"sqlite:///{cwd / 'mlflow.db'}"
     (run,) = job_runs(uri)
@@ -45,20 +60,25 @@ def slurm_env(cache_dir: Path) -> dict:
 
 def tasks_of(job_id: str) -> int:
     """How many tasks the job's step ran (sacct)."""
-    r = subprocess.run(["sacct", "-j", job_id, "-n", "-P", "-o", "JobID,NTasks"],
-                       capture_output=True, text=True, timeout=60, check=True)
+    r = subprocess.run(
+        ["sacct", "-j", job_id, "-n", "-P", "-o", "JobID,NTasks"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return max(int(n) for j, n in (line.split("|") for line in r.stdout.split()) if n)
 
 
 @on_slurm
-def test_two_task_job_is_one_finished_run_with_the_local_loss(tmp_path, cache_dir,
-                                                              local_2_ranks):
+def test_two_task_job_is_one_finished_run_with_the_local_loss(tmp_path, cache_dir, local_2_ranks):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
-    r = run_launch("-m", *SLURM, *LONG, f"tracking.uri={uri}", cwd=tmp_path,
-                   env=slurm_env(cache_dir))
+    r = run_launch(
+        "-m", *SLURM, *LONG, f"tracking.uri={uri}", cwd=tmp_path, env=slurm_env(cache_dir)
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     (job,) = sweep_record(tmp_path)["jobs"]
-    assert tasks_of(job["slurm_job_id"]) == 2                       # a task per rank
+    assert tasks_of(job["slurm_job_id"]) == 2  # a task per rank
     assert Path(job["stdout"].replace("_0_log", "_1_log")).exists()  # rank 1's own log
     (run,) = job_runs(uri)
     ref_uri, ref = local_2_ranks
@@ -69,21 +89,37 @@ def test_two_task_job_is_one_finished_run_with_the_local_loss(tmp_path, cache_di
 
 
 @on_slurm
-def test_usr2_preempts_a_two_task_job_which_resumes_into_the_same_run(tmp_path, cache_dir,
-                                                                      local_2_ranks):
+def test_usr2_preempts_a_two_task_job_which_resumes_into_the_same_run(
+    tmp_path, cache_dir, local_2_ranks
+):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
-    r = run_launch("-m", *SLURM, "hydra.launcher.wait=false", *LONG, f"tracking.uri={uri}",
-                   cwd=tmp_path, env=slurm_env(cache_dir))
+    r = run_launch(
+        "-m",
+        *SLURM,
+        "hydra.launcher.wait=false",
+        *LONG,
+        f"tracking.uri={uri}",
+        cwd=tmp_path,
+        env=slurm_env(cache_dir),
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     jid = sweep_record(tmp_path)["jobs"][0]["slurm_job_id"]
     try:
-        wait_for(f"job {jid} to reach step 100", lambda: any(
-            "] step 100 " in p.read_text(errors="replace")
-            for p in tmp_path.rglob(f"{jid}_0_log.out")), every=0.5)
-        subprocess.run(["scancel", "--signal=USR2", jid], check=True)   # what preemption sends
+        wait_for(
+            f"job {jid} to reach step 100",
+            lambda: any(
+                "] step 100 " in p.read_text(errors="replace")
+                for p in tmp_path.rglob(f"{jid}_0_log.out")
+            ),
+            every=0.5,
+        )
+        subprocess.run(["scancel", "--signal=USR2", jid], check=True)  # what preemption sends
         client = MlflowClient(uri)
-        wait_for("the requeued job to finish its run", lambda: [
-            x for x in job_runs(uri) if x.info.status == "FINISHED"], timeout=300)
+        wait_for(
+            "the requeued job to finish its run",
+            lambda: [x for x in job_runs(uri) if x.info.status == "FINISHED"],
+            timeout=300,
+        )
     finally:
         subprocess.run(["scancel", jid], check=False)
     (run,) = job_runs(uri)
@@ -91,7 +127,7 @@ def test_usr2_preempts_a_two_task_job_which_resumes_into_the_same_run(tmp_path, 
     ref_uri, ref = local_2_ranks
     assert run.data.metrics[schema.FINAL_VAL_LOSS] == ref.data.metrics[schema.FINAL_VAL_LOSS]
     for key in (schema.TRAIN_LOSS, schema.VAL_LOSS, schema.TOKENS):
-        assert history(uri, run, key) == history(ref_uri, ref, key), key   # no gap, no repeat
+        assert history(uri, run, key) == history(ref_uri, ref, key), key  # no gap, no repeat
     assert [s for s, _ in history(uri, run, schema.TRAIN_LOSS)] == list(range(10, 401, 10))
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
 
@@ -102,15 +138,25 @@ def test_sweep_of_one_and_two_rank_jobs_submits_an_array_per_shape(tmp_path, cac
     small job is one task, the big one two; each shape is its own job array."""
     presets = tmp_path / "conf" / "size"
     presets.mkdir(parents=True)
-    (presets / "small.yaml").write_text("# @package _global_\ndefaults:\n"
-                                        "  - override /dist: none\n")
-    (presets / "big.yaml").write_text("# @package _global_\ndefaults:\n"
-                                      "  - override /dist: ddp\ndist:\n  nproc: 2\n")
+    (presets / "small.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /dist: none\n"
+    )
+    (presets / "big.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /dist: ddp\ndist:\n  nproc: 2\n"
+    )
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     tiny = [o for o in LONG if not o.startswith(("dist", "budget.steps"))]
-    r = run_launch("-m", *SLURM, "+size=small,big", f"hydra.searchpath=[file://{tmp_path}/conf]",
-                   *tiny, "budget.steps=20", f"tracking.uri={uri}", cwd=tmp_path,
-                   env=slurm_env(cache_dir))
+    r = run_launch(
+        "-m",
+        *SLURM,
+        "+size=small,big",
+        f"hydra.searchpath=[file://{tmp_path}/conf]",
+        *tiny,
+        "budget.steps=20",
+        f"tracking.uri={uri}",
+        cwd=tmp_path,
+        env=slurm_env(cache_dir),
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     rec = sweep_record(tmp_path)
     assert len(rec["arrays"]) == 2
@@ -119,4 +165,6 @@ def test_sweep_of_one_and_two_rank_jobs_submits_an_array_per_shape(tmp_path, cac
     runs = job_runs(uri)
     assert {x.info.status for x in runs} == {"FINISHED"} and len(runs) == 2
     assert {x.info.run_name: x.data.params["dist.name"] for x in runs} == {
-        "+size=small": "none", "+size=big": "ddp"}
+        "+size=small": "none",
+        "+size=big": "ddp",
+    }

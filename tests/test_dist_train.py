@@ -5,6 +5,7 @@ MLflow run that records how it was distributed.
 
 DeepSpeed JIT-builds its shm comm op on first use (~30 s on 2 cores) into
 .cache/lmsweep/torch_extensions (trainer/dist/env.py), which CI keeps between runs."""
+
 from __future__ import annotations
 
 import math
@@ -20,9 +21,18 @@ pytestmark = pytest.mark.slow
 # 20 steps of 4 micro-batches of 4 windows: 2 micro-batches per rank on 2 ranks. Float rounding
 # of the gradient sums (which rank adds which micro-batch) is chaotic over long runs of a
 # model this small (about 1e-7 relative after 30 steps, 1e-4 after 50): the curve is short.
-TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_batch=4",
-        "ramp.start=16", "budget.steps=20", "train.log_every=2", "train.eval_every=10",
-        "train.eval_sequences=16", "train.threads=1"]
+TINY = [
+    "model.d_model=32",
+    "model.n_layers=1",
+    "data.seq_len=32",
+    "train.micro_batch=4",
+    "ramp.start=16",
+    "budget.steps=20",
+    "train.log_every=2",
+    "train.eval_every=10",
+    "train.eval_sequences=16",
+    "train.threads=1",
+]
 # dist.nproc is not part of a job's identity (the training is the same on any number of
 # ranks), so the sweep of both sizes asks for both runs with rerun=true.
 BOTH_SIZES = ["dist.nproc=1,2", "hydra.sweeper.rerun=true"]
@@ -42,9 +52,18 @@ def sweep(tmp_path_factory, corpus, *overrides: str) -> str:
     cache = cwd / "cache"
     corpus_dir(cache).parent.mkdir(parents=True)
     corpus_dir(cache).symlink_to(corpus)
-    r = run_launch("-m", *overrides, *BOTH_SIZES, *TINY, cwd=cwd,
-                   env={"LMSWEEP_CACHE": str(cache), "LMSWEEP_CHECKPOINTS": str(cwd / "ckpt"),
-                        "MLFLOW_TRACKING_URI": ""})
+    r = run_launch(
+        "-m",
+        *overrides,
+        *BOTH_SIZES,
+        *TINY,
+        cwd=cwd,
+        env={
+            "LMSWEEP_CACHE": str(cache),
+            "LMSWEEP_CHECKPOINTS": str(cwd / "ckpt"),
+            "MLFLOW_TRACKING_URI": "",
+        },
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return f"sqlite:///{cwd / 'mlflow.db'}"
 
@@ -62,21 +81,27 @@ def zero(tmp_path_factory, corpus):
 def job_runs(uri: str) -> list:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("lmsweep")
-    return [r for r in client.search_runs([exp.experiment_id])
-            if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_JOB]
+    return [
+        r
+        for r in client.search_runs([exp.experiment_id])
+        if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_JOB
+    ]
 
 
 def history(uri: str, run, key: str) -> list[tuple[int, float]]:
-    return [(m.step, m.value) for m in sorted(MlflowClient(uri).get_metric_history(
-        run.info.run_id, key), key=lambda m: m.step)]
+    return [
+        (m.step, m.value)
+        for m in sorted(
+            MlflowClient(uri).get_metric_history(run.info.run_id, key), key=lambda m: m.step
+        )
+    ]
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_two_ranks_give_the_one_rank_loss_curve(case, request):
     picks, rel = CASES[case]
     uri = request.getfixturevalue("zero" if case.startswith("zero") else "ddp_fsdp")
-    runs = [r for r in job_runs(uri)
-            if all(r.data.params[k] == v for k, v in picks.items())]
+    runs = [r for r in job_runs(uri) if all(r.data.params[k] == v for k, v in picks.items())]
     # one MLflow run per job, whatever its number of ranks: only rank 0 talks to MLflow
     by_world = {int(r.data.tags["lmsweep.dist.world_size"]): r for r in runs}
     assert len(runs) == 2 and sorted(by_world) == [1, 2], [r.info.run_name for r in runs]
@@ -99,7 +124,7 @@ def test_two_ranks_give_the_one_rank_loss_curve(case, request):
         assert two.data.tags["lmsweep.dist.zero_stage"] == picks["dist.zero_stage"]
     peaks = {k: v for k, v in two.data.metrics.items() if k.startswith("peak_memory_mib_rank_")}
     assert sorted(peaks) == ["peak_memory_mib_rank_0", "peak_memory_mib_rank_1"]
-    assert all(v > 10 for v in peaks.values())          # MiB: a Python process with torch
+    assert all(v > 10 for v in peaks.values())  # MiB: a Python process with torch
 
 
 def test_non_finite_steps_are_skipped_alike_on_every_rank(tmp_path, cache_dir):
@@ -107,11 +132,21 @@ def test_non_finite_steps_are_skipped_alike_on_every_rank(tmp_path, cache_dir):
     Every rank sees the same verdict (the loss is averaged over ranks, the gradient norm is
     global; DeepSpeed's own overflow check likewise), so the run ends `diverged` after
     max_bad_steps, as a one-process run does, instead of one rank waiting for another."""
-    r = run_launch("-m", "dist=ddp,deepspeed", "dist.nproc=2", "optim.lr=1e30",
-                   *[o for o in TINY if not o.startswith("budget")], "budget.steps=30",
-                   "train.max_bad_steps=3", cwd=tmp_path,
-                   env={"LMSWEEP_CACHE": str(cache_dir), "MLFLOW_TRACKING_URI": "",
-                        "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt")})
+    r = run_launch(
+        "-m",
+        "dist=ddp,deepspeed",
+        "dist.nproc=2",
+        "optim.lr=1e30",
+        *[o for o in TINY if not o.startswith("budget")],
+        "budget.steps=30",
+        "train.max_bad_steps=3",
+        cwd=tmp_path,
+        env={
+            "LMSWEEP_CACHE": str(cache_dir),
+            "MLFLOW_TRACKING_URI": "",
+            "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
+        },
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     runs = job_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert sorted(x.data.params["dist.name"] for x in runs) == ["ddp", "deepspeed"]

@@ -1,5 +1,6 @@
 """End to end: `python launch.py -m ...` trains real models and records them in MLflow, both in
 the default SQLite file of the launch directory and on a real tracking server."""
+
 from __future__ import annotations
 
 import math
@@ -12,9 +13,17 @@ from trainer import schema
 
 pytestmark = pytest.mark.slow
 
-TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_batch=8",
-        "ramp.start=8", "budget.steps=40", "train.eval_every=20", "train.log_every=5",
-        "train.eval_sequences=16"]
+TINY = [
+    "model.d_model=32",
+    "model.n_layers=1",
+    "data.seq_len=32",
+    "train.micro_batch=8",
+    "ramp.start=8",
+    "budget.steps=40",
+    "train.eval_every=20",
+    "train.log_every=5",
+    "train.eval_sequences=16",
+]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "server"])
@@ -23,9 +32,15 @@ def sweep(request, tmp_path_factory, corpus):
     uri = store_uri(request.param, cwd, request)
     # sqlite: nothing set, the default store of the launch directory; server: tracking.uri.
     where = [f"tracking.uri={uri}"] if request.param == "server" else []
-    r = run_launch("-m", "model=mixer,transformer", *TINY, *where, f"tracking.experiment={EXP}",
-                   cwd=cwd, env={"LMSWEEP_CACHE": str(link_corpus(cwd / "cache", corpus)),
-                                 "MLFLOW_TRACKING_URI": ""})
+    r = run_launch(
+        "-m",
+        "model=mixer,transformer",
+        *TINY,
+        *where,
+        f"tracking.experiment={EXP}",
+        cwd=cwd,
+        env={"LMSWEEP_CACHE": str(link_corpus(cwd / "cache", corpus)), "MLFLOW_TRACKING_URI": ""},
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r, MlflowClient(uri)
 
@@ -75,10 +90,21 @@ def test_metric_histories_exist_and_the_loss_fell(sweep):
     jobs, _ = job_runs(client)
     for r in jobs:
         rid = r.info.run_id
-        hist = {m: client.get_metric_history(rid, m) for m in (
-            schema.TRAIN_LOSS, schema.VAL_LOSS, schema.LR, schema.TOKENS, schema.FLOPS,
-            schema.WALL_CLOCK, schema.TOKENS_PER_S, schema.BATCH_TOKENS, schema.GRAD_NORM)}
-        assert len(hist[schema.TRAIN_LOSS]) == 8                 # every 5 of 40 steps
+        hist = {
+            m: client.get_metric_history(rid, m)
+            for m in (
+                schema.TRAIN_LOSS,
+                schema.VAL_LOSS,
+                schema.LR,
+                schema.TOKENS,
+                schema.FLOPS,
+                schema.WALL_CLOCK,
+                schema.TOKENS_PER_S,
+                schema.BATCH_TOKENS,
+                schema.GRAD_NORM,
+            )
+        }
+        assert len(hist[schema.TRAIN_LOSS]) == 8  # every 5 of 40 steps
         assert [m.step for m in hist[schema.VAL_LOSS]] == [20, 40]
         assert hist[schema.TOKENS][-1].value == 40 * 8 * 32
         assert all(m.value == 8 * 32 for m in hist[schema.BATCH_TOKENS])
@@ -86,7 +112,7 @@ def test_metric_histories_exist_and_the_loss_fell(sweep):
         assert train[-1] < train[0] - 0.5
         m = r.data.metrics
         assert m[schema.FINAL_VAL_LOSS] == hist[schema.VAL_LOSS][-1].value
-        assert m[schema.FINAL_VAL_LOSS] < math.log(257)                  # below uniform
+        assert m[schema.FINAL_VAL_LOSS] < math.log(257)  # below uniform
         # Adam: 2 fp32 moments per parameter
         assert m[schema.OPTIMIZER_STATE_BYTES_PER_PARAM] == pytest.approx(8, rel=0.01)
         assert 2.5 < m[schema.UNIGRAM_ENTROPY] < 4

@@ -1,6 +1,7 @@
 """Damaged or orphaned files never lose what was recorded and never leave a job stuck: a
 truncated latest checkpoint falls back to the previous one; a checkpoint whose run or whole
 store was deleted is set aside and the job starts a new run; each says so once."""
+
 from __future__ import annotations
 
 import shutil
@@ -20,8 +21,11 @@ ARGS = [*SHAPE, f"budget.steps={STEPS}", "train.checkpoint_every=100", "train.ke
 @pytest.fixture
 def killed(tmp_path, corpus):
     """A run killed -9 at step ~250, with checkpoints at steps 100 and 200."""
-    env = {"LMSWEEP_CACHE": str(link_corpus(tmp_path / "cache", corpus)),
-           "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"), "MLFLOW_TRACKING_URI": ""}
+    env = {
+        "LMSWEEP_CACHE": str(link_corpus(tmp_path / "cache", corpus)),
+        "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
+        "MLFLOW_TRACKING_URI": "",
+    }
     kill9_at(ARGS, tmp_path, env, "] step 250 ")
     files = sorted((tmp_path / "ckpt").rglob("step_*.pt"))
     assert [f.name for f in files] == ["step_000000100.pt", "step_000000200.pt"]
@@ -35,7 +39,7 @@ def test_truncated_latest_checkpoint_falls_back_to_the_previous(killed):
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout + r.stderr
     assert f"checkpoint {latest} is unreadable" in out and f"falling back to {older.name}" in out
-    client, (run,) = runs_of(cwd)                  # resumed into its run, from step 100
+    client, (run,) = runs_of(cwd)  # resumed into its run, from step 100
     assert run.info.status == "FINISHED" and run.data.tags[schema.TAG_RESUMES] == "1"
     assert_complete(client, run.info.run_id, STEPS)
 
@@ -54,7 +58,7 @@ def test_deleted_run_starts_a_new_run_and_sets_the_checkpoint_aside(killed):
     client, (fresh,) = runs_of(cwd)
     assert fresh.info.run_id != run.info.run_id and fresh.info.status == "FINISHED"
     assert_complete(client, fresh.info.run_id, STEPS)
-    r = run_launch(*ARGS, cwd=cwd, env=env)          # and it does not repeat on later launches
+    r = run_launch(*ARGS, cwd=cwd, env=env)  # and it does not repeat on later launches
     assert "was deleted" not in r.stdout + r.stderr
 
 

@@ -1,6 +1,7 @@
 """kill -9: with a periodic checkpoint the next launch resumes into the same run with a gap-free,
 duplicate-free history; without one it closes the dead run (FAILED, with the reason) and
 trains anew. No run is ever left RUNNING, in a single run or in a sweep (parent included)."""
+
 from __future__ import annotations
 
 import signal
@@ -20,8 +21,11 @@ STEPS = 400
 
 @pytest.fixture
 def env(tmp_path, corpus):
-    return {"LMSWEEP_CACHE": str(link_corpus(tmp_path / "cache", corpus)),
-            "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"), "MLFLOW_TRACKING_URI": ""}
+    return {
+        "LMSWEEP_CACHE": str(link_corpus(tmp_path / "cache", corpus)),
+        "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
+        "MLFLOW_TRACKING_URI": "",
+    }
 
 
 def kill9_at(args, cwd, env, marker: str) -> None:
@@ -39,9 +43,9 @@ def runs_of(cwd):
 
 def test_kill9_after_a_periodic_checkpoint_resumes_gap_free(tmp_path, env):
     args = [*SHAPE, f"budget.steps={STEPS}", "train.checkpoint_every=100"]
-    kill9_at(args, tmp_path, env, "] step 250 ")       # past the checkpoint at 200
+    kill9_at(args, tmp_path, env, "] step 250 ")  # past the checkpoint at 200
     client, (run,) = runs_of(tmp_path)
-    assert run.info.status == "RUNNING"                 # nothing could close it
+    assert run.info.status == "RUNNING"  # nothing could close it
     r = run_launch(*args, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     client, (run,) = runs_of(tmp_path)
@@ -65,24 +69,33 @@ def test_kill9_without_checkpoint_closes_the_dead_run_and_trains_anew(tmp_path, 
 
 
 def test_kill9_of_a_sweep_leaves_nothing_running(tmp_path, env):
-    args = ["-m", "model=mixer,transformer", *SHAPE, f"budget.steps={STEPS}",
-            "train.checkpoint_every=100"]
+    args = [
+        "-m",
+        "model=mixer,transformer",
+        *SHAPE,
+        f"budget.steps={STEPS}",
+        "train.checkpoint_every=100",
+    ]
     kill9_at(args, tmp_path, env, "[model=mixer] step 150 ")
     client, runs = runs_of(tmp_path)
-    assert {r.info.status for r in runs} == {"RUNNING"} and len(runs) == 2   # parent + job
+    assert {r.info.status for r in runs} == {"RUNNING"} and len(runs) == 2  # parent + job
     # `status --reconcile` closes what the dead sweeper left
-    r = subprocess.run([sys.executable, "-m", "sweeper", "status", "--reconcile"], cwd=tmp_path,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "sweeper", "status", "--reconcile"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("was RUNNING but its process") == 2, r.stdout
     client, runs = runs_of(tmp_path)
     assert "RUNNING" not in {r.info.status for r in runs}
-    r = run_launch(*args, cwd=tmp_path, env=env)           # the same sweep again
+    r = run_launch(*args, cwd=tmp_path, env=env)  # the same sweep again
     assert r.returncode == 0, r.stderr[-3000:]
     client, runs = runs_of(tmp_path)
     assert "RUNNING" not in {r.info.status for r in runs}
     jobs = [r for r in runs if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_JOB]
     assert sorted(r.info.run_name for r in jobs) == ["model=mixer", "model=transformer"]
-    for r in jobs:                                          # the mixer resumed its run
+    for r in jobs:  # the mixer resumed its run
         assert r.info.status == "FINISHED"
         assert_complete(client, r.info.run_id, STEPS)

@@ -1,6 +1,7 @@
 """The tracking server goes away mid-sweep. Training goes on and nothing logged is lost: back
 within the limit, every history is complete, in order and without duplicates; gone past it,
 the job checkpoints, says so naming the URI, and the next launch finishes the run."""
+
 from __future__ import annotations
 
 import os
@@ -18,16 +19,29 @@ from trainer import schema
 pytestmark = pytest.mark.slow
 
 # ~10-20 ms per step on one thread: the first job is still training when the server dies.
-SHAPE = ["model.d_model=64", "model.n_layers=2", "data.seq_len=64", "train.micro_batch=8",
-         "ramp.start=8", "train.eval_every=100", "train.log_every=10", "train.eval_sequences=16",
-         "train.threads=1"]
+SHAPE = [
+    "model.d_model=64",
+    "model.n_layers=2",
+    "data.seq_len=64",
+    "train.micro_batch=8",
+    "ramp.start=8",
+    "train.eval_every=100",
+    "train.log_every=10",
+    "train.eval_sequences=16",
+    "train.threads=1",
+]
 STEPS = 600
 
 
 def start_launch(args, cwd, env) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd,
-                            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "launch.py"), *args],
+        cwd=cwd,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def read_until(proc: subprocess.Popen, marker: str, out: list[str]) -> None:
@@ -47,18 +61,30 @@ def assert_complete(client: MlflowClient, run_id: str, steps: int) -> None:
 
 @pytest.fixture
 def env(tmp_path, corpus):
-    return {"LMSWEEP_CACHE": str(link_corpus(tmp_path / "cache", corpus)),
-            "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"), "MLFLOW_TRACKING_URI": ""}
+    return {
+        "LMSWEEP_CACHE": str(link_corpus(tmp_path / "cache", corpus)),
+        "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
+        "MLFLOW_TRACKING_URI": "",
+    }
 
 
 def test_server_killed_mid_sweep_and_restarted_loses_nothing(tmp_path, env):
     server = MlflowServer(tmp_path / "server").start()
     try:
-        proc = start_launch(["-m", "model=mixer,transformer", *SHAPE, f"budget.steps={STEPS}",
-                             f"tracking.uri={server.uri}"], tmp_path, env)
+        proc = start_launch(
+            [
+                "-m",
+                "model=mixer,transformer",
+                *SHAPE,
+                f"budget.steps={STEPS}",
+                f"tracking.uri={server.uri}",
+            ],
+            tmp_path,
+            env,
+        )
         out: list[str] = []
         read_until(proc, "[model=mixer] step 100 ", out)
-        server.stop()                              # mid-training of the first job
+        server.stop()  # mid-training of the first job
         read_until(proc, "[model=mixer] step 300 ", out)
         time.sleep(3)
         server.start()
@@ -73,7 +99,7 @@ def test_server_killed_mid_sweep_and_restarted_loses_nothing(tmp_path, env):
         runs = client.search_runs([exp.experiment_id])
         jobs = [r for r in runs if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_JOB]
         assert sorted(r.info.run_name for r in jobs) == ["model=mixer", "model=transformer"]
-        assert {r.info.status for r in runs} == {"FINISHED"}       # parent included
+        assert {r.info.status for r in runs} == {"FINISHED"}  # parent included
         for r in jobs:
             assert_complete(client, r.info.run_id, STEPS)
             assert r.data.metrics[schema.FINAL_VAL_LOSS] > 0
@@ -83,8 +109,12 @@ def test_server_killed_mid_sweep_and_restarted_loses_nothing(tmp_path, env):
 
 def test_outage_past_the_limit_checkpoints_and_the_next_launch_finishes(tmp_path, env):
     server = MlflowServer(tmp_path / "server").start()
-    args = [*SHAPE, f"budget.steps={STEPS}", f"tracking.uri={server.uri}",
-            "tracking.outage_limit_s=4"]
+    args = [
+        *SHAPE,
+        f"budget.steps={STEPS}",
+        f"tracking.uri={server.uri}",
+        "tracking.outage_limit_s=4",
+    ]
     try:
         proc = start_launch(args, tmp_path, env)
         out: list[str] = []
@@ -100,7 +130,7 @@ def test_outage_past_the_limit_checkpoints_and_the_next_launch_finishes(tmp_path
         assert list((tmp_path / "ckpt").rglob("metrics_spill.jsonl"))
 
         server.start()
-        proc = start_launch(args, tmp_path, env)       # the same command: finishes the run
+        proc = start_launch(args, tmp_path, env)  # the same command: finishes the run
         text = proc.stdout.read()
         assert proc.wait(timeout=300) == 0, text[-3000:]
         client = MlflowClient(server.uri)

@@ -1,5 +1,6 @@
 """MFU: peaks by GPU name, the measured CPU peak cached once per machine, and the GPU benchmark
 script (its --small shape runs here, on the CPU)."""
+
 import importlib.util
 
 import numpy as np
@@ -11,19 +12,22 @@ from trainer import perf
 from trainer.perf import Peak, device_peak, peak_flops
 
 
-@pytest.mark.parametrize("name,dtype,tflops", [
-    ("NVIDIA H100 80GB HBM3", "bf16", 989),         # SXM, as torch.cuda.get_device_name says
-    ("NVIDIA H100 PCIe", "bf16", 756),
-    ("NVIDIA H100 NVL", "fp32", 417.5),             # fp32 matmuls run as TF32
-    ("NVIDIA H200", "bf16", 989),
-    ("NVIDIA A100-SXM4-80GB", "bf16", 312),
-    ("NVIDIA A100 80GB PCIe", "fp32", 156),
-    ("NVIDIA L40S", "bf16", 362),                    # not an L40, not an L4
-    ("NVIDIA L4", "bf16", 121),
-    ("NVIDIA A10", "bf16", 125),
-    ("Tesla V100-SXM2-32GB", "bf16", 15.7),         # no bf16 units
-    ("NVIDIA GeForce RTX 4090", "bf16", 165.2),
-])
+@pytest.mark.parametrize(
+    "name,dtype,tflops",
+    [
+        ("NVIDIA H100 80GB HBM3", "bf16", 989),  # SXM, as torch.cuda.get_device_name says
+        ("NVIDIA H100 PCIe", "bf16", 756),
+        ("NVIDIA H100 NVL", "fp32", 417.5),  # fp32 matmuls run as TF32
+        ("NVIDIA H200", "bf16", 989),
+        ("NVIDIA A100-SXM4-80GB", "bf16", 312),
+        ("NVIDIA A100 80GB PCIe", "fp32", 156),
+        ("NVIDIA L40S", "bf16", 362),  # not an L40, not an L4
+        ("NVIDIA L4", "bf16", 121),
+        ("NVIDIA A10", "bf16", 125),
+        ("Tesla V100-SXM2-32GB", "bf16", 15.7),  # no bf16 units
+        ("NVIDIA GeForce RTX 4090", "bf16", 165.2),
+    ],
+)
 def test_datasheet_peaks_by_device_name(name, dtype, tflops):
     assert peak_flops(name, dtype) == Peak(tflops * 1e12, "datasheet")
 
@@ -35,18 +39,19 @@ def test_unknown_gpus_are_marked_as_estimates(name):
 
 def test_the_cpu_peak_is_measured_once_per_machine_and_threads(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(perf, "measure_matmul_flops",
-                        lambda device, dtype: calls.append(dtype) or 1e11)
+    monkeypatch.setattr(
+        perf, "measure_matmul_flops", lambda device, dtype: calls.append(dtype) or 1e11
+    )
     monkeypatch.setattr(perf, "MEASURED", {})
     cpu = torch.device("cpu")
     assert device_peak(cpu, "fp32", tmp_path) == Peak(1e11, "measured")
-    assert device_peak(cpu, "fp32", tmp_path / "elsewhere").flops == 1e11   # this process's
-    monkeypatch.setattr(perf, "MEASURED", {})        # a new process: read back from disk
+    assert device_peak(cpu, "fp32", tmp_path / "elsewhere").flops == 1e11  # this process's
+    monkeypatch.setattr(perf, "MEASURED", {})  # a new process: read back from disk
     assert device_peak(cpu, "fp32", tmp_path).flops == 1e11
     assert calls == ["fp32"]
     threads = torch.get_num_threads()
     try:
-        torch.set_num_threads(threads + 1)           # another machine key: measured again
+        torch.set_num_threads(threads + 1)  # another machine key: measured again
         device_peak(cpu, "fp32", tmp_path)
     finally:
         torch.set_num_threads(threads)

@@ -1,6 +1,7 @@
 """What every model family must provide, checked over the MODELS registry rather than by
 convention: a declared role for every parameter, each row exactly once (its init, weight decay
 and optimizer kind follow from it), and the FLOPs of its blocks' sequence mixing."""
+
 import functools
 import math
 
@@ -18,8 +19,15 @@ FAMILIES = MODELS.names()
 # Every family with biases (each Linear declares one more parameter), plus the variants that
 # add or remove parameters: positions, ReZero gates, random synthesis, a plain MLP, DeepNet.
 VARIANTS = [(name, ("model.bias=true",)) for name in FAMILIES] + [
-    ("transformer", ("model.positions=scaled_sinusoidal", "model.rezero=true",
-                     "model.norm=none", "model.tie_embeddings=false")),
+    (
+        "transformer",
+        (
+            "model.positions=scaled_sinusoidal",
+            "model.rezero=true",
+            "model.norm=none",
+            "model.tie_embeddings=false",
+        ),
+    ),
     ("transformer", ("model.mlp=gelu", "model.positions=rotary")),
     ("synthesizer", ("model.synthesis=random",)),
     ("mixer", ("model.norm=post", "model.deepnet=true")),
@@ -29,8 +37,9 @@ VARIANTS = [(name, ("model.bias=true",)) for name in FAMILIES] + [
 @functools.lru_cache(maxsize=None)
 def small(name: str, *overrides: str):
     gau = ("model.qk_dim=16",) if name == "gau" else ()
-    return compose_job(f"model={name}", "model.d_model=32", "model.n_layers=2", "data.seq_len=24",
-                       *gau, *overrides).model
+    return compose_job(
+        f"model={name}", "model.d_model=32", "model.n_layers=2", "data.seq_len=24", *gau, *overrides
+    ).model
 
 
 def variant_id(v) -> str:
@@ -70,8 +79,11 @@ class CountedBlock(Block):
 
 def test_a_family_that_does_not_declare_its_parameters_cannot_be_built():
     cfg = small("transformer")
-    with pytest.raises(TypeError, match=r"blocks\.0\.branches\.0\.f\.w\.weight has no declared "
-                                        r"role.*blocks\.0\.branches\.0\.f\.w\.bias has no"):
+    with pytest.raises(
+        TypeError,
+        match=r"blocks\.0\.branches\.0\.f\.w\.weight has no declared "
+        r"role.*blocks\.0\.branches\.0\.f\.w\.bias has no",
+    ):
         CausalLM(cfg, VOCAB, [CountedBlock(cfg, Undeclared())])
 
 
@@ -100,9 +112,12 @@ def xavier(w: torch.Tensor) -> float:
     return math.sqrt(2 / (fan_in + fan_out))
 
 
-@pytest.mark.parametrize("name,overrides", [(name, ("model.bias=true",)) for name in FAMILIES]
-                         + [(name, ("model.norm=post", "model.deepnet=true"))
-                            for name in FAMILIES], ids=variant_id)
+@pytest.mark.parametrize(
+    "name,overrides",
+    [(name, ("model.bias=true",)) for name in FAMILIES]
+    + [(name, ("model.norm=post", "model.deepnet=true")) for name in FAMILIES],
+    ids=variant_id,
+)
 def test_init_follows_the_declared_roles(name, overrides):
     """GPT-2: N(0, 0.02), 0.02/sqrt(2L) into the residual stream, zero biases; DeepNet: Xavier
     per matrix, gain 1 for queries/keys and (8N)^(-1/4) per decoder layer for the rest."""

@@ -1,5 +1,6 @@
 """Causality (and bidirectionality) of every family, the switches users ablate, and the
 parameter/FLOP accounting the runs are tagged with."""
+
 import functools
 import math
 
@@ -13,7 +14,7 @@ from trainer.models.common import Residual, Rotary, SequenceMap
 
 VOCAB = 257
 T = 24
-PERTURBED = 11                      # the position whose token the causality tests change
+PERTURBED = 11  # the position whose token the causality tests change
 FAMILIES = GROUPS["model"].names()
 # Every family, plus the variants that change how tokens are mixed or positions enter.
 VARIANTS = [(name, ()) for name in FAMILIES] + [
@@ -32,8 +33,14 @@ def variant_id(v) -> str:
 @functools.lru_cache(maxsize=None)
 def small(name: str, *overrides: str):
     gau = ("model.qk_dim=16",) if name == "gau" else ()
-    return compose_job(f"model={name}", "model.d_model=32", "model.n_layers=2", f"data.seq_len={T}",
-                       *gau, *overrides).model
+    return compose_job(
+        f"model={name}",
+        "model.d_model=32",
+        "model.n_layers=2",
+        f"data.seq_len={T}",
+        *gau,
+        *overrides,
+    ).model
 
 
 def noisy(model):
@@ -60,7 +67,7 @@ def test_future_tokens_do_not_change_earlier_logits(name, overrides):
     a, b = logits_after_perturbing(noisy(build_model(small(name, *overrides), VOCAB)))
     t = PERTURBED
     assert torch.allclose(a[:, :t], b[:, :t], atol=1e-6), "logits before t saw token t"
-    assert not torch.allclose(a[:, t + 1:], b[:, t + 1:], atol=1e-4), "t reached nothing later"
+    assert not torch.allclose(a[:, t + 1 :], b[:, t + 1 :], atol=1e-4), "t reached nothing later"
 
 
 @pytest.mark.parametrize("name,overrides", VARIANTS, ids=variant_id)
@@ -77,7 +84,7 @@ def test_each_family_trains(name):
     torch.manual_seed(0)
     model = build_model(small(name), VOCAB)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    w = torch.randint(0, 16, (4, T + 1))             # a small alphabet: quick to learn
+    w = torch.randint(0, 16, (4, T + 1))  # a small alphabet: quick to learn
     losses = []
     for _ in range(8):
         loss = model.loss(w[:, :-1], w[:, 1:])
@@ -93,7 +100,7 @@ def test_param_counts_are_exact(name):
     cfg = small(name)
     model = build_model(cfg, VOCAB)
     total, non_emb = model.param_counts()
-    assert total == sum(p.numel() for p in model.parameters())   # tied head counted once
+    assert total == sum(p.numel() for p in model.parameters())  # tied head counted once
     positions = {"learned": cfg.max_seq_len * cfg.d_model, "scaled_sinusoidal": 1}
     assert total - non_emb == VOCAB * cfg.d_model + positions.get(cfg.positions, 0)
 
@@ -123,19 +130,24 @@ def test_flops_per_token_follows_palm_for_the_transformer():
     assert model.flops_per_token(T) == 6 * block_params + 12 * L * T * d + 6 * d * VOCAB
 
 
-@pytest.mark.parametrize("name,mixing", [
-    ("mixer", lambda c: 12 * T * c.d_model),                   # two T x T maps per channel
-    ("gmlp", lambda c: 6 * T * 3 * c.d_model),                 # one map per gated channel (d_ffn/2)
-    ("gau", lambda c: 6 * T * (c.qk_dim + 2 * c.d_model)),     # QK^T and AV
-    ("synthesizer", lambda c: 6 * T * c.d_model),              # AV only
-])
+@pytest.mark.parametrize(
+    "name,mixing",
+    [
+        ("mixer", lambda c: 12 * T * c.d_model),  # two T x T maps per channel
+        ("gmlp", lambda c: 6 * T * 3 * c.d_model),  # one map per gated channel (d_ffn/2)
+        ("gau", lambda c: 6 * T * (c.qk_dim + 2 * c.d_model)),  # QK^T and AV
+        ("synthesizer", lambda c: 6 * T * c.d_model),  # AV only
+    ],
+)
 def test_flops_count_sequence_maps_per_channel_not_per_weight(name, mixing):
     cfg = small(name)
     model = build_model(cfg, VOCAB)
     per_token = sum(p.numel() for p in model.blocks.parameters()) - sum(
-        m.weight.numel() for m in model.blocks.modules() if isinstance(m, SequenceMap))
-    assert model.flops_per_token(T) == (6 * per_token + cfg.n_layers * mixing(cfg)
-                                        + 6 * cfg.d_model * VOCAB)
+        m.weight.numel() for m in model.blocks.modules() if isinstance(m, SequenceMap)
+    )
+    assert model.flops_per_token(T) == (
+        6 * per_token + cfg.n_layers * mixing(cfg) + 6 * cfg.d_model * VOCAB
+    )
 
 
 def test_rezero_blocks_start_as_the_identity():
@@ -151,12 +163,12 @@ def test_deepnet_scales_the_shortcut_and_the_init_by_depth():
     cfg = small("transformer", "model.norm=post", "model.deepnet=true")
     model = build_model(cfg, VOCAB)
     branches = [m for m in model.modules() if isinstance(m, Residual)]
-    N = cfg.n_layers                                  # decoder-only: alpha=(2N)^1/4, beta=(8N)^-1/4
+    N = cfg.n_layers  # decoder-only: alpha=(2N)^1/4, beta=(8N)^-1/4
     assert all(b.alpha == pytest.approx((2 * N) ** 0.25) for b in branches)
-    q, k, v = model.blocks[0].branches[0].f.qkv.weight.split(cfg.d_model)   # one fused GEMM
-    xavier = math.sqrt(2 / (2 * cfg.d_model))         # each d x d projection on its own
+    q, k, v = model.blocks[0].branches[0].f.qkv.weight.split(cfg.d_model)  # one fused GEMM
+    xavier = math.sqrt(2 / (2 * cfg.d_model))  # each d x d projection on its own
     assert v.std().item() == pytest.approx(xavier * (8 * N) ** -0.25, rel=0.15)
-    assert q.std().item() == pytest.approx(xavier, rel=0.15)     # queries, keys: gain 1
+    assert q.std().item() == pytest.approx(xavier, rel=0.15)  # queries, keys: gain 1
     assert k.std().item() == pytest.approx(xavier, rel=0.15)
 
 
@@ -171,7 +183,7 @@ def test_rotary_scores_depend_on_relative_position_only():
     torch.manual_seed(0)
     rot, q, k = Rotary(8, 16), torch.randn(8), torch.randn(8)
 
-    def score(i, j):                                   # q at position i against k at position j
+    def score(i, j):  # q at position i against k at position j
         qs, ks = torch.zeros(16, 8), torch.zeros(16, 8)
         qs[i], ks[j] = q, k
         return (rot(qs)[i] @ rot(ks)[j]).item()
@@ -182,7 +194,7 @@ def test_rotary_scores_depend_on_relative_position_only():
 
 def test_scaled_sinusoidal_positions_carry_one_learned_scale():
     model = build_model(small("transformer", "model.positions=scaled_sinusoidal"), VOCAB)
-    assert model.pos_scale.requires_grad and model.pos_scale.item() == pytest.approx(32 ** -0.5)
+    assert model.pos_scale.requires_grad and model.pos_scale.item() == pytest.approx(32**-0.5)
 
 
 def test_rotary_is_refused_where_there_are_no_queries_and_keys():

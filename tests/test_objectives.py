@@ -1,5 +1,6 @@
 """Objectives: clm is next-token prediction; mlm masks BERT-style, deterministically, scores
 only the masked positions, and trains a bidirectional model."""
+
 import pytest
 import torch
 
@@ -7,7 +8,7 @@ from tests.conftest import compose_job
 from trainer.models import build_model
 from trainer.objectives import IGNORE, OBJECTIVES, MLMConfig, mask_tokens
 
-VOCAB = 257                         # data vocabulary; the model gets one more id, [MASK]
+VOCAB = 257  # data vocabulary; the model gets one more id, [MASK]
 MASK = VOCAB
 
 
@@ -17,11 +18,14 @@ def test_mlm_job_builds_a_bidirectional_model_with_a_mask_id():
     assert job.objective.mask_prob == 0.15
 
 
-@pytest.mark.parametrize("override,needle", [
-    ("objective.mask_prob=0", "objective.mask_prob=0"),
-    ("objective.replace_random=0.3", r"replace_mask \+ replace_random <= 1"),
-    ("objective.extra_tokens=0", "objective.extra_tokens=0"),
-])
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("objective.mask_prob=0", "objective.mask_prob=0"),
+        ("objective.replace_random=0.3", r"replace_mask \+ replace_random <= 1"),
+        ("objective.extra_tokens=0", "objective.extra_tokens=0"),
+    ],
+)
 def test_bad_mlm_values_fail_at_composition(override, needle):
     with pytest.raises(ValueError, match=needle):
         compose_job("objective=mlm", override)
@@ -31,15 +35,15 @@ def test_masking_follows_bert_80_10_10():
     x = torch.randint(0, VOCAB, (64, 200))
     inputs, targets = mask_tokens(x, MLMConfig(), MASK, torch.Generator().manual_seed(0))
     chosen = targets != IGNORE
-    assert (chosen.sum(1) == 30).all()                          # round(0.15 * 200) per sequence
+    assert (chosen.sum(1) == 30).all()  # round(0.15 * 200) per sequence
     assert torch.equal(targets[chosen], x[chosen])
-    assert torch.equal(inputs[~chosen], x[~chosen])             # unchosen positions untouched
+    assert torch.equal(inputs[~chosen], x[~chosen])  # unchosen positions untouched
     shown = inputs[chosen]
     as_mask = (shown == MASK).float().mean().item()
-    unchanged = (shown == x[chosen]).float().mean().item()      # kept, or randomly the same id
+    unchanged = (shown == x[chosen]).float().mean().item()  # kept, or randomly the same id
     assert as_mask == pytest.approx(0.8, abs=0.03)
     assert unchanged == pytest.approx(0.1, abs=0.03)
-    assert (inputs < MASK).sum() == (~chosen).sum() + (shown != MASK).sum()   # random ids < MASK
+    assert (inputs < MASK).sum() == (~chosen).sum() + (shown != MASK).sum()  # random ids < MASK
 
 
 class Recorder:
@@ -64,19 +68,24 @@ def test_masks_are_seeded_by_seed_and_step():
             loss(model, w, step)
         return model.targets
 
-    assert torch.equal(masks(0, 5)[0], masks(0, 5)[0])          # reproducible (and on resume)
-    assert not torch.equal(masks(0, 5)[0], masks(0, 6)[0])      # new masks every step
-    assert not torch.equal(masks(0, 5)[0], masks(1, 5)[0])      # and every seed
-    first, second = masks(0, 5, calls=2)                        # micro-batches of one step differ
+    assert torch.equal(masks(0, 5)[0], masks(0, 5)[0])  # reproducible (and on resume)
+    assert not torch.equal(masks(0, 5)[0], masks(0, 6)[0])  # new masks every step
+    assert not torch.equal(masks(0, 5)[0], masks(1, 5)[0])  # and every seed
+    first, second = masks(0, 5, calls=2)  # micro-batches of one step differ
     assert not torch.equal(first, second)
-    fixed = masks(0, None)[0]                                   # evaluation: the same every time
+    fixed = masks(0, None)[0]  # evaluation: the same every time
     assert all(torch.equal(m, fixed) for m in masks(0, None, calls=2))
 
 
 def test_mlm_model_sees_the_future_and_learns():
     torch.manual_seed(0)
-    job = compose_job("model=transformer", "model.d_model=32", "model.n_layers=1",
-                      "data.seq_len=16", "objective=mlm")
+    job = compose_job(
+        "model=transformer",
+        "model.d_model=32",
+        "model.n_layers=1",
+        "data.seq_len=16",
+        "objective=mlm",
+    )
     model = build_model(job.model, VOCAB + job.objective.extra_tokens, causal=job.objective.causal)
     x = torch.randint(0, VOCAB, (2, 16))
     y = x.clone()
@@ -98,8 +107,10 @@ def test_mlm_model_sees_the_future_and_learns():
 
 
 def test_clm_is_next_token_prediction():
-    model = build_model(compose_job("model=mixer", "model.d_model=16", "model.n_layers=1",
-                                    "data.seq_len=8").model, VOCAB)
+    model = build_model(
+        compose_job("model=mixer", "model.d_model=16", "model.n_layers=1", "data.seq_len=8").model,
+        VOCAB,
+    )
     w = torch.randint(0, VOCAB, (2, 9))
     loss = OBJECTIVES.build(compose_job().objective, seed=0)
     assert loss(model, w, 0).item() == pytest.approx(model.loss(w[:, :-1], w[:, 1:]).item())

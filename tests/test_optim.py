@@ -1,4 +1,5 @@
 """Every optimizer trains, checkpoints with weights_only, and reports its state memory right."""
+
 from __future__ import annotations
 
 import functools
@@ -27,8 +28,9 @@ def one_thread():
 
 @functools.cache
 def tiny_job(name: str, d_model: int):
-    return compose_job(f"optim={name}", f"model.d_model={d_model}", "model.n_layers=1",
-                       "data.seq_len=8")
+    return compose_job(
+        f"optim={name}", f"model.d_model={d_model}", "model.n_layers=1", "data.seq_len=8"
+    )
 
 
 def tiny_lm(name: str, d_model: int = 16):
@@ -51,7 +53,7 @@ def test_optimizer_reduces_the_loss_and_its_state_loads_weights_only(name):
     model, opt = tiny_lm(name)
     batch = torch.randint(0, VOCAB, (4, 9), generator=torch.Generator().manual_seed(0))
     losses = [step(model, opt, batch) for _ in range(20)]
-    assert losses[-1] < losses[0] - 0.05, losses     # its YAML defaults, on one fixed batch
+    assert losses[-1] < losses[0] - 0.05, losses  # its YAML defaults, on one fixed batch
 
     # Checkpoints load with weights_only=True, and a resumed run continues bit for bit.
     buf = io.BytesIO()
@@ -66,7 +68,7 @@ def test_optimizer_reduces_the_loss_and_its_state_loads_weights_only(name):
         assert torch.equal(a, b)
 
 
-M, N = 16, 64          # > 512 entries: ScalableShampoo leaves smaller tensors to its graft
+M, N = 16, 64  # > 512 entries: ScalableShampoo leaves smaller tensors to its graft
 
 
 class OneMatrix(nn.Module):
@@ -82,14 +84,14 @@ class OneMatrix(nn.Module):
 
 # bytes of fp32 state for one M x N matrix, per pytorch-optimizer 4.1.0 / torch 2.13 internals
 EXPECTED_BYTES = {
-    "adam": 4 * (2 * M * N + 1),                    # exp_avg, exp_avg_sq, step (0-d tensor)
+    "adam": 4 * (2 * M * N + 1),  # exp_avg, exp_avg_sq, step (0-d tensor)
     "adamw": 4 * (2 * M * N + 1),
-    "sgd": 4 * M * N,                               # momentum_buffer
-    "lion": 4 * M * N,                              # exp_avg
+    "sgd": 4 * M * N,  # momentum_buffer
+    "lion": 4 * M * N,  # exp_avg
     "tiger": 4 * M * N,
-    "muon": 4 * M * N,                              # momentum_buffer (a hidden matrix)
-    "sm3": 4 * (M * N + M + N),                     # momentum, row and column accumulators
-    "adafactor": 4 * (M + N),                       # row and column EMAs
+    "muon": 4 * M * N,  # momentum_buffer (a hidden matrix)
+    "sm3": 4 * (M * N + M + N),  # momentum, row and column accumulators
+    "adafactor": 4 * (M + N),  # row and column EMAs
     "shampoo": 4 * (3 * M * N + 2 * (M * M + N * N)),  # momentum, graft (RMSProp: 2), L, R, roots
     "soap": 4 * (2 * M * N + 2 * (M * M + N * N)),  # Adam moments; GG and Q are lists of 2 matrices
 }
@@ -105,7 +107,7 @@ def test_state_bytes_per_param_counts_every_tensor_once(name):
     opt = build_optimizer(compose_job(f"optim={name}").optim, model)
     x = torch.randn(3, N, generator=torch.Generator().manual_seed(0))
     model.blocks[0](x).square().sum().backward()
-    opt.step()                                      # the loop measures after its first step
+    opt.step()  # the loop measures after its first step
     opt.zero_grad(set_to_none=True)
     assert state_bytes_per_param(opt) == pytest.approx(EXPECTED_BYTES[name] / (M * N))
     # an alias of a buffer is the same memory
@@ -117,6 +119,7 @@ def test_state_bytes_per_param_counts_every_tensor_once(name):
 def test_sm3_state_is_about_half_of_adams():
     """Anil et al. 2019: SM3's accumulators are O(m + n) per matrix; with momentum its state
     is one buffer to Adam's two."""
+
     def bytes_after_one_step(name):
         model, opt = tiny_lm(name, d_model=64)
         step(model, opt, torch.randint(0, VOCAB, (2, 9)))
@@ -128,17 +131,22 @@ def test_sm3_state_is_about_half_of_adams():
 
 
 def groups_by(opt, key):
-    return {value: {p for g in opt.param_groups if g[key] == value for p in g["params"]}
-            for value in {g[key] for g in opt.param_groups}}
+    return {
+        value: {p for g in opt.param_groups if g[key] == value for p in g["params"]}
+        for value in {g[key] for g in opt.param_groups}
+    }
 
 
-@pytest.mark.parametrize("model_overrides", [(), ("model=gau", "model.qk_dim=8"),
-                                             ("model.rezero=true", "model.norm=none")])
+@pytest.mark.parametrize(
+    "model_overrides",
+    [(), ("model=gau", "model.qk_dim=8"), ("model.rezero=true", "model.norm=none")],
+)
 def test_groups_follow_the_declared_roles(model_overrides):
     """Decay for weights only and Muon for the blocks' matrices, by role: never GAU's per-dim
     Q/K scales (2-D, yet vectors), a ReZero gate or a norm's gain."""
-    job = compose_job("optim=muon", "model.d_model=16", "model.n_layers=1", "data.seq_len=8",
-                      *model_overrides)
+    job = compose_job(
+        "optim=muon", "model.d_model=16", "model.n_layers=1", "data.seq_len=8", *model_overrides
+    )
     model = build_model(job.model, VOCAB)
     opt = build_optimizer(job.optim, model)
     kinds = param_kinds(model)
@@ -147,19 +155,26 @@ def test_groups_follow_the_declared_roles(model_overrides):
     assert by_muon[True] == {p for p, k in kinds.items() if k.hidden_matrix}
     assert by_muon[True] | by_muon[False] == set(model.parameters())
     assert model.embed.weight in by_muon[False]
-    vectors = {p for m in model.modules() for n, p in m.named_parameters(recurse=False)
-               if n in ("qk_scale", "qk_offset", "gate") or isinstance(m, nn.LayerNorm)}
+    vectors = {
+        p
+        for m in model.modules()
+        for n, p in m.named_parameters(recurse=False)
+        if n in ("qk_scale", "qk_offset", "gate") or isinstance(m, nn.LayerNorm)
+    }
     assert vectors and not vectors & (by_muon[True] | by_decay[job.optim.weight_decay])
 
 
-@pytest.mark.parametrize("overrides,needle", [
-    ("optim=sgd optim.weight_decay=0.1", "optim.weight_decay=0.1 is invalid: torch SGD's"),
-    ("optim=sgd optim.momentum=0 optim.nesterov=true", "Nesterov needs optim.momentum > 0"),
-    ("optim=lion optim.beta2=1.0", "optim.beta2=1.0"),
-    ("optim=adafactor optim.decay_rate=0.5", "optim.decay_rate=0.5"),
-    ("optim=muon optim.ns_steps=0", "optim.ns_steps=0"),
-    ("optim=soap optim.precondition_frequency=0", "optim.precondition_frequency=0"),
-])
+@pytest.mark.parametrize(
+    "overrides,needle",
+    [
+        ("optim=sgd optim.weight_decay=0.1", "optim.weight_decay=0.1 is invalid: torch SGD's"),
+        ("optim=sgd optim.momentum=0 optim.nesterov=true", "Nesterov needs optim.momentum > 0"),
+        ("optim=lion optim.beta2=1.0", "optim.beta2=1.0"),
+        ("optim=adafactor optim.decay_rate=0.5", "optim.decay_rate=0.5"),
+        ("optim=muon optim.ns_steps=0", "optim.ns_steps=0"),
+        ("optim=soap optim.precondition_frequency=0", "optim.precondition_frequency=0"),
+    ],
+)
 def test_bad_optimizer_values_name_the_field(overrides, needle):
     with pytest.raises(ValueError, match=needle):
         compose_job(*overrides.split())

@@ -1,5 +1,6 @@
 """model.params: the width is solved at validation so that every family lands within 1% of
 the target, counted exactly as the trained model is."""
+
 from dataclasses import replace
 
 import pytest
@@ -13,10 +14,19 @@ VOCAB = 257
 FAMILIES = GROUPS["model"].names()
 
 
-@pytest.mark.parametrize("text,count", [
-    ("1000000", 1_000_000), ("1e6", 1_000_000), ("10M", 10_000_000), ("1.5M", 1_500_000),
-    ("500k", 500_000), ("500K", 500_000), ("2B", 2_000_000_000), (123, 123),
-])
+@pytest.mark.parametrize(
+    "text,count",
+    [
+        ("1000000", 1_000_000),
+        ("1e6", 1_000_000),
+        ("10M", 10_000_000),
+        ("1.5M", 1_500_000),
+        ("500k", 500_000),
+        ("500K", 500_000),
+        ("2B", 2_000_000_000),
+        (123, 123),
+    ],
+)
 def test_parse_count(text, count):
     assert parse_count(text) == count
 
@@ -30,8 +40,10 @@ def test_parse_count_refuses_non_counts(text):
 @pytest.fixture(scope="module")
 def base():
     """Each family at 2 layers and seq_len 32 (solving is a few dozen meta-device builds)."""
-    return {name: compose_job(f"model={name}", "model.n_layers=2", "data.seq_len=32").model
-            for name in FAMILIES}
+    return {
+        name: compose_job(f"model={name}", "model.n_layers=2", "data.seq_len=32").model
+        for name in FAMILIES
+    }
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -44,10 +56,11 @@ def test_every_family_matches_three_targets_within_one_percent(base, name):
 
 
 def test_heads_divide_the_solved_width_and_the_ffn_closes_the_gap(base):
-    cfg = solve_width(replace(base["transformer"], params="200k", n_heads=8,
-                              positions="rotary"), VOCAB)
-    assert cfg.d_model % 16 == 0                    # 8 heads of even size, for RoPE
-    assert cfg.ffn_hidden is not None               # widths step by 16: too coarse alone
+    cfg = solve_width(
+        replace(base["transformer"], params="200k", n_heads=8, positions="rotary"), VOCAB
+    )
+    assert cfg.d_model % 16 == 0  # 8 heads of even size, for RoPE
+    assert cfg.ffn_hidden is not None  # widths step by 16: too coarse alone
 
 
 @pytest.mark.parametrize("target", ["200k", "1M", "4M"])
@@ -67,8 +80,11 @@ def test_bidirectional_models_are_sized_as_built(base):
 
 
 def test_too_small_a_target_fails_clearly(base):
-    with pytest.raises(ValueError, match=r"model.params='1k' is invalid: the smallest "
-                                         r"model=transformer with model.n_layers=2 .* already has"):
+    with pytest.raises(
+        ValueError,
+        match=r"model.params='1k' is invalid: the smallest "
+        r"model=transformer with model.n_layers=2 .* already has",
+    ):
         solve_width(replace(base["transformer"], params="1k"), VOCAB)
 
 
@@ -88,7 +104,7 @@ def test_preflight_carries_the_solved_width_into_the_job():
     mlm = solved("model=mixer", "model.params=1M", "objective=mlm", "model.mlp=gelu")
     clm = solved("model=mixer", "model.params=1M", "model.mlp=gelu")
     assert abs(count_params(mlm.model, VOCAB + 1, causal=False) - 1_000_000) <= 10_000
-    assert mlm.model.d_model < clm.model.d_model    # full T x T maps leave less for the width
+    assert mlm.model.d_model < clm.model.d_model  # full T x T maps leave less for the width
 
 
 def test_heads_need_not_divide_the_placeholder_width_when_params_is_set():

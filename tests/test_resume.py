@@ -1,6 +1,7 @@
 """Resumable runs and sweeps, without Slurm: a SIGUSR2 (what Slurm sends before a time limit
 or a preemption) checkpoints the run; running the same command again resumes it into the same
 MLflow run, and finished jobs are never run twice."""
+
 from __future__ import annotations
 
 import os
@@ -16,15 +17,26 @@ from trainer import schema
 
 pytestmark = pytest.mark.slow
 
-TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_batch=8",
-        "ramp.start=8", "train.eval_every=50", "train.log_every=5", "train.eval_sequences=16",
-        "train.threads=1"]
+TINY = [
+    "model.d_model=32",
+    "model.n_layers=1",
+    "data.seq_len=32",
+    "train.micro_batch=8",
+    "ramp.start=8",
+    "train.eval_every=50",
+    "train.log_every=5",
+    "train.eval_sequences=16",
+    "train.threads=1",
+]
 
 
 @pytest.fixture
 def env(tmp_path, cache_dir):
-    return {"LMSWEEP_CACHE": str(cache_dir), "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
-            "MLFLOW_TRACKING_URI": ""}
+    return {
+        "LMSWEEP_CACHE": str(cache_dir),
+        "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
+        "MLFLOW_TRACKING_URI": "",
+    }
 
 
 def jobs(uri):
@@ -37,15 +49,22 @@ def jobs(uri):
 
 
 def history(client, run_id, key):
-    return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key),
-                                               key=lambda m: m.step)]
+    return [
+        (m.step, m.value)
+        for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+    ]
 
 
 def launch_and_signal(args, cwd, env, signum, at_step=40) -> int:
     """Start `launch.py ARGS`, send `signum` once it reports `at_step`, return its exit code."""
-    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd,
-                            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "launch.py"), *args],
+        cwd=cwd,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     for line in proc.stdout:
         if f"] step {at_step} " in line:
             proc.send_signal(signum)
@@ -70,7 +89,7 @@ def test_preempted_run_resumes_into_the_same_run_bit_exact(tmp_path, env):
     assert runs[0].data.tags[schema.TAG_OUTCOME] == schema.OUTCOME_PREEMPTED
     assert list((tmp_path / "ckpt").rglob("step_*.pt"))
 
-    r = run_launch(*args, cwd=dir_, env=env)             # the same command again
+    r = run_launch(*args, cwd=dir_, env=env)  # the same command again
     assert r.returncode == 0, r.stderr[-2000:]
     client, runs = jobs(uri)
     assert len(runs) == 1, "resumed into a new run"
@@ -106,9 +125,14 @@ def test_sigterm_ends_the_run_killed_and_a_rerun_resumes_it(tmp_path, env):
 
 def test_ctrl_c_says_in_one_line_that_the_checkpoint_was_saved(tmp_path, env):
     args = [*TINY, "budget.steps=120"]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=tmp_path,
-                            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "launch.py"), *args],
+        cwd=tmp_path,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stdout:
         if "] step 40 " in line:
             proc.send_signal(signal.SIGINT)
@@ -150,8 +174,15 @@ def test_rerun_skips_finished_jobs_and_reruns_deleted_ones(tmp_path, env):
 
 
 def test_dry_run_prints_the_plan_and_launches_nothing(tmp_path, env):
-    r = run_launch("-m", "model=mixer,transformer", *TINY, "budget.steps=10",
-                   "hydra.sweeper.dry_run=true", cwd=tmp_path, env=env)
+    r = run_launch(
+        "-m",
+        "model=mixer,transformer",
+        *TINY,
+        "budget.steps=10",
+        "hydra.sweeper.dry_run=true",
+        cwd=tmp_path,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "2 of 2 jobs to launch" in r.stdout and "dry run: nothing launched" in r.stdout
     for name in ("model=mixer", "model=transformer"):
@@ -161,8 +192,15 @@ def test_dry_run_prints_the_plan_and_launches_nothing(tmp_path, env):
 
 def test_a_diverging_run_is_recorded_and_its_sibling_finishes(tmp_path, env):
     # lr=1e30 sends the weights past float32 range on the first step: NaN from then on.
-    r = run_launch("-m", "optim.lr=1e30,3e-3", *TINY, "budget.steps=30", "train.max_bad_steps=3",
-                   cwd=tmp_path, env=env)
+    r = run_launch(
+        "-m",
+        "optim.lr=1e30,3e-3",
+        *TINY,
+        "budget.steps=30",
+        "train.max_bad_steps=3",
+        cwd=tmp_path,
+        env=env,
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     client, runs = jobs(f"sqlite:///{tmp_path / 'mlflow.db'}")
     by_lr = {r.data.params["optim.lr"]: r for r in runs}

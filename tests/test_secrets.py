@@ -1,6 +1,7 @@
 """A tracking URI's password never appears in anything lmsweep writes or prints: Hydra's files
 (multirun.yaml, .hydra/*), the sweep context, checkpoints, run params, tags and artifacts, the
 console, Slurm logs. It reaches the jobs through the environment only."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +15,16 @@ from trainer import contract
 pytestmark = pytest.mark.slow
 
 SECRET = "s3cr3t-pw-9f1c"
-TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_batch=8",
-        "ramp.start=8", "budget.steps=20", "train.eval_every=10", "train.eval_sequences=8"]
+TINY = [
+    "model.d_model=32",
+    "model.n_layers=1",
+    "data.seq_len=32",
+    "train.micro_batch=8",
+    "ramp.start=8",
+    "budget.steps=20",
+    "train.eval_every=10",
+    "train.eval_sequences=8",
+]
 
 
 def files_holding(root: Path, text: str) -> list[Path]:
@@ -40,29 +49,42 @@ def test_password_in_the_tracking_uri_is_never_written(how, tmp_path, corpus, ml
     secret_uri = f"http://alice:{SECRET}@{host}"
     cwd = tmp_path / "launch"
     cwd.mkdir()
-    env = {"LMSWEEP_CACHE": str(link_corpus(tmp_path / "cache", corpus)),
-           "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
-           "MLFLOW_TRACKING_URI": secret_uri if how == "environment" else ""}
+    env = {
+        "LMSWEEP_CACHE": str(link_corpus(tmp_path / "cache", corpus)),
+        "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
+        "MLFLOW_TRACKING_URI": secret_uri if how == "environment" else "",
+    }
     given = [f"tracking.uri={secret_uri}"] if how == "command line" else []
-    r = run_launch("-m", "model=mixer,transformer", *TINY, *given,
-                   f"tracking.experiment=secrets-{how.replace(' ', '-')}", cwd=cwd, env=env)
+    r = run_launch(
+        "-m",
+        "model=mixer,transformer",
+        *TINY,
+        *given,
+        f"tracking.experiment=secrets-{how.replace(' ', '-')}",
+        cwd=cwd,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert SECRET not in r.stdout + r.stderr
-    assert "alice:***@" in r.stdout + r.stderr              # what is printed is redacted
+    assert "alice:***@" in r.stdout + r.stderr  # what is printed is redacted
     assert files_holding(tmp_path, SECRET) == []
-    assert list(cwd.glob("multirun/*/*/*/.hydra/overrides.yaml"))   # Hydra's files were checked
+    assert list(cwd.glob("multirun/*/*/*/.hydra/overrides.yaml"))  # Hydra's files were checked
     client = MlflowClient(mlflow_server.uri)
     assert SECRET not in everything_in_mlflow(client, tmp_path / "artifacts")
 
 
 def test_redaction_and_moving_a_password_to_the_environment(monkeypatch):
     monkeypatch.delenv(contract.TRACKING_URI_ENV, raising=False)
-    assert contract.redact("postgresql://bob:pw@db:5432/mlflow") == \
-        "postgresql://bob:***@db:5432/mlflow"
+    assert (
+        contract.redact("postgresql://bob:pw@db:5432/mlflow")
+        == "postgresql://bob:***@db:5432/mlflow"
+    )
     assert contract.redact("http://host:5000") == "http://host:5000"
     assert contract.redact("sqlite:////tmp/m.db") == "sqlite:////tmp/m.db"
     argv = contract.move_secrets(["-m", "tracking.uri=mysql://u:p%40ss@h/db", "seed=1"])
     assert argv == ["-m", "tracking.uri=mysql://u:***@h/db", "seed=1"]
     assert contract.resolve_uri("mysql://u:***@h/db") == "mysql://u:p%40ss@h/db"
-    assert contract.scrub("could not connect: mysql://u:p%40ss@h/db") == \
-        "could not connect: mysql://u:***@h/db"
+    assert (
+        contract.scrub("could not connect: mysql://u:p%40ss@h/db")
+        == "could not connect: mysql://u:***@h/db"
+    )

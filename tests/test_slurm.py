@@ -2,6 +2,7 @@
 scripts/local-slurm.sh (CI starts it; elsewhere these tests skip when `sinfo` cannot reach a
 cluster, and fail instead under LMSWEEP_REQUIRE_SLURM=1: see `slurm_cluster` in conftest.py).
 The tests at the end need no cluster: the pre-flight's parsing and arithmetic."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,15 @@ from tests.conftest import link_corpus, run_launch
 from trainer import schema
 from trainer.contract import ConfigError
 
-TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_batch=8",
-        "ramp.start=8", "budget.steps=10", "train.eval_every=5"]
+TINY = [
+    "model.d_model=32",
+    "model.n_layers=1",
+    "data.seq_len=32",
+    "train.micro_batch=8",
+    "ramp.start=8",
+    "budget.steps=10",
+    "train.eval_every=5",
+]
 SLURM = ["hydra/launcher=slurm", "+cluster=local"]
 ENV = {"MLFLOW_TRACKING_URI": ""}
 
@@ -31,9 +39,23 @@ def on_slurm(f):
 
 
 def status(cwd: Path, uri: str, sweep_id: str, *extra: str) -> str:
-    r = subprocess.run([sys.executable, "-m", "sweeper", "status", "--sweep-id", sweep_id,
-                        "--tracking-uri", uri, *extra], cwd=cwd, capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sweeper",
+            "status",
+            "--sweep-id",
+            sweep_id,
+            "--tracking-uri",
+            uri,
+            *extra,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
 
@@ -45,11 +67,16 @@ def status_line(out: str, slurm_job_id: str) -> str:
 def slurm_jobs_from(workdir: Path) -> list[str]:
     """Every Slurm job (queued, running or in accounting) submitted from `workdir`."""
     ids = []
-    for cmd in (["squeue", "-h", "-o", "%i|%Z"],
-                ["sacct", "-a", "-X", "-n", "-P", "-o", "JobID,WorkDir", "-S", "2020-01-01"]):
+    for cmd in (
+        ["squeue", "-h", "-o", "%i|%Z"],
+        ["sacct", "-a", "-X", "-n", "-P", "-o", "JobID,WorkDir", "-S", "2020-01-01"],
+    ):
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-        ids += [line.split("|")[0] for line in r.stdout.splitlines()
-                if line.split("|")[-1].rstrip("/") == str(workdir)]
+        ids += [
+            line.split("|")[0]
+            for line in r.stdout.splitlines()
+            if line.split("|")[-1].rstrip("/") == str(workdir)
+        ]
     return ids
 
 
@@ -82,9 +109,17 @@ def sweep_2x2(request, tmp_path_factory, corpus, slurm_cluster):
     if request.param == "server":
         uri = request.getfixturevalue("mlflow_server").uri
         given = uri.replace("http://", f"http://bob:{SECRET}@")
-    r = run_launch("-m", *SLURM, "model=mixer,transformer", "optim=sm3,adam", *TINY,
-                   f"tracking.uri={given}", f"tracking.experiment=slurm-{request.param}",
-                   cwd=cwd, env={**ENV, "LMSWEEP_CACHE": str(link_corpus(cwd / "cache", corpus))})
+    r = run_launch(
+        "-m",
+        *SLURM,
+        "model=mixer,transformer",
+        "optim=sm3,adam",
+        *TINY,
+        f"tracking.uri={given}",
+        f"tracking.experiment=slurm-{request.param}",
+        cwd=cwd,
+        env={**ENV, "LMSWEEP_CACHE": str(link_corpus(cwd / "cache", corpus))},
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert SECRET not in r.stdout + r.stderr
     leaks = [p for p in cwd.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
@@ -100,7 +135,8 @@ def test_2x2_sweep_on_slurm_ends_with_four_finished_runs(sweep_2x2):
     jobs = [r for r in runs if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_JOB]
     (parent,) = [r for r in runs if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_SWEEP]
     assert sorted(r.info.run_name for r in jobs) == sorted(
-        f"model={m} optim={o}" for m in ("mixer", "transformer") for o in ("sm3", "adam"))
+        f"model={m} optim={o}" for m in ("mixer", "transformer") for o in ("sm3", "adam")
+    )
     assert {r.info.status for r in jobs} == {"FINISHED"} and parent.info.status == "FINISHED"
 
     # one job array, recorded in the sweep dir and on the parent run
@@ -117,15 +153,20 @@ def test_submitit_logs_are_artifacts_of_each_run(sweep_2x2):
     cwd, uri, _, experiment = sweep_2x2
     client = MlflowClient(uri)
     by_name = {j["run_name"]: j["slurm_job_id"] for j in sweep_record(cwd)["jobs"]}
-    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id],
-                              f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'")
+    runs = client.search_runs(
+        [client.get_experiment_by_name(experiment).experiment_id],
+        f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'",
+    )
     for run in runs:
         jid = by_name[run.info.run_name]
         arts = sorted(a.path for a in client.list_artifacts(run.info.run_id, "submitit"))
         assert arts == [f"submitit/{jid}_0_log.err", f"submitit/{jid}_0_log.out"]
-        out = Path(client.download_artifacts(run.info.run_id, f"submitit/{jid}_0_log.out",
-                                             str(cwd / "dl" / jid))).read_text()
-        assert f"[{run.info.run_name}] step 10" in out      # the trainer's progress line
+        out = Path(
+            client.download_artifacts(
+                run.info.run_id, f"submitit/{jid}_0_log.out", str(cwd / "dl" / jid)
+            )
+        ).read_text()
+        assert f"[{run.info.run_name}] step 10" in out  # the trainer's progress line
 
 
 @on_slurm
@@ -136,7 +177,7 @@ def test_status_of_a_finished_sweep(sweep_2x2):
     for job in rec["jobs"]:
         line = status_line(out, job["slurm_job_id"])
         assert job["run_name"] in line
-        assert "COMPLETED" in line and "FINISHED" in line and " 10 " in line   # last step 10
+        assert "COMPLETED" in line and "FINISHED" in line and " 10 " in line  # last step 10
     assert "4 COMPLETED" in out
 
 
@@ -153,7 +194,7 @@ def test_rerun_submits_nothing_then_exactly_the_deleted_job(tmp_path, cache_dir)
 
     r = run_launch(*args, cwd=tmp_path, env=env)
     assert r.returncode == 0 and "nothing to launch" in r.stdout, r.stdout[-3000:]
-    assert set(slurm_jobs_from(tmp_path)) == submitted            # nothing went to Slurm
+    assert set(slurm_jobs_from(tmp_path)) == submitted  # nothing went to Slurm
 
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("lmsweep")
@@ -161,9 +202,13 @@ def test_rerun_submits_nothing_then_exactly_the_deleted_job(tmp_path, cache_dir)
     client.delete_run(mixer.info.run_id)
     r = run_launch(*args, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert len(set(slurm_jobs_from(tmp_path)) - submitted) == 1    # exactly one new job
-    names = sorted(x.info.run_name for x in client.search_runs([exp.experiment_id],
-                   f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'"))
+    assert len(set(slurm_jobs_from(tmp_path)) - submitted) == 1  # exactly one new job
+    names = sorted(
+        x.info.run_name
+        for x in client.search_runs(
+            [exp.experiment_id], f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'"
+        )
+    )
     assert names == ["model=mixer", "model=transformer"]
 
 
@@ -172,10 +217,17 @@ def test_rerun_submits_nothing_then_exactly_the_deleted_job(tmp_path, cache_dir)
 def test_oversized_request_is_refused_before_anything_is_submitted(tmp_path, cache_dir):
     shapes = slurm.partitions_from_sinfo()["debug*"].values()
     gpus, cpus = max(s.gpus for s in shapes) + 1, max(s.cpus for s in shapes) + 1
-    r = run_launch("-m", *SLURM, "model=mixer,transformer", *TINY,
-                   f"hydra.launcher.gpus_per_node={gpus}", f"hydra.launcher.cpus_per_task={cpus}",
-                   f"tracking.uri=sqlite:///{tmp_path / 'm.db'}", cwd=tmp_path,
-                   env={**ENV, "LMSWEEP_CACHE": str(cache_dir)})
+    r = run_launch(
+        "-m",
+        *SLURM,
+        "model=mixer,transformer",
+        *TINY,
+        f"hydra.launcher.gpus_per_node={gpus}",
+        f"hydra.launcher.cpus_per_task={cpus}",
+        f"tracking.uri=sqlite:///{tmp_path / 'm.db'}",
+        cwd=tmp_path,
+        env={**ENV, "LMSWEEP_CACHE": str(cache_dir)},
+    )
     out = r.stdout + r.stderr
     assert r.returncode != 0
     assert "the Slurm request cannot be met" in out and "Traceback" not in out
@@ -190,10 +242,20 @@ def test_oversized_request_is_refused_before_anything_is_submitted(tmp_path, cac
 def test_nonblocking_submission_then_status_shows_running_and_cancelled_jobs(tmp_path, cache_dir):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     endless = [o for o in TINY if not o.startswith(("budget.steps", "train.eval_every"))] + [
-        "budget.steps=10000000", "train.eval_every=1000", "train.log_every=10"]
-    r = run_launch("-m", *SLURM, "hydra.launcher.wait=false", "model=mixer,transformer",
-                   *endless, f"tracking.uri={uri}", cwd=tmp_path,
-                   env={**ENV, "LMSWEEP_CACHE": str(cache_dir)})
+        "budget.steps=10000000",
+        "train.eval_every=1000",
+        "train.log_every=10",
+    ]
+    r = run_launch(
+        "-m",
+        *SLURM,
+        "hydra.launcher.wait=false",
+        "model=mixer,transformer",
+        *endless,
+        f"tracking.uri={uri}",
+        cwd=tmp_path,
+        env={**ENV, "LMSWEEP_CACHE": str(cache_dir)},
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     rec = sweep_record(tmp_path)
     ids = [j["slurm_job_id"] for j in rec["jobs"]]
@@ -207,13 +269,22 @@ def test_nonblocking_submission_then_status_shows_running_and_cancelled_jobs(tmp
 
         # once job 0 trains (its MLflow run exists), cancel it
         client = MlflowClient(uri)
-        wait_for("job 0's MLflow run", lambda: client.search_runs(
-            [rec["experiment_id"]], f"attributes.run_name = '{rec['jobs'][0]['run_name']}' and "
-            "attributes.status = 'RUNNING'"))
+        wait_for(
+            "job 0's MLflow run",
+            lambda: client.search_runs(
+                [rec["experiment_id"]],
+                f"attributes.run_name = '{rec['jobs'][0]['run_name']}' and "
+                "attributes.status = 'RUNNING'",
+            ),
+        )
         subprocess.run(["scancel", ids[0]], check=True)
-        wait_for("job 0 CANCELLED in Slurm accounting",
-                 lambda: slurm.job_states([ids[0]]).get(ids[0], slurm.SlurmState("")).state
-                 == "CANCELLED", every=1)
+        wait_for(
+            "job 0 CANCELLED in Slurm accounting",
+            lambda: (
+                slurm.job_states([ids[0]]).get(ids[0], slurm.SlurmState("")).state == "CANCELLED"
+            ),
+            every=1,
+        )
         out = status(tmp_path, uri, rec["sweep_id"])
         assert "CANCELLED" in status_line(out, ids[0])
         assert any(s in status_line(out, ids[1]) for s in ("PENDING", "RUNNING"))
@@ -236,17 +307,34 @@ def test_gres_and_memory_parsing():
 
 
 def test_check_resources_against_a_parsed_sinfo():
-    parts = slurm.parse_sinfo("gpu*|n1|64|512000|gpu:a100:8(S:0-1)\ngpu*|n2|64|512000|gpu:a100:8\n"
-                              "cpu|c1|128|256000|(null)\n")
-    cfg = {"_target_": "hydra_plugins.lmsweep_sweeper.slurm_launcher.LmsweepSlurmLauncher",
-           "partition": None, "gpus_per_node": 8, "cpus_per_task": 8, "tasks_per_node": 8,
-           "mem_gb": 400, "nodes": 2}
-    slurm.check_resources(cfg, parts)                               # fits: default partition
-    slurm.check_resources({**cfg, "_target_": "hydra._internal.core_plugins.basic_launcher."
-                           "BasicLauncher", "gpus_per_node": 99}, parts)   # not Slurm: no check
-    with pytest.raises(ConfigError, match=r"asks for 9 GPUs, 64 CPUs, 409600 MB memory "
-                       r"per node on 2 nodes.*'gpu' has 2 nodes \(n1, n2\) with 64 CPUs, "
-                       r"512000 MB memory, 8 GPUs"):
+    parts = slurm.parse_sinfo(
+        "gpu*|n1|64|512000|gpu:a100:8(S:0-1)\ngpu*|n2|64|512000|gpu:a100:8\n"
+        "cpu|c1|128|256000|(null)\n"
+    )
+    cfg = {
+        "_target_": "hydra_plugins.lmsweep_sweeper.slurm_launcher.LmsweepSlurmLauncher",
+        "partition": None,
+        "gpus_per_node": 8,
+        "cpus_per_task": 8,
+        "tasks_per_node": 8,
+        "mem_gb": 400,
+        "nodes": 2,
+    }
+    slurm.check_resources(cfg, parts)  # fits: default partition
+    slurm.check_resources(
+        {
+            **cfg,
+            "_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
+            "gpus_per_node": 99,
+        },
+        parts,
+    )  # not Slurm: no check
+    with pytest.raises(
+        ConfigError,
+        match=r"asks for 9 GPUs, 64 CPUs, 409600 MB memory "
+        r"per node on 2 nodes.*'gpu' has 2 nodes \(n1, n2\) with 64 CPUs, "
+        r"512000 MB memory, 8 GPUs",
+    ):
         slurm.check_resources({**cfg, "gpus_per_node": 9}, parts)
     with pytest.raises(ConfigError, match="'cpu' has 1 node"):
         slurm.check_resources({**cfg, "partition": "cpu", "gpus_per_node": 1}, parts)
@@ -275,19 +363,32 @@ def test_scheduler_tag_from_the_slurm_environment(monkeypatch):
 
 # --- preemption and cancellation: checkpoint, requeue or re-launch, resume -------------------
 LONG = [o for o in TINY if not o.startswith(("budget.steps", "train.eval_every"))] + [
-    "budget.steps=1500", "train.eval_every=500", "train.log_every=10", "train.threads=1"]
+    "budget.steps=1500",
+    "train.eval_every=500",
+    "train.log_every=10",
+    "train.threads=1",
+]
 
 
 def launch_and_wait_for_step(tmp_path, cache_dir, uri, step=200):
     """Submit one LONG job without waiting; return its Slurm id once its log shows `step`."""
-    r = run_launch("-m", *SLURM, "hydra.launcher.wait=false", *LONG, f"tracking.uri={uri}",
-                   cwd=tmp_path, env={**ENV, "LMSWEEP_CACHE": str(cache_dir)})
+    r = run_launch(
+        "-m",
+        *SLURM,
+        "hydra.launcher.wait=false",
+        *LONG,
+        f"tracking.uri={uri}",
+        cwd=tmp_path,
+        env={**ENV, "LMSWEEP_CACHE": str(cache_dir)},
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     jid = sweep_record(tmp_path)["jobs"][0]["slurm_job_id"]
 
     def reached():
-        return any(f"] step {step} " in p.read_text(errors="replace")
-                   for p in tmp_path.rglob(f"{jid}_0_log.out"))
+        return any(
+            f"] step {step} " in p.read_text(errors="replace")
+            for p in tmp_path.rglob(f"{jid}_0_log.out")
+        )
 
     wait_for(f"job {jid} to reach step {step}", reached, every=0.5)
     return jid
@@ -296,15 +397,20 @@ def launch_and_wait_for_step(tmp_path, cache_dir, uri, step=200):
 def only_job_run(uri):
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("lmsweep")
-    runs = [r for r in client.search_runs([exp.experiment_id])
-            if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_JOB]
+    runs = [
+        r
+        for r in client.search_runs([exp.experiment_id])
+        if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_JOB
+    ]
     assert len(runs) == 1, [r.info.run_name for r in runs]
     return client, runs[0]
 
 
 def history(client, run_id, key):
-    return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key),
-                                               key=lambda m: m.step)]
+    return [
+        (m.step, m.value)
+        for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+    ]
 
 
 @on_slurm
@@ -312,19 +418,28 @@ def test_preempted_job_checkpoints_requeues_and_resumes_bit_exact(tmp_path, cach
     ref_dir, work = tmp_path / "ref", tmp_path / "slurm"
     ref_dir.mkdir(), work.mkdir()
     ref_uri, uri = f"sqlite:///{ref_dir / 'm.db'}", f"sqlite:///{work / 'm.db'}"
-    r = run_launch(*LONG, f"tracking.uri={ref_uri}", cwd=ref_dir,      # uninterrupted, locally
-                   env={**ENV, "LMSWEEP_CACHE": str(cache_dir),
-                        "LMSWEEP_CHECKPOINTS": str(ref_dir)})
+    r = run_launch(
+        *LONG,
+        f"tracking.uri={ref_uri}",
+        cwd=ref_dir,  # uninterrupted, locally
+        env={**ENV, "LMSWEEP_CACHE": str(cache_dir), "LMSWEEP_CHECKPOINTS": str(ref_dir)},
+    )
     assert r.returncode == 0, r.stderr[-3000:]
 
     jid = launch_and_wait_for_step(work, cache_dir, uri)
     try:
-        subprocess.run(["scancel", "--signal=USR2", jid], check=True)   # what preemption sends
+        subprocess.run(["scancel", "--signal=USR2", jid], check=True)  # what preemption sends
         client = MlflowClient(uri)
         exp = client.get_experiment_by_name("lmsweep")
-        wait_for("the requeued job to finish its run", lambda: client.search_runs(
-            [exp.experiment_id], "attributes.status = 'FINISHED' and "
-            f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'"), timeout=300)
+        wait_for(
+            "the requeued job to finish its run",
+            lambda: client.search_runs(
+                [exp.experiment_id],
+                "attributes.status = 'FINISHED' and "
+                f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'",
+            ),
+            timeout=300,
+        )
     finally:
         subprocess.run(["scancel", jid], check=False)
     client, run = only_job_run(uri)
@@ -333,9 +448,10 @@ def test_preempted_job_checkpoints_requeues_and_resumes_bit_exact(tmp_path, cach
     assert run.data.metrics[schema.FINAL_VAL_LOSS] == ref.data.metrics[schema.FINAL_VAL_LOSS]
     for key in (schema.TRAIN_LOSS, schema.VAL_LOSS, schema.TOKENS):
         got = history(client, run.info.run_id, key)
-        assert got == history(ref_client, ref.info.run_id, key), key   # no gap, no duplicate
+        assert got == history(ref_client, ref.info.run_id, key), key  # no gap, no duplicate
     assert [s for s, _ in history(client, run.info.run_id, schema.TRAIN_LOSS)] == list(
-        range(10, 1501, 10))
+        range(10, 1501, 10)
+    )
 
 
 @on_slurm
@@ -347,11 +463,18 @@ def test_cancelled_job_is_killed_and_the_next_launch_resumes_it(tmp_path, cache_
     wait_for("the cancelled run to be closed", lambda: only_job_run(uri)[1].info.status == "KILLED")
     assert only_job_run(uri)[1].data.tags[schema.TAG_OUTCOME] == schema.OUTCOME_CANCELLED
 
-    r = run_launch("-m", *SLURM, *LONG, f"tracking.uri={uri}", cwd=tmp_path,   # the same sweep
-                   env={**ENV, "LMSWEEP_CACHE": str(cache_dir)})
+    r = run_launch(
+        "-m",
+        *SLURM,
+        *LONG,
+        f"tracking.uri={uri}",
+        cwd=tmp_path,  # the same sweep
+        env={**ENV, "LMSWEEP_CACHE": str(cache_dir)},
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "resume" in r.stdout and "1 of 1 jobs to launch" in r.stdout
     client, run = only_job_run(uri)
     assert run.info.status == "FINISHED" and run.data.tags[schema.TAG_RESUMES] == "1"
     assert [s for s, _ in history(client, run.info.run_id, schema.TRAIN_LOSS)] == list(
-        range(10, 1501, 10))
+        range(10, 1501, 10)
+    )

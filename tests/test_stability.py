@@ -1,4 +1,5 @@
 """Stability knobs: z-loss, adaptive gradient clipping, and the non-finite step guard."""
+
 import math
 
 import pytest
@@ -10,8 +11,14 @@ from trainer.models import build_model
 from trainer.objectives import OBJECTIVES
 from trainer.optim.clipping import adaptive_clip_
 
-TINY = ["model.d_model=32", "model.n_layers=1", "data.seq_len=32", "train.micro_batch=8",
-        "ramp.start=8", "train.threads=1"]
+TINY = [
+    "model.d_model=32",
+    "model.n_layers=1",
+    "data.seq_len=32",
+    "train.micro_batch=8",
+    "ramp.start=8",
+    "train.threads=1",
+]
 
 
 def test_z_loss_adds_log_z_squared_in_training_only():
@@ -21,10 +28,11 @@ def test_z_loss_adds_log_z_squared_in_training_only():
     plain = model.loss(x[:, :-1], x[:, 1:]).item()
     z = torch.logsumexp(model(x[:, :-1]).float(), dim=-1).pow(2).mean().item()
     assert model.loss(x[:, :-1], x[:, 1:], z_loss=1e-2).item() == pytest.approx(
-        plain + 1e-2 * z, rel=1e-5)
+        plain + 1e-2 * z, rel=1e-5
+    )
     objective = OBJECTIVES.build(job.objective, seed=0, z_loss=1e-2)
     assert objective(model, x, 0).item() == pytest.approx(plain + 1e-2 * z, rel=1e-5)
-    assert objective(model, x).item() == pytest.approx(plain, rel=1e-6)     # evaluation
+    assert objective(model, x).item() == pytest.approx(plain, rel=1e-6)  # evaluation
 
 
 def trainer_for(cache_dir, *overrides):
@@ -34,9 +42,16 @@ def trainer_for(cache_dir, *overrides):
 def test_agc_bounds_each_row_update(cache_dir):
     # With plain SGD the update is lr * grad, so AGC's bound |g_row| <= agc * |w_row| is visible
     # in the weights: no row of any matrix moves by more than lr * agc * its norm (+ eps floor).
-    t = trainer_for(cache_dir, "optim=sgd", "optim.lr=1.0", "optim.momentum=0",
-                    "optim.nesterov=false", "train.agc=0.01", "train.grad_clip=0",
-                    "schedule=constant")
+    t = trainer_for(
+        cache_dir,
+        "optim=sgd",
+        "optim.lr=1.0",
+        "optim.momentum=0",
+        "optim.nesterov=false",
+        "train.agc=0.01",
+        "train.grad_clip=0",
+        "schedule=constant",
+    )
     before = {n: p.detach().clone() for n, p in t.model.named_parameters()}
     *_, finite = t.step()
     assert finite
@@ -49,14 +64,15 @@ def test_agc_bounds_each_row_update(cache_dir):
 
 def test_non_finite_step_is_skipped_not_applied(cache_dir):
     t = trainer_for(cache_dir, "optim.lr=1e30", "schedule=constant")
-    *_, finite = t.step()                  # finite loss, weights sent past float32 range
+    *_, finite = t.step()  # finite loss, weights sent past float32 range
     assert finite
     weights = {n: p.detach().clone() for n, p in t.model.named_parameters()}
     *_, finite = t.step()
     assert not finite
     for n, p in t.model.named_parameters():  # the NaN step left every weight as it was
         assert torch.equal(p.detach(), weights[n]) or (
-            torch.isnan(p).all() and torch.isnan(weights[n]).all()), n
+            torch.isnan(p).all() and torch.isnan(weights[n]).all()
+        ), n
 
 
 def test_stability_options_train(cache_dir):
@@ -70,10 +86,10 @@ def test_adaptive_clipping_is_pytorch_optimizers_agc_in_batched_kernels():
 
     torch.manual_seed(0)
     model = build_model(compose_job(*TINY, "model.bias=true").model, 257)
-    for p in model.parameters():      # small matrix gradients pass, large vector ones clip
+    for p in model.parameters():  # small matrix gradients pass, large vector ones clip
         p.grad = torch.randn_like(p) * (1e-4 if p.ndim > 1 else 1.0)
     p0 = next(p for p in model.parameters() if p.ndim > 1)
-    p0.grad[0] *= 1e4                  # one unit of a matrix clips, the others not
+    p0.grad[0] *= 1e4  # one unit of a matrix clips, the others not
     before = [p.grad.clone() for p in model.parameters()]
     expected = [agc(p, p.grad, agc_clip_val=0.01) for p in model.parameters()]
     clipped = [not torch.equal(e, b) for e, b in zip(expected, before)]

@@ -1,5 +1,6 @@
 """The sweep's jobs: the cartesian product of the overrides, as Hydra's basic sweeper makes it,
 through Hydra's public override parser."""
+
 from __future__ import annotations
 
 import pytest

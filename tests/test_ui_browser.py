@@ -6,6 +6,7 @@ The only change to what is printed is the port: the hint names `mlflow ui`'s def
 test serves on a free one. Without /usr/bin/chromium ($LMSWEEP_CHROMIUM) or playwright the
 tests skip with the reason; under CI (LMSWEEP_REQUIRE_BROWSER=1, set by .ci/run) they fail.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -28,16 +29,23 @@ from trainer import schema
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path(os.environ.get("LMSWEEP_CHROMIUM", "/usr/bin/chromium"))    # Debian's
+CHROMIUM = Path(os.environ.get("LMSWEEP_CHROMIUM", "/usr/bin/chromium"))  # Debian's
 # What headless Chromium needs on a machine without network or sandbox (the session notes).
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 JOBS = ("model=mixer", "model=transformer")
-EXPERIMENT = "ui check"           # not the default: the hint must name this one's id
+EXPERIMENT = "ui check"  # not the default: the hint must name this one's id
 PRINTED_HOST = "127.0.0.1:5000"
 CARD = '[data-testid="experiment-view-compare-runs-card"]'
-LOAD_S = 90                       # a loaded 2-core machine: the UI fetches runs, then histories
+LOAD_S = 90  # a loaded 2-core machine: the UI fetches runs, then histories
 
 
 def _browser_missing() -> str | None:
@@ -76,8 +84,13 @@ def sweep(tmp_path_factory, corpus, chromium):
 def _launch(cwd: Path, *args: str):
     short = {"budget.steps=20", "train.eval_every=10", f"tracking.experiment='{EXPERIMENT}'"}
     tiny = [o for o in TINY if o.split("=")[0] not in {s.split("=")[0] for s in short}]
-    r = run_launch(*args, *tiny, *short, cwd=cwd,
-                   env={"LMSWEEP_CACHE": str(cwd / "cache"), "MLFLOW_TRACKING_URI": ""})
+    r = run_launch(
+        *args,
+        *tiny,
+        *short,
+        cwd=cwd,
+        env={"LMSWEEP_CACHE": str(cwd / "cache"), "MLFLOW_TRACKING_URI": ""},
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r
 
@@ -116,13 +129,18 @@ def server(sweep):
     argv = shlex.split(command)
     assert argv[:2] == ["mlflow", "ui"], command
     argv[0] = str(Path(sys.executable).with_name("mlflow"))
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}   # starts in ~4 s
-    for _ in range(3):            # another process may take the free port before the server
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # starts in ~4 s
+    for _ in range(3):  # another process may take the free port before the server
         port = _free_port()
         log = (cwd / f"mlflow-ui-{port}.log").open("w")
-        proc = subprocess.Popen([*argv, "--port", str(port), "--workers", "1"], cwd=cwd,
-                                env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [*argv, "--port", str(port), "--workers", "1"],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
             try:
@@ -150,8 +168,12 @@ def browser(chromium, tmp_path_factory):
 
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(chromium),
-            args=CHROMIUM_FLAGS, headless=True, viewport={"width": 1600, "height": 1000})
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=str(chromium),
+            args=CHROMIUM_FLAGS,
+            headless=True,
+            viewport={"width": 1600, "height": 1000},
+        )
         context.set_default_timeout(LOAD_S * 1000)
         yield context
         context.close()
@@ -176,9 +198,11 @@ def charts(sweep, server, browser, tmp_path_factory):
     page = browser.new_page()
     page.goto(url.replace(PRINTED_HOST, server, 1))
     val_loss = page.locator(CARD).filter(has=page.locator('h4[title="val_loss"]'))
-    expect(val_loss.locator("path.js-line")).to_have_count(2 * len(JOBS),  # line + raw each
-                                                           timeout=LOAD_S * 1000)
-    time.sleep(1)                 # let the last traces settle before the picture
+    expect(val_loss.locator("path.js-line")).to_have_count(
+        2 * len(JOBS),  # line + raw each
+        timeout=LOAD_S * 1000,
+    )
+    time.sleep(1)  # let the last traces settle before the picture
     _keep(page, tmp_path_factory.mktemp("screenshots") / "mlflow-ui-sweep.png")
     yield page
     page.close()
@@ -193,7 +217,7 @@ def _jobs(client: MlflowClient):
 
 
 def _rgb(hex_color: str) -> str:
-    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgb({r}, {g}, {b})"
 
 
@@ -202,7 +226,7 @@ def test_printed_url_opens_the_model_training_runs_view(charts, sweep):
     path = charts.url.split("#", 1)[1]
     assert path.startswith(f"/experiments/{exp.experiment_id}/runs?"), charts.url
     assert "workflowType=machine_learning" in path
-    assert "Sessions" not in charts.inner_text("body")       # the GenAI side bar
+    assert "Sessions" not in charts.inner_text("body")  # the GenAI side bar
     for section in ("Loss", "One value per run", "Model metrics"):
         assert charts.get_by_text(section, exact=True).count() == 1
 
@@ -211,31 +235,41 @@ def test_printed_url_opens_the_model_training_runs_view(charts, sweep):
 def test_every_job_is_a_curve_in_its_own_colour_named_by_its_overrides(charts, sweep, metric):
     _, jobs, _ = _jobs(sweep[3])
     card = charts.locator(CARD).filter(has=charts.locator(f'h4[title="{metric}"]'))
-    lines = [p for p in card.locator("path.js-line").all()
-             if "stroke-opacity: 1;" in (p.get_attribute("style") or "")]
+    lines = [
+        p
+        for p in card.locator("path.js-line").all()
+        if "stroke-opacity: 1;" in (p.get_attribute("style") or "")
+    ]
     drawn = {p.get_attribute("style").split("stroke: ", 1)[1].split(";")[0]: p for p in lines}
     colours = {_rgb(r.data.tags["mlflow.runColor"]) for r in jobs}
     assert set(drawn) == colours and len(colours) == len(JOBS)
     for path in drawn.values():
-        assert path.get_attribute("d").count("L") >= 1       # at least two points joined
+        assert path.get_attribute("d").count("L") >= 1  # at least two points joined
     legend = card.inner_text()
     for name in JOBS:
         assert f"{name} ({metric})" in legend
-        assert charts.get_by_text(name, exact=True).count() >= 1     # the run list
+        assert charts.get_by_text(name, exact=True).count() >= 1  # the run list
 
 
 def test_one_off_values_are_bar_charts_not_lines(charts, sweep):
     _, jobs, _ = _jobs(sweep[3])
     card = charts.locator(CARD).filter(has=charts.locator(f'h4[title="{schema.FINAL_VAL_LOSS}"]'))
     assert card.locator("path.js-line").count() == 0
-    bars = [float(t.get_attribute("data-unformatted"))
-            for t in card.locator("g.trace.bars g.point text").all()]
+    bars = [
+        float(t.get_attribute("data-unformatted"))
+        for t in card.locator("g.trace.bars g.point text").all()
+    ]
     expected = [r.data.metrics[schema.FINAL_VAL_LOSS] for r in jobs]
-    assert sorted(bars) == pytest.approx(sorted(expected), abs=0.006)   # shown to 2 places
+    assert sorted(bars) == pytest.approx(sorted(expected), abs=0.006)  # shown to 2 places
     # Logged at step 0, so that the UI draws them as bars in any view, not only in lmsweep's.
     for r in jobs:
-        for key in (schema.FINAL_VAL_LOSS, schema.BEST_VAL_LOSS, schema.UNIGRAM_ENTROPY,
-                    schema.OPTIMIZER_STATE_BYTES_PER_PARAM, schema.LOGGING_SECONDS):
+        for key in (
+            schema.FINAL_VAL_LOSS,
+            schema.BEST_VAL_LOSS,
+            schema.UNIGRAM_ENTROPY,
+            schema.OPTIMIZER_STATE_BYTES_PER_PARAM,
+            schema.LOGGING_SECONDS,
+        ):
             assert [m.step for m in sweep[3].get_metric_history(r.info.run_id, key)] == [0]
 
 
@@ -246,8 +280,11 @@ def test_table_shows_who_ran_what_from_which_commit(sweep, server, browser, tmp_
     _, _, url, client = sweep
     _, jobs, _ = _jobs(client)
     page = browser.new_page()
-    page.goto(url.replace(PRINTED_HOST, server, 1).replace("compareRunsMode=CHART",
-                                                            "compareRunsMode=TABLE"))
+    page.goto(
+        url.replace(PRINTED_HOST, server, 1).replace(
+            "compareRunsMode=CHART", "compareRunsMode=TABLE"
+        )
+    )
     cells = page.locator('.ag-center-cols-container [col-id="attributes.`User`"]')
     expect(cells).to_have_count(len(JOBS), timeout=LOAD_S * 1000)
     assert set(cells.all_inner_texts()) == {getpass.getuser()}

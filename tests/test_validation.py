@@ -1,6 +1,7 @@
 """Bad input is refused before anything runs, with one message naming the value and the valid
 choices. The cases are the bad-input table of docs/faults.md, read from the document itself,
 so the documentation cannot drift from what the command does."""
+
 from __future__ import annotations
 
 import os
@@ -45,9 +46,14 @@ def files(tmp_path_factory) -> dict[str, str]:
     readonly = d / "readonly"
     readonly.mkdir()
     readonly.chmod(0o500)
-    return {"file": str(d / "file"), "empty": str(d / "empty.txt"),
-            "binary": str(d / "binary.bin"), "latin1": str(d / "latin1.txt"),
-            "notok": str(d / "notok.json"), "readonly": str(readonly)}
+    return {
+        "file": str(d / "file"),
+        "empty": str(d / "empty.txt"),
+        "binary": str(d / "binary.bin"),
+        "latin1": str(d / "latin1.txt"),
+        "notok": str(d / "notok.json"),
+        "readonly": str(readonly),
+    }
 
 
 def test_the_table_is_long_enough_to_mean_something():
@@ -72,22 +78,32 @@ def test_bad_input_is_refused_with_the_documented_message(overrides, needles, fi
     assert not (tmp_path / "cache").exists(), "data was touched"
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["tracking.uri=notaurl"], "tracking.uri='notaurl' is invalid: not a URI"),
-    (["tracking.uri=foo://bar"], "unknown scheme 'foo'"),
-    (["tracking.uri=sqlite:///{file}/m.db"], "is a file, not a directory"),
-    (["tracking.uri=http://127.0.0.1:9"], "no MLflow server answers there"),
-    (["seed=interval(0,1)"], "lists of values"),
-    (["hydra.sweeper.gpu=TPU"], "hydra.sweeper.gpu='TPU' is invalid: a GPU of"),
-    (["optim.lr=-1,1", "model=mixer,transformer,gmlp", "model.n_layers=0,1"],
-     "9 of 12 jobs have an invalid config"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["tracking.uri=notaurl"], "tracking.uri='notaurl' is invalid: not a URI"),
+        (["tracking.uri=foo://bar"], "unknown scheme 'foo'"),
+        (["tracking.uri=sqlite:///{file}/m.db"], "is a file, not a directory"),
+        (["tracking.uri=http://127.0.0.1:9"], "no MLflow server answers there"),
+        (["seed=interval(0,1)"], "lists of values"),
+        (["hydra.sweeper.gpu=TPU"], "hydra.sweeper.gpu='TPU' is invalid: a GPU of"),
+        (
+            ["optim.lr=-1,1", "model=mixer,transformer,gmlp", "model.n_layers=0,1"],
+            "9 of 12 jobs have an invalid config",
+        ),
+    ],
+)
 def test_the_command_refuses(args, needle, files, tmp_path):
     """Through `python launch.py -m` as a user types it: a compact message, no traceback,
     nothing created (no store, no data cache), quickly."""
     args = [fill(a, files) for a in args]
-    r = run_launch("-m", *args, cwd=tmp_path, env={"LMSWEEP_CACHE": str(tmp_path / "cache"),
-                                                   "MLFLOW_TRACKING_URI": ""}, timeout=120)
+    r = run_launch(
+        "-m",
+        *args,
+        cwd=tmp_path,
+        env={"LMSWEEP_CACHE": str(tmp_path / "cache"), "MLFLOW_TRACKING_URI": ""},
+        timeout=120,
+    )
     assert r.returncode != 0
     assert fill(needle, files) in r.stderr, r.stderr[-2000:]
     assert "Traceback" not in r.stderr
@@ -95,24 +111,42 @@ def test_the_command_refuses(args, needle, files, tmp_path):
 
 
 def test_every_bad_job_of_a_sweep_is_listed(tmp_path):
-    r = run_launch("-m", "optim.lr=-1,1", "model=mixer,transformer", "model.n_layers=0,1",
-                   cwd=tmp_path, env={"MLFLOW_TRACKING_URI": ""}, timeout=120)
+    r = run_launch(
+        "-m",
+        "optim.lr=-1,1",
+        "model=mixer,transformer",
+        "model.n_layers=0,1",
+        cwd=tmp_path,
+        env={"MLFLOW_TRACKING_URI": ""},
+        timeout=120,
+    )
     jobs = re.findall(r"^  job #(\d+) \((.*?)\): (.*)$", r.stderr, re.M)
-    assert len(jobs) == 6, r.stderr                     # every bad one, not only the first
+    assert len(jobs) == 6, r.stderr  # every bad one, not only the first
     assert all("optim.lr=-1" in o or "model.n_layers=0" in o for _, o, _ in jobs)
 
 
 def test_a_path_with_a_quote_character_works(tmp_path, cache_dir):
     """It used to crash Hydra's override parser: run names were built as quoted overrides."""
-    odd = tmp_path / "it's a \"corpus\""
+    odd = tmp_path / 'it\'s a "corpus"'
     odd.mkdir()
-    (odd / "doc.txt").write_text("".join(f"Paragraph {i}: to be, or not to be. " * 30 + "\n\n"
-                                         for i in range(100)))
-    quoted = str(odd / "doc.txt").replace("'", "\\'")       # Hydra's quoting of a quote
-    r = run_launch("-m", "data=files", f"data.paths=['{quoted}']",
-                   "data.sample_by=paragraph", "model.d_model=32", "model.n_layers=1",
-                   "data.seq_len=32", "train.micro_batch=8", "ramp.start=8", "budget.steps=5",
-                   cwd=tmp_path, env={"LMSWEEP_CACHE": str(cache_dir),
-                                      "MLFLOW_TRACKING_URI": ""}, timeout=300)
+    (odd / "doc.txt").write_text(
+        "".join(f"Paragraph {i}: to be, or not to be. " * 30 + "\n\n" for i in range(100))
+    )
+    quoted = str(odd / "doc.txt").replace("'", "\\'")  # Hydra's quoting of a quote
+    r = run_launch(
+        "-m",
+        "data=files",
+        f"data.paths=['{quoted}']",
+        "data.sample_by=paragraph",
+        "model.d_model=32",
+        "model.n_layers=1",
+        "data.seq_len=32",
+        "train.micro_batch=8",
+        "ramp.start=8",
+        "budget.steps=5",
+        cwd=tmp_path,
+        env={"LMSWEEP_CACHE": str(cache_dir), "MLFLOW_TRACKING_URI": ""},
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "finished" in r.stdout

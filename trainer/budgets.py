@@ -2,6 +2,7 @@
 
 Schedules and ramps only ever see the fraction, so every budget drives them the same way.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from trainer.registry import Registry, check
 class Progress:
     steps: int = 0
     tokens: int = 0
-    seconds: float = 0.0           # training wall-clock, evaluation excluded
+    seconds: float = 0.0  # training wall-clock, evaluation excluded
 
 
 Fraction = Callable[[Progress], float]
@@ -60,7 +61,7 @@ class StepsBudgetConfig(BudgetConfig):
 @dataclass
 class TokensBudgetConfig(BudgetConfig):
     name: str = "tokens"
-    tokens: int = 600_000           # the demo's 300 steps of 2,048 tokens
+    tokens: int = 600_000  # the demo's 300 steps of 2,048 tokens
 
     def __post_init__(self) -> None:
         check(self.tokens > 0, "budget.tokens", self.tokens, "> 0 training tokens")
@@ -78,7 +79,7 @@ class SecondsBudgetConfig(BudgetConfig):
         check(self.seconds > 0, "budget.seconds", self.seconds, "> 0 seconds of training")
 
     def plan(self, tokens_per_step_at: Callable[[float], int]) -> Optional[Plan]:
-        return None                 # throughput is only known once the run is on its hardware
+        return None  # throughput is only known once the run is on its hardware
 
 
 @BUDGETS.register("steps", StepsBudgetConfig)

@@ -6,6 +6,7 @@ own handler requeues the job and exits at once, mid-step. `StopSignals` defers t
 (and SIGTERM/SIGINT) to the next step boundary, so the loop saves first and then hands over.
 Files hold only tensors and plain Python values, so they load with weights_only=True.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,7 +26,7 @@ from filelock import FileLock, Timeout
 log = logging.getLogger("lmsweep")
 
 PATTERN = "step_*.pt"
-STEP_DIR = re.compile(r"step_\d{9}")   # a distributed checkpoint (trainer/dist/checkpoint.py)
+STEP_DIR = re.compile(r"step_\d{9}")  # a distributed checkpoint (trainer/dist/checkpoint.py)
 CLAIM_FILE = "claim.lock"
 
 
@@ -52,10 +53,12 @@ def latest(directory: Path) -> Optional[dict[str, Any]]:
     for i, path in enumerate(files):
         try:
             state = torch.load(path, weights_only=True)
-        except Exception as e:   # EOFError, RuntimeError (zip), UnpicklingError, ...
+        except Exception as e:  # EOFError, RuntimeError (zip), UnpicklingError, ...
             fallback = files[i + 1].name if i + 1 < len(files) else "none: starting fresh"
-            log.warning(f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); "
-                        f"moved to {path.name}.corrupt; falling back to {fallback}")
+            log.warning(
+                f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); "
+                f"moved to {path.name}.corrupt; falling back to {fallback}"
+            )
             path.rename(path.with_name(path.name + ".corrupt"))
             continue
         return state
@@ -129,8 +132,9 @@ class StopSignals:
         # Handlers can only be set from the main thread (where Hydra and submitit run jobs);
         # elsewhere the signals keep their usual effect.
         main = threading.current_thread() is threading.main_thread()
-        self._previous = {s: signal.signal(s, self._catch) for s in (self.REQUEUE, *self.STOP)} \
-            if main else {}
+        self._previous = (
+            {s: signal.signal(s, self._catch) for s in (self.REQUEUE, *self.STOP)} if main else {}
+        )
 
     @property
     def requested(self) -> bool:

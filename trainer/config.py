@@ -10,6 +10,7 @@ unknown keys, and `__post_init__` (run by OmegaConf.to_object) checks values and
 limits. `preflight()` then does what reads files, builds meta-device models or asks the
 machine: the sweeper runs it for every job before any job starts or any run is created.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,26 +47,26 @@ DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 
 @dataclass
 class TrainConfig:
-    micro_batch: int = 16           # sequences per forward/backward; ramps accumulate these
-    eval_every: int = 50            # optimizer steps between validation passes (and at the end)
-    eval_sequences: int = 64        # fixed validation windows per pass
-    log_every: int = 10             # optimizer steps between metric points
-    grad_clip: float = 1.0          # max global grad norm; 0 disables
-    agc: float = 0.0                # unit-wise adaptive gradient clipping, e.g. 0.003; 0 disables
-    z_loss: float = 0.0             # PaLM's auxiliary log(Z)^2 loss, e.g. 1e-4; 0 disables
-    max_bad_steps: int = 5          # consecutive non-finite (skipped) steps before `diverged`
-    checkpoint_every: int = 0       # optimizer steps between checkpoints; 0: by time only
+    micro_batch: int = 16  # sequences per forward/backward; ramps accumulate these
+    eval_every: int = 50  # optimizer steps between validation passes (and at the end)
+    eval_sequences: int = 64  # fixed validation windows per pass
+    log_every: int = 10  # optimizer steps between metric points
+    grad_clip: float = 1.0  # max global grad norm; 0 disables
+    agc: float = 0.0  # unit-wise adaptive gradient clipping, e.g. 0.003; 0 disables
+    z_loss: float = 0.0  # PaLM's auxiliary log(Z)^2 loss, e.g. 1e-4; 0 disables
+    max_bad_steps: int = 5  # consecutive non-finite (skipped) steps before `diverged`
+    checkpoint_every: int = 0  # optimizer steps between checkpoints; 0: by time only
     # Wall-clock seconds between checkpoints (evaluation included): a node crash or kill -9
     # costs at most this much training. 0: only on signals and checkpoint_every.
     checkpoint_every_s: float = 600.0
     keep_checkpoints: int = 2
-    checkpoint_dir: str = ".cache/lmsweep/checkpoints"   # one subdirectory per job fingerprint
-    precision: str = "auto"         # auto: bf16 autocast on CUDA where supported, else fp32
+    checkpoint_dir: str = ".cache/lmsweep/checkpoints"  # one subdirectory per job fingerprint
+    precision: str = "auto"  # auto: bf16 autocast on CUDA where supported, else fp32
     # torch.compile the model: null = on CUDA only (on a 2-core CPU it paid ~1.02-1.1x after
     # ~30 s of compiling and a recompile at the first evaluation: trainer/perf.py)
     compile: Optional[bool] = None
-    device: str = "auto"            # auto | cpu | cuda | cuda:N
-    threads: int = 0                # torch intra-op threads on CPU; 0 = all cores
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch intra-op threads on CPU; 0 = all cores
 
     def __post_init__(self) -> None:
         check(self.micro_batch > 0, "train.micro_batch", self.micro_batch, "> 0 sequences")
@@ -76,31 +77,51 @@ class TrainConfig:
         check(self.agc >= 0, "train.agc", self.agc, ">= 0 (0 disables)")
         check(self.z_loss >= 0, "train.z_loss", self.z_loss, ">= 0 (0 disables)")
         check(self.max_bad_steps > 0, "train.max_bad_steps", self.max_bad_steps, "> 0")
-        check(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every,
-              ">= 0 (0: by time only)")
-        check(self.checkpoint_every_s >= 0, "train.checkpoint_every_s", self.checkpoint_every_s,
-              ">= 0 seconds (0: only on signals and checkpoint_every)")
+        check(
+            self.checkpoint_every >= 0,
+            "train.checkpoint_every",
+            self.checkpoint_every,
+            ">= 0 (0: by time only)",
+        )
+        check(
+            self.checkpoint_every_s >= 0,
+            "train.checkpoint_every_s",
+            self.checkpoint_every_s,
+            ">= 0 seconds (0: only on signals and checkpoint_every)",
+        )
         check(self.keep_checkpoints > 0, "train.keep_checkpoints", self.keep_checkpoints, "> 0")
         check_choice("train.precision", self.precision, PRECISIONS)
-        check(self.device == "auto" or DEVICE.fullmatch(self.device) is not None, "train.device",
-              self.device, "auto, cpu, cuda or cuda:N")
+        check(
+            self.device == "auto" or DEVICE.fullmatch(self.device) is not None,
+            "train.device",
+            self.device,
+            "auto, cpu, cuda or cuda:N",
+        )
 
 
 @dataclass
 class TrackingConfig:
-    uri: Optional[str] = None       # None: $MLFLOW_TRACKING_URI, else <launch dir>/mlflow.db
+    uri: Optional[str] = None  # None: $MLFLOW_TRACKING_URI, else <launch dir>/mlflow.db
     experiment: str = DEFAULT_EXPERIMENT
     # Seconds the store may stay unreachable mid-run (training goes on, points are kept);
     # past it the job checkpoints and stops, and the next launch finishes it.
     outage_limit_s: float = 300.0
 
     def __post_init__(self) -> None:
-        check(bool(self.experiment.strip()), "tracking.experiment", self.experiment,
-              "a non-empty experiment name")
-        check(self.uri is None or not has_secret(self.uri), "tracking.uri", "<with a password>",
-              "never put a password in a config file: give the URI on the command line (lmsweep "
-              "moves the password to the environment) or set $MLFLOW_TRACKING_URI, or "
-              "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD")
+        check(
+            bool(self.experiment.strip()),
+            "tracking.experiment",
+            self.experiment,
+            "a non-empty experiment name",
+        )
+        check(
+            self.uri is None or not has_secret(self.uri),
+            "tracking.uri",
+            "<with a password>",
+            "never put a password in a config file: give the URI on the command line (lmsweep "
+            "moves the password to the environment) or set $MLFLOW_TRACKING_URI, or "
+            "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD",
+        )
         check(self.outage_limit_s > 0, "tracking.outage_limit_s", self.outage_limit_s, "> 0 s")
 
 
@@ -114,7 +135,7 @@ class JobConfig:
     optim: OptimConfig = MISSING
     schedule: ScheduleConfig = MISSING
     filter: FilterConfig = MISSING
-    order: OrderConfig = MISSING    # the order training windows are visited in
+    order: OrderConfig = MISSING  # the order training windows are visited in
     ramp: RampConfig = MISSING
     budget: BudgetConfig = MISSING
     dist: DistConfig = MISSING
@@ -123,26 +144,41 @@ class JobConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check(self.data.seq_len <= self.model.max_seq_len, "data.seq_len", self.data.seq_len,
-              f"model={self.model.name} supports at most "
-              f"model.max_seq_len={self.model.max_seq_len}")
+        check(
+            self.data.seq_len <= self.model.max_seq_len,
+            "data.seq_len",
+            self.data.seq_len,
+            f"model={self.model.name} supports at most model.max_seq_len={self.model.max_seq_len}",
+        )
         # Every anchor of the ramp, not just its ends: rounding one down to whole micro-batches
         # would silently train on another batch size.
         for size in self.ramp.batch_sizes():
-            check(size % self.train.micro_batch == 0, f"ramp={self.ramp.name} batch size", size,
-                  f"must be a multiple of train.micro_batch={self.train.micro_batch}")
-        check_dist(self)            # ranks x micro-batches, and what the dist option can run
+            check(
+                size % self.train.micro_batch == 0,
+                f"ramp={self.ramp.name} batch size",
+                size,
+                f"must be a multiple of train.micro_batch={self.train.micro_batch}",
+            )
+        check_dist(self)  # ranks x micro-batches, and what the dist option can run
 
     def vocab_size(self, data_vocab: Optional[int] = None) -> int:
         """The model's vocabulary: the data's (known after preparation; before it, the
         tokenizer's expected size) plus the objective's extra ids (mlm's [MASK])."""
-        return (data_vocab or self.data.tokenizer.expected_vocab_size()) + \
-            self.objective.extra_tokens
+        return (
+            data_vocab or self.data.tokenizer.expected_vocab_size()
+        ) + self.objective.extra_tokens
 
 
 GROUPS: dict[str, Registry] = {
-    "model": MODELS, "objective": OBJECTIVES, "optim": OPTIMIZERS, "schedule": SCHEDULES,
-    "data": SOURCES, "filter": FILTERS, "order": ORDERS, "ramp": RAMPS, "budget": BUDGETS,
+    "model": MODELS,
+    "objective": OBJECTIVES,
+    "optim": OPTIMIZERS,
+    "schedule": SCHEDULES,
+    "data": SOURCES,
+    "filter": FILTERS,
+    "order": ORDERS,
+    "ramp": RAMPS,
+    "budget": BUDGETS,
     "dist": DISTS,
 }
 
@@ -167,20 +203,32 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # Fields that say where or on what a job runs, not what it computes.
-NOT_IN_FINGERPRINT = ("tracking", "train.device", "train.threads", "train.compile",
-                      "train.checkpoint_every",
-                      "train.checkpoint_every_s", "train.keep_checkpoints", "train.checkpoint_dir",
-                      "data.cache_dir",
-                      # how many ranks: the global batch, and so the training, is the same on
-                      # any number, and a ddp/fsdp checkpoint resumes on another (DCP reshards)
-                      "dist.nproc", "dist.nodes", "dist.backend")
+NOT_IN_FINGERPRINT = (
+    "tracking",
+    "train.device",
+    "train.threads",
+    "train.compile",
+    "train.checkpoint_every",
+    "train.checkpoint_every_s",
+    "train.keep_checkpoints",
+    "train.checkpoint_dir",
+    "data.cache_dir",
+    # how many ranks: the global batch, and so the training, is the same on
+    # any number, and a ddp/fsdp checkpoint resumes on another (DCP reshards)
+    "dist.nproc",
+    "dist.nodes",
+    "dist.backend",
+)
 
 
 def fingerprint(job: JobConfig) -> str:
     """Identity of a job: a hash of its resolved config less launcher and location fields.
     A re-run sweep skips FINISHED runs and resumes interrupted ones by this key."""
-    kept = {k: v for k, v in flatten(asdict(job)).items()
-            if not any(k == f or k.startswith(f + ".") for f in NOT_IN_FINGERPRINT)}
+    kept = {
+        k: v
+        for k, v in flatten(asdict(job)).items()
+        if not any(k == f or k.startswith(f + ".") for f in NOT_IN_FINGERPRINT)
+    }
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -202,10 +250,14 @@ def refuse_unknown_keys(cfg: DictConfig, prefix: str = "") -> None:
         for key in cfg.keys():
             if key not in names:
                 where = f"{prefix}{key}"
-                owner = f"{prefix.rstrip('.')}={cfg.get('name')}" if "name" in names else \
-                    (prefix.rstrip(".") or "the job config")
-                raise ConfigError(f"{where} is not a field of {owner}; valid fields: "
-                                  f"{', '.join(sorted(names))}")
+                owner = (
+                    f"{prefix.rstrip('.')}={cfg.get('name')}"
+                    if "name" in names
+                    else (prefix.rstrip(".") or "the job config")
+                )
+                raise ConfigError(
+                    f"{where} is not a field of {owner}; valid fields: {', '.join(sorted(names))}"
+                )
     for key in cfg.keys():
         node = cfg._get_node(key)
         if isinstance(node, DictConfig) and not node._is_missing() and not node._is_none():
@@ -238,19 +290,26 @@ def preflight(job: JobConfig, local: bool = True) -> None:
     writes, and, when it runs on this machine, the device it asks for."""
     job.data.preflight()
     job.model = solve_width(job.model, job.vocab_size(), causal=job.objective.causal)
-    for field_name, path in (("train.checkpoint_dir", job.train.checkpoint_dir),
-                             ("data.cache_dir", job.data.cache_dir)):
+    for field_name, path in (
+        ("train.checkpoint_dir", job.train.checkpoint_dir),
+        ("data.cache_dir", job.data.cache_dir),
+    ):
         check_writable(field_name, Path(path).expanduser().resolve())
     if local and job.train.device.startswith("cuda"):
         import torch
 
-        check(torch.cuda.is_available(), "train.device", job.train.device,
-              "CUDA is not available on this machine: use train.device=auto or cpu")
+        check(
+            torch.cuda.is_available(),
+            "train.device",
+            job.train.device,
+            "CUDA is not available on this machine: use train.device=auto or cpu",
+        )
 
 
 def check_writable(field_name: str, path: Path) -> None:
     """The directory exists and is writable, or can be created under one that is."""
     existing = next(p for p in [path, *path.parents] if p.exists())
     check(existing.is_dir(), field_name, str(path), f"{existing} is a file, not a directory")
-    check(os.access(existing, os.W_OK | os.X_OK), field_name, str(path),
-          f"{existing} is not writable")
+    check(
+        os.access(existing, os.W_OK | os.X_OK), field_name, str(path), f"{existing} is not writable"
+    )

@@ -11,6 +11,7 @@ sweep directory (not as overrides: those end up in run names, Hydra's `#0 : ...`
 password stays in the process environment (`$MLFLOW_TRACKING_URI`) and everything written or
 printed carries `redact(uri)`.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,9 @@ from urllib.parse import urlsplit, urlunsplit
 from hydra.errors import CompactHydraException
 
 DEFAULT_EXPERIMENT = "lmsweep"
-TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"         # MLflow's own variable
-SWEEP_CONTEXT_ENV = "LMSWEEP_SWEEP_CONTEXT"      # path of the sweep's context.json
-CONTEXT_FILE = "lmsweep_context.json"            # in the sweep dir
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"  # MLflow's own variable
+SWEEP_CONTEXT_ENV = "LMSWEEP_SWEEP_CONTEXT"  # path of the sweep's context.json
+CONTEXT_FILE = "lmsweep_context.json"  # in the sweep dir
 REDACTED = "***"
 
 # MLflow's limits (mlflow/utils/validation.py): log_batch takes at most 1000 metrics, 100
@@ -98,9 +99,9 @@ class SweepContext:
     id: str
     experiment_id: str
     parent_run_id: str
-    tracking_uri: str                                   # redacted; resolve_uri() finds the secret
-    run_names: dict[str, str] = field(default_factory=dict)    # Hydra job num -> run name
-    rerun: bool = False             # run jobs even when a FINISHED run has their fingerprint
+    tracking_uri: str  # redacted; resolve_uri() finds the secret
+    run_names: dict[str, str] = field(default_factory=dict)  # Hydra job num -> run name
+    rerun: bool = False  # run jobs even when a FINISHED run has their fingerprint
 
     def run_name(self, job_num: int) -> str:
         return self.run_names.get(str(job_num), "")

@@ -11,6 +11,7 @@ Faults and what survives them (docs/faults.md has the tested list):
   past `tracking.outage_limit_s` the job checkpoints and stops with a message naming the URI;
 - a damaged checkpoint: the previous one (trainer/checkpoint.py); a deleted run: a new one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,8 @@ from trainer.progress import report
 
 log = logging.getLogger("lmsweep")
 
-OUTCOME_ELSEWHERE = "running elsewhere"      # summary only: another process holds the claim
-OUTCOME_DONE = "finished elsewhere"          # summary only: a concurrent sweep finished it
+OUTCOME_ELSEWHERE = "running elsewhere"  # summary only: another process holds the claim
+OUTCOME_DONE = "finished elsewhere"  # summary only: a concurrent sweep finished it
 
 
 class TrackingOutage(CompactHydraException, RuntimeError):
@@ -48,15 +49,18 @@ class TrackingOutage(CompactHydraException, RuntimeError):
     Hydra prints it as its message alone."""
 
 
-def train(job: JobConfig, run_name: str, overrides: str,
-          context: Optional[contract.SweepContext] = None) -> Summary:
+def train(
+    job: JobConfig, run_name: str, overrides: str, context: Optional[contract.SweepContext] = None
+) -> Summary:
     key = fingerprint(job)
     ckpt_dir = contract.checkpoint_dir(job.train.checkpoint_dir, key)
-    main = ranks.is_main()                   # rank 0 claims, tracks and cleans up for all ranks
+    main = ranks.is_main()  # rank 0 claims, tracks and cleans up for all ranks
     claim = checkpoint.Claim(ckpt_dir)
     if not ranks.broadcast(claim.acquire() if main else None):
-        log.warning(f"[{run_name}] another process is training this job (fingerprint {key}, "
-                    f"claim {ckpt_dir / checkpoint.CLAIM_FILE}): not run again here")
+        log.warning(
+            f"[{run_name}] another process is training this job (fingerprint {key}, "
+            f"claim {ckpt_dir / checkpoint.CLAIM_FILE}): not run again here"
+        )
         return Summary("", run_name, OUTCOME_ELSEWHERE, 0, 0, 0, 0, 0.0, math.nan, math.nan)
     try:
         summary = _train_claimed(job, run_name, overrides, context, key, ckpt_dir)
@@ -68,15 +72,28 @@ def train(job: JobConfig, run_name: str, overrides: str,
     return summary
 
 
-def _train_claimed(job: JobConfig, run_name: str, overrides: str,
-                   context: Optional[contract.SweepContext], key: str, ckpt_dir: Path) -> Summary:
+def _train_claimed(
+    job: JobConfig,
+    run_name: str,
+    overrides: str,
+    context: Optional[contract.SweepContext],
+    key: str,
+    ckpt_dir: Path,
+) -> Summary:
     uri = contract.resolve_uri(context.tracking_uri if context else job.tracking.uri)
     # In a sweep, a store that restarts as this job begins is waited for; alone, a bad URI
     # fails in seconds.
-    client = (tracking.connect(uri, wait_s=job.tracking.outage_limit_s if context else 0.0)
-              if ranks.is_main() else None)          # other ranks: rank 0's answers
-    if ranks.broadcast(client and context and not context.rerun and
-                       tracking.finished_fingerprints(client, job.tracking.experiment, key)):
+    client = (
+        tracking.connect(uri, wait_s=job.tracking.outage_limit_s if context else 0.0)
+        if ranks.is_main()
+        else None
+    )  # other ranks: rank 0's answers
+    if ranks.broadcast(
+        client
+        and context
+        and not context.rerun
+        and tracking.finished_fingerprints(client, job.tracking.experiment, key)
+    ):
         # The sweep planned this job, but another sweep finished it since: not trained twice.
         log.warning(f"[{run_name}] a FINISHED run has this job's fingerprint {key}: skipped")
         return Summary("", run_name, OUTCOME_DONE, 0, 0, 0, 0, 0.0, math.nan, math.nan)
@@ -89,24 +106,38 @@ def _train_claimed(job: JobConfig, run_name: str, overrides: str,
     # Installed before the run exists, so no signal can leave an orphan RUNNING run.
     stop = checkpoint.StopSignals()
     try:
-        run, writer = _open_run(client, job, trainer, key, run_name, overrides, saved, context,
-                                ckpt_dir)
+        run, writer = _open_run(
+            client, job, trainer, key, run_name, overrides, saved, context, ckpt_dir
+        )
         try:
             outcome = _loop(trainer, run, writer, run_name, stop, ckpt_dir, uri)
-            if outcome is None:            # a stop signal: the state is saved
+            if outcome is None:  # a stop signal: the state is saved
                 _stop(trainer, run, writer, stop)
             _finish(trainer, run, writer, outcome, ckpt_dir, uri)
         except BaseException as e:
-            if not stop.handed_over and run.status == "RUNNING" and not isinstance(
-                    e, TrackingOutage):
+            if (
+                not stop.handed_over
+                and run.status == "RUNNING"
+                and not isinstance(e, TrackingOutage)
+            ):
                 _fail(run, writer, e)
             raise
     finally:
         stop.restore()
     s = trainer.state
-    return Summary(run.run_id, run_name, outcome, trainer.params_total, trainer.params_non_emb,
-                   s.progress.steps, s.progress.tokens, s.progress.seconds, s.val_loss,
-                   trainer.data.stats["unigram_entropy"], run.experiment_id)
+    return Summary(
+        run.run_id,
+        run_name,
+        outcome,
+        trainer.params_total,
+        trainer.params_non_emb,
+        s.progress.steps,
+        s.progress.tokens,
+        s.progress.seconds,
+        s.val_loss,
+        trainer.data.stats["unigram_entropy"],
+        run.experiment_id,
+    )
 
 
 def _fail(run, writer: MetricWriter, error: BaseException) -> None:
@@ -131,8 +162,17 @@ def _run_alive(client, run_id: str) -> bool:
         raise
 
 
-def _open_run(client, job: JobConfig, trainer: Trainer, key: str, run_name: str, overrides: str,
-              saved: dict | None, context: Optional[contract.SweepContext], ckpt_dir: Path):
+def _open_run(
+    client,
+    job: JobConfig,
+    trainer: Trainer,
+    key: str,
+    run_name: str,
+    overrides: str,
+    saved: dict | None,
+    context: Optional[contract.SweepContext],
+    ckpt_dir: Path,
+):
     """Continue the checkpoint's run, or start one (params, config, baseline logged once).
     Every rank loads the checkpoint; ranks other than 0 get a run and writer that do nothing."""
     if saved is not None:
@@ -144,19 +184,28 @@ def _open_run(client, job: JobConfig, trainer: Trainer, key: str, run_name: str,
         run = tracking.RunLogger(client, saved["run_id"], previous.info.experiment_id)
         client.update_run(run.run_id, status="RUNNING")
         resumes = int(previous.data.tags.get(schema.TAG_RESUMES, 0)) + 1
-        run.set_tags({**tracking.process_tags(), **trainer.par.tags(),
-                      schema.TAG_RESUMES: resumes, schema.TAG_OUTCOME: schema.OUTCOME_RUNNING})
+        run.set_tags(
+            {
+                **tracking.process_tags(),
+                **trainer.par.tags(),
+                schema.TAG_RESUMES: resumes,
+                schema.TAG_OUTCOME: schema.OUTCOME_RUNNING,
+            }
+        )
         writer = MetricWriter(client, run.run_id, ckpt_dir)
         writer.resume()
         return run, writer
-    if context is None:                      # a sweep's sweeper did this for the experiment
+    if context is None:  # a sweep's sweeper did this for the experiment
         experiment_id = tracking.ensure_experiment(client, job.tracking.experiment)
         for note in liveness.close_dead_runs(client, experiment_id, key):
             log.warning(note)
     else:
         experiment_id = context.experiment_id
     run = tracking.RunLogger.start(
-        client, experiment_id, run_name, parent_run_id=context.parent_run_id if context else "",
+        client,
+        experiment_id,
+        run_name,
+        parent_run_id=context.parent_run_id if context else "",
         tags={
             schema.TAG_ROLE: schema.ROLE_JOB,
             schema.TAG_SWEEP_ID: context.id if context else "",
@@ -170,7 +219,8 @@ def _open_run(client, job: JobConfig, trainer: Trainer, key: str, run_name: str,
             **tracking.run_color(context.run_names if context else {}, run_name),
             **tracking.process_tags(),
             **trainer.par.tags(),
-        })
+        },
+    )
     run.log_params(flatten(asdict(job)))
     run.log_params({f"data.stats.{k}": v for k, v in trainer.data.params().items()})
     run.log_text(OmegaConf.to_yaml(OmegaConf.structured(job)), schema.CONFIG_ARTIFACT)
@@ -186,14 +236,21 @@ def _save(trainer: Trainer, run, writer: MetricWriter, ckpt_dir: Path) -> None:
     dist_checkpoint.for_trainer(trainer, ckpt_dir).save(run.run_id)
 
 
-def _finish(trainer: Trainer, run, writer: MetricWriter, outcome: str, ckpt_dir: Path,
-            uri: str) -> None:
+def _finish(
+    trainer: Trainer, run, writer: MetricWriter, outcome: str, ckpt_dir: Path, uri: str
+) -> None:
     s = trainer.state
     # One-off values at step 0, as unigram_entropy: the MLflow UI draws a metric whose latest
     # step is 0 as a bar chart (one bar per run), any other as an (here empty) line chart.
-    writer.add(trainer.par.memory_metrics(), step=0)   # every rank's
-    writer.add({schema.FINAL_VAL_LOSS: s.val_loss, schema.BEST_VAL_LOSS: s.best_val,
-                schema.LOGGING_SECONDS: writer.seconds}, step=0)
+    writer.add(trainer.par.memory_metrics(), step=0)  # every rank's
+    writer.add(
+        {
+            schema.FINAL_VAL_LOSS: s.val_loss,
+            schema.BEST_VAL_LOSS: s.best_val,
+            schema.LOGGING_SECONDS: writer.seconds,
+        },
+        step=0,
+    )
     limit = trainer.job.tracking.outage_limit_s
     if not writer.close(limit):
         _save(trainer, run, writer, ckpt_dir)
@@ -210,7 +267,8 @@ def _outage(uri: str, writer: MetricWriter, step: int) -> TrackingOutage:
     return TrackingOutage(
         f"tracking.uri={redact(uri)!r} has not answered for {writer.outage_s:.0f} s "
         f"({writer.last_error}); checkpoint saved at step {step} with every metric logged so "
-        "far. Run the same command again once the store is back: it finishes this run.")
+        "far. Run the same command again once the store is back: it finishes this run."
+    )
 
 
 def _stop(trainer: Trainer, run, writer: MetricWriter, stop: checkpoint.StopSignals) -> None:
@@ -219,22 +277,29 @@ def _stop(trainer: Trainer, run, writer: MetricWriter, stop: checkpoint.StopSign
     if stop.signum == stop.REQUEUE:
         writer.close()
         run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_PREEMPTED})
-        ranks.barrier()                  # every rank has saved, the run is tagged
+        ranks.barrier()  # every rank has saved, the run is tagged
         if not ranks.is_main():
-            raise SystemExit(0)          # rank 0 requeues the job (one requeue per job)
-        stop.hand_over()                 # submitit requeues and exits (rank 0)
-        raise SystemExit(f"preempted at step {step}; checkpoint saved")   # any other rank
+            raise SystemExit(0)  # rank 0 requeues the job (one requeue per job)
+        stop.hand_over()  # submitit requeues and exits (rank 0)
+        raise SystemExit(f"preempted at step {step}; checkpoint saved")  # any other rank
     writer.close()
     run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_CANCELLED})
     run.end("KILLED")
-    ranks.barrier()                      # no rank ends the job before rank 0 closed the run
+    ranks.barrier()  # no rank ends the job before rank 0 closed the run
     if stop.signum == signal.SIGINT:
         raise KeyboardInterrupt(f"interrupted at step {step}; checkpoint saved")
     raise SystemExit(128 + stop.signum)
 
 
-def _loop(trainer: Trainer, run, writer: MetricWriter, name: str,
-          stop: checkpoint.StopSignals, ckpt_dir: Path, uri: str) -> str | None:
+def _loop(
+    trainer: Trainer,
+    run,
+    writer: MetricWriter,
+    name: str,
+    stop: checkpoint.StopSignals,
+    ckpt_dir: Path,
+    uri: str,
+) -> str | None:
     """Train to the end of the budget. Returns the outcome, or None after a stop signal."""
     tc, s = trainer.job.train, trainer.state
     p = s.progress
@@ -245,10 +310,16 @@ def _loop(trainer: Trainer, run, writer: MetricWriter, name: str,
             raise RuntimeError(f"the tracking store refused the run's metrics: {writer.fatal}")
         t0 = time.perf_counter()
         lr, batch, loss, grad_norm, finite = trainer.step()
-        dt = ranks.slowest(time.perf_counter() - t0)     # every rank counts the same time
-        if p.steps == 0 and finite:       # the state exists once the first update is applied
-            writer.add({schema.OPTIMIZER_STATE_BYTES_PER_PARAM:
-                         state_bytes_per_param(trainer.par.local_view(trainer.opt))}, step=0)
+        dt = ranks.slowest(time.perf_counter() - t0)  # every rank counts the same time
+        if p.steps == 0 and finite:  # the state exists once the first update is applied
+            writer.add(
+                {
+                    schema.OPTIMIZER_STATE_BYTES_PER_PARAM: state_bytes_per_param(
+                        trainer.par.local_view(trainer.opt)
+                    )
+                },
+                step=0,
+            )
         p.steps += 1
         p.tokens += batch * trainer.seq_len
         p.seconds += dt
@@ -257,8 +328,9 @@ def _loop(trainer: Trainer, run, writer: MetricWriter, name: str,
         if finite:
             s.window.add(loss, batch * trainer.seq_len, dt)
         if s.bad_steps >= tc.max_bad_steps:
-            writer.add({schema.SKIPPED_STEPS: s.skipped_steps, schema.TRAIN_LOSS: loss},
-                        step=p.steps)
+            writer.add(
+                {schema.SKIPPED_STEPS: s.skipped_steps, schema.TRAIN_LOSS: loss}, step=p.steps
+            )
             return schema.OUTCOME_DIVERGED
 
         done = trainer.fraction(p) >= 1.0
@@ -266,27 +338,44 @@ def _loop(trainer: Trainer, run, writer: MetricWriter, name: str,
         if (p.steps % tc.log_every == 0 or evaluate_now) and s.window.steps:
             w = s.window
             metrics = {
-                schema.TRAIN_LOSS: w.loss / w.steps, schema.LR: lr, schema.TOKENS: p.tokens,
-                schema.FLOPS: p.tokens * trainer.flops_per_token, schema.WALL_CLOCK: p.seconds,
+                schema.TRAIN_LOSS: w.loss / w.steps,
+                schema.LR: lr,
+                schema.TOKENS: p.tokens,
+                schema.FLOPS: p.tokens * trainer.flops_per_token,
+                schema.WALL_CLOCK: p.seconds,
                 schema.TOKENS_PER_S: w.tokens / w.seconds,
                 schema.MFU: mfu(trainer.flops_per_token, w.tokens / w.seconds, trainer.peak_flops),
-                schema.BATCH_TOKENS: batch * trainer.seq_len, schema.GRAD_NORM: grad_norm,
+                schema.BATCH_TOKENS: batch * trainer.seq_len,
+                schema.GRAD_NORM: grad_norm,
                 schema.SKIPPED_STEPS: s.skipped_steps,
             }
             if evaluate_now:
-                s.val_loss = evaluate(trainer.model, trainer.objective, trainer.val_windows,
-                                      tc.micro_batch, trainer.amp)
+                s.val_loss = evaluate(
+                    trainer.model,
+                    trainer.objective,
+                    trainer.val_windows,
+                    tc.micro_batch,
+                    trainer.amp,
+                )
                 s.best_val = min(s.best_val, s.val_loss)
                 metrics[schema.VAL_LOSS] = s.val_loss
             writer.add(metrics, step=p.steps)
-            report(name, p.steps, trainer.fraction(p), metrics[schema.TRAIN_LOSS],
-                   metrics[schema.TOKENS_PER_S], p.seconds, s.val_loss if evaluate_now else None)
+            report(
+                name,
+                p.steps,
+                trainer.fraction(p),
+                metrics[schema.TRAIN_LOSS],
+                metrics[schema.TOKENS_PER_S],
+                p.seconds,
+                s.val_loss if evaluate_now else None,
+            )
             s.window = Window()
         if done:
             break
         outage = writer.outage_s > outage_limit
         periodic = (tc.checkpoint_every and p.steps % tc.checkpoint_every == 0) or (
-            tc.checkpoint_every_s and time.monotonic() - last_save >= tc.checkpoint_every_s)
+            tc.checkpoint_every_s and time.monotonic() - last_save >= tc.checkpoint_every_s
+        )
         # A signal to any rank, rank 0's outage, any rank's clock: all ranks save this step.
         requested, outage, periodic = ranks.agree(stop, outage, bool(periodic))
         if requested or outage or periodic:

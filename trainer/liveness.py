@@ -9,6 +9,7 @@ or when its heartbeat is older than STALE_AFTER_S (longer than a job waits out a
 outage before it stops by itself). Slurm jobs are also judged by their Slurm state
 (`python -m sweeper status --reconcile`). Imports neither torch nor mlflow.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,7 @@ def process_id() -> str:
 
 
 def _start_time(pid: int) -> str:
-    try:   # /proc/<pid>/stat field 22; the command name (field 2) may hold spaces: split after it
+    try:  # /proc/<pid>/stat field 22; the command name (field 2) may hold spaces: split after it
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return ""
@@ -45,7 +46,7 @@ def alive(pid_tag: str) -> bool:
         return True
     state = Path(f"/proc/{pid}/stat")
     if state.exists() and state.read_text().rsplit(")", 1)[1].split()[0] == "Z":
-        return False                      # a zombie: dead, not yet reaped
+        return False  # a zombie: dead, not yet reaped
     return not started or _start_time(int(pid)) in ("", started)
 
 
@@ -61,8 +62,9 @@ def why_dead(run: Any, now: Optional[float] = None) -> Optional[str]:
     return None
 
 
-def close_dead_runs(client: Any, experiment_id: str, fingerprint: Optional[str] = None
-                    ) -> list[str]:
+def close_dead_runs(
+    client: Any, experiment_id: str, fingerprint: Optional[str] = None
+) -> list[str]:
     """End the experiment's RUNNING runs whose process is dead (only those of `fingerprint`,
     if given) as FAILED, outcome `failed`, with the reason in `lmsweep.ended_by`; a job that
     has a checkpoint still resumes into its run. A sweep's parent is ended the same way unless

@@ -4,6 +4,7 @@ Everything needed to continue after a preemption lives in `Trainer.state_dict()`
 requeued job resumes with the same batches and (on CPU) the same final loss bit for bit.
 The run around it (MLflow, checkpoints, signals) is trainer/job.py.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,7 +35,8 @@ def pick_device(name: str) -> torch.device:
 
 def autocast(precision: str, device: torch.device):
     bf16 = precision == "bf16" or (
-        precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
+        precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    )
     if bf16:
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -62,8 +64,8 @@ class LoopState:
     window: Window = field(default_factory=Window)
     best_val: float = math.inf
     val_loss: float = math.nan
-    bad_steps: int = 0              # consecutive non-finite steps
-    skipped_steps: int = 0          # all non-finite steps so far
+    bad_steps: int = 0  # consecutive non-finite steps
+    skipped_steps: int = 0  # all non-finite steps so far
 
 
 @torch.no_grad()
@@ -71,11 +73,11 @@ def evaluate(model, objective, windows: torch.Tensor, micro_batch: int, amp) -> 
     model.eval()
     total = torch.zeros((), device=windows.device)
     for i in range(0, len(windows), micro_batch):
-        w = windows[i: i + micro_batch]
+        w = windows[i : i + micro_batch]
         with amp:
             total += objective(model, w).float() * len(w)
     model.train()
-    return total.item() / len(windows)             # one host sync per evaluation
+    return total.item() / len(windows)  # one host sync per evaluation
 
 
 class Trainer:
@@ -92,11 +94,13 @@ class Trainer:
         self.data = prepare(job.data, job.filter)
         self.seq_len = job.data.seq_len
         self.train_seqs = Sequences(self.data.train, self.seq_len, job.seed, job.order)
-        self.val_windows = torch.from_numpy(Sequences(self.data.val, self.seq_len, job.seed)
-                                            .evenly_spaced(tc.eval_sequences)).to(self.device)
+        self.val_windows = torch.from_numpy(
+            Sequences(self.data.val, self.seq_len, job.seed).evenly_spaced(tc.eval_sequences)
+        ).to(self.device)
 
-        self.model = build_model(job.model, job.vocab_size(self.data.vocab_size),
-                                 causal=job.objective.causal).to(self.device)
+        self.model = build_model(
+            job.model, job.vocab_size(self.data.vocab_size), causal=job.objective.causal
+        ).to(self.device)
         self.params_total, self.params_non_emb = self.model.param_counts()
         self.flops_per_token = self.model.flops_per_token(self.seq_len)
         self.objective = OBJECTIVES.build(job.objective, seed=job.seed, z_loss=tc.z_loss)
@@ -105,10 +109,11 @@ class Trainer:
         self.par = DISTS.build(job.dist, job)
         # MFU's denominator: the peak of every device the job runs on, in the matmuls' precision.
         precision = "fp32" if isinstance(self.amp, contextlib.nullcontext) else "bf16"
-        self.peak_flops = (device_peak(self.device, precision, job.data.cache_path()).flops
-                           * self.par.world)
+        self.peak_flops = (
+            device_peak(self.device, precision, job.data.cache_path()).flops * self.par.world
+        )
         self.model, self.opt = self.par.wrap(self.model, lambda m: build_optimizer(job.optim, m))
-        if wants_compile(tc.compile, self.device):       # in place: state_dict keys unchanged
+        if wants_compile(tc.compile, self.device):  # in place: state_dict keys unchanged
             getattr(self.model, "module", self.model).compile()
         self.schedule = SCHEDULES.build(job.schedule)
         self.ramp = RAMPS.build(job.ramp, tc.micro_batch * self.par.world)  # whole on every rank
@@ -117,8 +122,11 @@ class Trainer:
 
     # --- checkpointing -------------------------------------------------------------------
     def state_dict(self, run_id: str) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                **self.loop_state(run_id)}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            **self.loop_state(run_id),
+        }
 
     def loop_state(self, run_id: str) -> dict:
         """Everything but the model and optimizer (distributed checkpoints store those in
@@ -126,9 +134,12 @@ class Trainer:
         s = self.state
         return {
             "run_id": run_id,
-            "progress": asdict(s.progress), "window": asdict(s.window),
-            "best_val": s.best_val, "val_loss": s.val_loss,
-            "bad_steps": s.bad_steps, "skipped_steps": s.skipped_steps,
+            "progress": asdict(s.progress),
+            "window": asdict(s.window),
+            "best_val": s.best_val,
+            "val_loss": s.val_loss,
+            "bad_steps": s.bad_steps,
+            "skipped_steps": s.skipped_steps,
             "cursor": self.train_seqs.cursor,
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -140,8 +151,14 @@ class Trainer:
         self.load_loop_state(d)
 
     def load_loop_state(self, d: dict) -> None:
-        self.state = LoopState(Progress(**d["progress"]), Window(**d["window"]), d["best_val"],
-                               d["val_loss"], d["bad_steps"], d["skipped_steps"])
+        self.state = LoopState(
+            Progress(**d["progress"]),
+            Window(**d["window"]),
+            d["best_val"],
+            d["val_loss"],
+            d["bad_steps"],
+            d["skipped_steps"],
+        )
         self.train_seqs.cursor = d["cursor"]
         torch.set_rng_state(d["rng_cpu"])
         if d["rng_cuda"] and torch.cuda.is_available():
@@ -156,27 +173,28 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = lr
         batch = self.ramp(f)
-        accum = batch // (tc.micro_batch * self.par.world)    # this rank's micro-batches
+        accum = batch // (tc.micro_batch * self.par.world)  # this rank's micro-batches
         loss_sum = torch.zeros((), device=self.device)
         for i in range(accum):
             w = to_device(self.par.next_batch(self.train_seqs, tc.micro_batch), self.device)
-            with self.par.accumulating(last=i == accum - 1):   # gradient sync on the last
+            with self.par.accumulating(last=i == accum - 1):  # gradient sync on the last
                 with self.amp:
                     loss = self.objective(self.model, w, self.state.progress.steps)
                 self.par.backward(loss / accum)
-            loss_sum += loss.detach() / accum      # on the device: no sync per micro-batch
+            loss_sum += loss.detach() / accum  # on the device: no sync per micro-batch
         loss_sum = self.par.mean(loss_sum.item())
-        if self.par.owns_step:       # DeepSpeed clips, steps and skips non-finite steps itself
+        if self.par.owns_step:  # DeepSpeed clips, steps and skips non-finite steps itself
             grad_norm, finite = self.par.step()
             return lr, batch, loss_sum, grad_norm, finite and math.isfinite(loss_sum)
         if tc.agc > 0:
             # Unit-wise AGC (Brock et al. 2021, NFNets Sec. 4): clip each row's gradient to
             # agc * its weight norm; 0.003 in the large Mixer/Transformer comparisons.
             adaptive_clip_(self.model.parameters(), tc.agc)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(),
-                                                         tc.grad_clip or math.inf))
+        grad_norm = float(
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip or math.inf)
+        )
         finite = math.isfinite(loss_sum) and math.isfinite(grad_norm)
-        if finite:                    # a non-finite step is skipped, never applied
+        if finite:  # a non-finite step is skipped, never applied
             self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         return lr, batch, loss_sum, grad_norm, finite

@@ -12,6 +12,7 @@ has been gone. Re-sending a point is harmless: MLflow drops a metric whose key, 
 timestamp and step it already has (SqlAlchemyStore._log_metrics_once), so a batch that may
 have half-succeeded is simply sent again.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,23 +29,30 @@ SPILL_FILE = "metrics_spill.jsonl"
 
 
 class MetricWriter:
-    def __init__(self, client: Any, run_id: str, spill_dir: Path, flush_every_s: float = 5.0,
-                 heartbeat_s: float = 30.0, max_memory_points: int = 100_000):
+    def __init__(
+        self,
+        client: Any,
+        run_id: str,
+        spill_dir: Path,
+        flush_every_s: float = 5.0,
+        heartbeat_s: float = 30.0,
+        max_memory_points: int = 100_000,
+    ):
         self.client, self.run_id = client, run_id
         self.spill_path = spill_dir / SPILL_FILE
         self.flush_every_s, self.heartbeat_s = flush_every_s, heartbeat_s
         self.max_memory_points = max_memory_points
-        self._pending: list = []                # mlflow Metric objects, oldest first
-        self._lock = threading.Lock()           # guards _pending
-        self._io = threading.Lock()             # one writer (thread, flush or spill) at a time
+        self._pending: list = []  # mlflow Metric objects, oldest first
+        self._lock = threading.Lock()  # guards _pending
+        self._io = threading.Lock()  # one writer (thread, flush or spill) at a time
         self._wake = threading.Event()
         self._closed = False
         self._last_write = time.monotonic()
         self.outage_since: Optional[float] = None
         self.last_error = ""
         self.fatal: Optional[Exception] = None  # a permanent refusal, re-raised to the loop
-        self.logged: dict[str, int] = {}       # per metric, the last step already in the store
-        self.seconds = 0.0                      # time the loop spent handing points over
+        self.logged: dict[str, int] = {}  # per metric, the last step already in the store
+        self.seconds = 0.0  # time the loop spent handing points over
         self._thread = threading.Thread(target=self._run, name="lmsweep-metrics", daemon=True)
         self._thread.start()
 
@@ -55,16 +63,21 @@ class MetricWriter:
         again, so the history has neither gaps nor duplicates."""
         self.flush()
         keys = self.client.get_run(self.run_id).data.metrics
-        self.logged = {k: max((m.step for m in self.client.get_metric_history(self.run_id, k)),
-                              default=-1) for k in keys}
+        self.logged = {
+            k: max((m.step for m in self.client.get_metric_history(self.run_id, k)), default=-1)
+            for k in keys
+        }
 
     def add(self, values: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
 
         t0 = time.monotonic()
         ts = int(time.time() * 1000)
-        points = [Metric(k, float(v), ts, step) for k, v in values.items()
-                  if step > self.logged.get(k, -1)]
+        points = [
+            Metric(k, float(v), ts, step)
+            for k, v in values.items()
+            if step > self.logged.get(k, -1)
+        ]
         with self._lock:
             self._pending.extend(points)
         self.seconds += time.monotonic() - t0
@@ -136,7 +149,7 @@ class MetricWriter:
                 return False
             self.spill_path.unlink(missing_ok=True)
             with self._lock:
-                del self._pending[:len(batch)]   # the loop only appends: these are the oldest
+                del self._pending[: len(batch)]  # the loop only appends: these are the oldest
             self.outage_since, self._last_write = None, time.monotonic()
             return True
 
@@ -169,4 +182,4 @@ class MetricWriter:
 
 def _chunks(items: list) -> list[list]:
     n = MAX_METRICS_PER_BATCH
-    return [items[i: i + n] for i in range(0, len(items), n)]
+    return [items[i : i + n] for i in range(0, len(items), n)]

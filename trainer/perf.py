@@ -9,6 +9,7 @@ head) and peak the device's dense matmul rate for the precision in use: for a GP
 figure, found by name; for a CPU (or a GPU not in the table) a matmul rate measured once per
 machine and cached on disk.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,8 @@ DTYPES = ("bf16", "fp32")
 
 @dataclass(frozen=True)
 class Peak:
-    flops: float                    # dense FLOP/s
-    source: str                     # "datasheet", "measured", or "estimate" (an unknown GPU)
+    flops: float  # dense FLOP/s
+    source: str  # "datasheet", "measured", or "estimate" (an unknown GPU)
 
 
 # NVIDIA datasheets, dense (without 2:4 sparsity), per GPU, in TFLOP/s: (bf16, fp32). The fp32
@@ -40,7 +41,7 @@ GPU_PEAKS: tuple[tuple[str, float, float], ...] = (
     (r"\bH100\b.*\bPCIe\b", 756, 378),
     (r"\bH100\b.*\bNVL\b", 835, 417.5),
     (r"\bH200\b.*\bNVL\b", 835, 417.5),
-    (r"\bH(100|200|800)\b", 989, 494.7),      # SXM; H200 has H100 SXM's compute
+    (r"\bH(100|200|800)\b", 989, 494.7),  # SXM; H200 has H100 SXM's compute
     (r"\bA100\b", 312, 156),
     (r"\bA800\b", 312, 156),
     (r"\bL40S\b", 362, 183),
@@ -48,11 +49,11 @@ GPU_PEAKS: tuple[tuple[str, float, float], ...] = (
     (r"\bL4\b", 121, 60),
     (r"\bA40\b", 149.7, 74.8),
     (r"\bA10\b", 125, 62.5),
-    (r"\bRTX 4090\b", 165.2, 82.6),           # bf16 with fp32 accumulation, as torch runs it
+    (r"\bRTX 4090\b", 165.2, 82.6),  # bf16 with fp32 accumulation, as torch runs it
     (r"\bRTX 3090\b", 71, 35.6),
-    (r"\bV100\b", 15.7, 15.7),                # no bf16 or TF32 units: both run at FP32 rate
+    (r"\bV100\b", 15.7, 15.7),  # no bf16 or TF32 units: both run at FP32 rate
 )
-UNKNOWN_GPU = (312, 156)            # an A100's, for names not above
+UNKNOWN_GPU = (312, 156)  # an A100's, for names not above
 GPU_NAMES = ("B200", "H100", "H200", "A100", "L40S", "L4", "A10", "RTX 4090", "V100")
 
 
@@ -68,17 +69,17 @@ def peak_flops(device_name: str, dtype: str) -> Peak:
 
 def measure_matmul_flops(device: torch.device, dtype: str, seconds: float = 0.5) -> float:
     """Best rate of an n x n x n matmul (2n^3 FLOPs) over `seconds`, after one warm-up."""
-    n = 1024 if device.type == "cpu" else 8192     # large enough to reach the plateau
+    n = 1024 if device.type == "cpu" else 8192  # large enough to reach the plateau
     kind = torch.bfloat16 if dtype == "bf16" else torch.float32
     a, b = (torch.randn(n, n, device=device, dtype=kind) for _ in range(2))
-    a @ b                                          # warms up threads, caches, kernels
+    a @ b  # warms up threads, caches, kernels
     best, end = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < end or not best:
         t0 = time.perf_counter()
         a @ b
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t0))
+        best = max(best, 2 * n**3 / (time.perf_counter() - t0))
     return best
 
 
@@ -115,18 +116,17 @@ def device_peak(device: torch.device, dtype: str, cache_dir: Optional[Path] = No
     return Peak(MEASURED[key], "measured")
 
 
-MEASURED: dict[str, float] = {}     # this process's measurements, by machine_key
+MEASURED: dict[str, float] = {}  # this process's measurements, by machine_key
 
 
-def _measure_cached(device: torch.device, dtype: str, key: str,
-                    cache_dir: Optional[Path]) -> float:
+def _measure_cached(device: torch.device, dtype: str, key: str, cache_dir: Optional[Path]) -> float:
     if cache_dir is None:
         return measure_matmul_flops(device, dtype)
     from filelock import FileLock
 
     path = Path(cache_dir) / "peak_flops.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):            # jobs starting together measure in turn
+    with FileLock(str(path) + ".lock"):  # jobs starting together measure in turn
         table = json.loads(path.read_text()) if path.exists() else {}
         if key not in table:
             table[key] = measure_matmul_flops(device, dtype)
@@ -163,4 +163,3 @@ def wants_compile(setting: Optional[bool], device: torch.device) -> bool:
     model.compile(), in place: state_dict keys stay as they are, so checkpoints of compiled
     and eager runs load into each other (CausalLM.forward computes the loss in the graph)."""
     return device.type == "cuda" if setting is None else setting
-

@@ -3,6 +3,7 @@
 The micro-batch is fixed (memory is), so a ramp grows the number of gradient-accumulation
 steps; batches are whole multiples of train.micro_batch, as in Cramming's schedule_batch_size.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -20,7 +21,7 @@ RAMPS: Registry[Callable[..., Ramp]] = Registry("ramp")
 @dataclass
 class RampConfig:
     name: str = MISSING
-    start: int = 16                # global batch (sequences) at f = 0
+    start: int = 16  # global batch (sequences) at f = 0
 
     def __post_init__(self) -> None:
         check(self.start > 0, "ramp.start", self.start, "a batch size in sequences, > 0")
@@ -38,13 +39,17 @@ class ConstantRampConfig(RampConfig):
 @dataclass
 class LinearRampConfig(RampConfig):
     name: str = "linear"
-    end: int = 64                  # global batch reached at f = fraction
-    fraction: float = 0.5          # share of the budget spent ramping
+    end: int = 64  # global batch reached at f = fraction
+    fraction: float = 0.5  # share of the budget spent ramping
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.end >= self.start, "ramp.end", self.end,
-              f"must be >= ramp.start={self.start} (a ramp grows the batch)")
+        check(
+            self.end >= self.start,
+            "ramp.end",
+            self.end,
+            f"must be >= ramp.start={self.start} (a ramp grows the batch)",
+        )
         check(0 < self.fraction <= 1, "ramp.fraction", self.fraction, "a budget fraction in (0, 1]")
 
     def batch_sizes(self) -> list[int]:
@@ -61,17 +66,35 @@ class StagedRampConfig(RampConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(len(self.stages) > 0 and all(isinstance(s, (list, tuple)) and len(s) == 2
-                                           for s in self.stages),
-              "ramp.stages", self.stages, "a non-empty list of [budget fraction, batch size] pairs")
+        check(
+            len(self.stages) > 0
+            and all(isinstance(s, (list, tuple)) and len(s) == 2 for s in self.stages),
+            "ramp.stages",
+            self.stages,
+            "a non-empty list of [budget fraction, batch size] pairs",
+        )
         fractions, sizes = [s[0] for s in self.stages], [s[1] for s in self.stages]
-        check(all(_is_number(f) for f in fractions) and fractions[0] == 0 and fractions[-1] < 1
-              and all(a < b for a, b in zip(fractions, fractions[1:])), "ramp.stages", self.stages,
-              "budget fractions must start at 0 and increase, staying below 1")
-        check(all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in sizes),
-              "ramp.stages", self.stages, "batch sizes must be whole numbers of sequences, > 0")
-        check(self.start == sizes[0], "ramp.start", self.start,
-              f"follows the first stage's size, {sizes[0]}; change ramp.stages instead")
+        check(
+            all(_is_number(f) for f in fractions)
+            and fractions[0] == 0
+            and fractions[-1] < 1
+            and all(a < b for a, b in zip(fractions, fractions[1:])),
+            "ramp.stages",
+            self.stages,
+            "budget fractions must start at 0 and increase, staying below 1",
+        )
+        check(
+            all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in sizes),
+            "ramp.stages",
+            self.stages,
+            "batch sizes must be whole numbers of sequences, > 0",
+        )
+        check(
+            self.start == sizes[0],
+            "ramp.start",
+            self.start,
+            f"follows the first stage's size, {sizes[0]}; change ramp.stages instead",
+        )
 
     def batch_sizes(self) -> list[int]:
         return [s[1] for s in self.stages]

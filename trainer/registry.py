@@ -4,6 +4,7 @@ Hydra composes configs by name; the trainer builds objects by the same name. Kee
 one table means adding an option is one decorator, and an unknown name fails with the list of
 valid choices instead of falling through an if/elif chain.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -19,6 +19,7 @@ and checked in headless Chromium by tests/test_ui_browser.py):
 - Without a view, each metric gets a line chart if its latest step is >= 1, else a bar chart,
   in alphabetical order; a run's colour is its `mlflow.runColor` tag, else a hash of its id.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,19 +35,36 @@ from trainer.tables import format_table, human
 
 log = logging.getLogger("lmsweep")
 
-UI_PORT = 5000                                  # `mlflow ui`'s default
-VIEW_TAG = "mlflow.sharedViewState."            # + key: a view of the UI's "Views" menu
+UI_PORT = 5000  # `mlflow ui`'s default
+VIEW_TAG = "mlflow.sharedViewState."  # + key: a view of the UI's "Views" menu
 # What the charts show, in this order: the curves that compare the jobs, the one-off values
 # (bar charts: one bar per run), then the rest of the histories.
 LOSS_CURVES = (schema.VAL_LOSS, schema.TRAIN_LOSS)
-ONE_OFFS = (schema.FINAL_VAL_LOSS, schema.BEST_VAL_LOSS, schema.UNIGRAM_ENTROPY,
-            schema.OPTIMIZER_STATE_BYTES_PER_PARAM, schema.LOGGING_SECONDS)
-HISTORIES = (schema.LR, schema.GRAD_NORM, schema.TOKENS_PER_S, schema.BATCH_TOKENS,
-             schema.TOKENS, schema.FLOPS, schema.WALL_CLOCK, schema.SKIPPED_STEPS)
+ONE_OFFS = (
+    schema.FINAL_VAL_LOSS,
+    schema.BEST_VAL_LOSS,
+    schema.UNIGRAM_ENTROPY,
+    schema.OPTIMIZER_STATE_BYTES_PER_PARAM,
+    schema.LOGGING_SECONDS,
+)
+HISTORIES = (
+    schema.LR,
+    schema.GRAD_NORM,
+    schema.TOKENS_PER_S,
+    schema.BATCH_TOKENS,
+    schema.TOKENS,
+    schema.FLOPS,
+    schema.WALL_CLOCK,
+    schema.SKIPPED_STEPS,
+)
 # The table's columns (one click away from the charts): who ran what from which commit, and
 # the result. Ids as the UI's column state names them.
-COLUMNS = ("attributes.`User`", "attributes.`Source`", "attributes.`Version`",
-           f"metrics.`{schema.FINAL_VAL_LOSS}`")
+COLUMNS = (
+    "attributes.`User`",
+    "attributes.`Source`",
+    "attributes.`Version`",
+    f"metrics.`{schema.FINAL_VAL_LOSS}`",
+)
 
 
 def table(rows: Sequence[Summary | str]) -> str:
@@ -56,8 +74,16 @@ def table(rows: Sequence[Summary | str]) -> str:
     for r in rows:
         if isinstance(r, Summary):
             loss = "nan" if math.isnan(r.final_val_loss) else f"{r.final_val_loss:.4f}"
-            body.append((r.name, human(r.params_total), human(r.tokens),
-                         f"{r.wall_clock_s:.1f}s", loss, r.outcome))
+            body.append(
+                (
+                    r.name,
+                    human(r.params_total),
+                    human(r.tokens),
+                    f"{r.wall_clock_s:.1f}s",
+                    loss,
+                    r.outcome,
+                )
+            )
         else:
             body.append((r, "-", "-", "-", "-", "failed"))
     out = [format_table(header, body)]
@@ -69,22 +95,45 @@ def table(rows: Sequence[Summary | str]) -> str:
 
 # --- the saved view ---------------------------------------------------------------------------
 def _section(uuid: str, name: str, columns: int = 3) -> dict:
-    return {"uuid": uuid, "name": name, "display": True, "isReordered": False, "deleted": False,
-            "isGenerated": False, "columns": columns}
+    return {
+        "uuid": uuid,
+        "name": name,
+        "display": True,
+        "isReordered": False,
+        "deleted": False,
+        "isGenerated": False,
+        "columns": columns,
+    }
 
 
 def _card(kind: str, metric: str, section: str) -> dict:
     """A chart card as the UI's own classes build them (RunsChartsLineCardConfig/BarCard).
     Not `isGenerated`: the UI turns a generated bar chart into a line chart once a run logs
     the metric at a step >= 1."""
-    card = {"uuid": f"lmsweep-{metric}", "type": kind, "runsCountToCompare": 10,
-            "metricSectionId": section, "deleted": False, "isGenerated": False,
-            "displayName": metric, "metricKey": metric}
+    card = {
+        "uuid": f"lmsweep-{metric}",
+        "type": kind,
+        "runsCountToCompare": 10,
+        "metricSectionId": section,
+        "deleted": False,
+        "isGenerated": False,
+        "displayName": metric,
+        "metricKey": metric,
+    }
     if kind == "LINE":
-        card.update(lineSmoothness=0, xAxisScaleType="linear", scaleType="linear", range={},
-                    xAxisKey="step", selectedXAxisMetricKey="", yAxisKey="metric",
-                    yAxisExpressions=[], ignoreOutliers=False, useGlobalXaxisKey=True,
-                    useGlobalLineSmoothing=True)
+        card.update(
+            lineSmoothness=0,
+            xAxisScaleType="linear",
+            scaleType="linear",
+            range={},
+            xAxisKey="step",
+            selectedXAxisMetricKey="",
+            yAxisKey="metric",
+            yAxisExpressions=[],
+            ignoreOutliers=False,
+            useGlobalXaxisKey=True,
+            useGlobalLineSmoothing=True,
+        )
     return card
 
 
@@ -92,26 +141,40 @@ def view_state(search_filter: str) -> dict:
     """The runs that `search_filter` selects, flat (ordered by final val loss, best first), all
     drawn: the loss curves first, two to a row, then the one-off values and other histories.
     A metric not listed here still gets a chart (the UI adds it to "Model metrics")."""
-    sections = [_section("lmsweep-loss", "Loss", columns=2),
-                _section("lmsweep-once", "One value per run"),
-                _section("lmsweep-histories", "Model metrics"),
-                _section("lmsweep-system", "System metrics")]
-    cards = ([_card("LINE", m, "lmsweep-loss") for m in LOSS_CURVES]
-             + [_card("BAR", m, "lmsweep-once") for m in ONE_OFFS]
-             + [_card("LINE", m, "lmsweep-histories") for m in HISTORIES])
+    sections = [
+        _section("lmsweep-loss", "Loss", columns=2),
+        _section("lmsweep-once", "One value per run"),
+        _section("lmsweep-histories", "Model metrics"),
+        _section("lmsweep-system", "System metrics"),
+    ]
+    cards = (
+        [_card("LINE", m, "lmsweep-loss") for m in LOSS_CURVES]
+        + [_card("BAR", m, "lmsweep-once") for m in ONE_OFFS]
+        + [_card("LINE", m, "lmsweep-histories") for m in HISTORIES]
+    )
     return {
-        "searchFilter": search_filter, "orderByKey": f"metrics.`{schema.FINAL_VAL_LOSS}`",
-        "orderByAsc": True, "startTime": "ALL", "lifecycleFilter": "Active",
-        "modelVersionFilter": "All Runs", "datasetsFilter": [],
-        "runsHiddenMode": "SHOW_ALL", "hideEmptyCharts": True, "isAccordionReordered": True,
-        "compareRunSections": sections, "compareRunCharts": cards,
+        "searchFilter": search_filter,
+        "orderByKey": f"metrics.`{schema.FINAL_VAL_LOSS}`",
+        "orderByAsc": True,
+        "startTime": "ALL",
+        "lifecycleFilter": "Active",
+        "modelVersionFilter": "All Runs",
+        "datasetsFilter": [],
+        "runsHiddenMode": "SHOW_ALL",
+        "hideEmptyCharts": True,
+        "isAccordionReordered": True,
+        "compareRunSections": sections,
+        "compareRunCharts": cards,
         # Widths apply to the columns in columnOrder only. The run names get room for two or
         # three overrides (the chart view's run list is a fixed 295 px).
         "selectedColumns": ["attributes.`Duration`", *COLUMNS],
         "columnOrder": ["attributes.`Run Name`", "runDateAndNestInfo", "duration", *COLUMNS],
         "columnWidths": {"attributes.`Run Name`": 300, "attributes.`Source`": 200},
-        "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0,
-                                  "selectedXAxisMetricKey": ""},
+        "globalLineChartConfig": {
+            "xAxisKey": "step",
+            "lineSmoothness": 0,
+            "selectedXAxisMetricKey": "",
+        },
     }
 
 
@@ -121,25 +184,35 @@ def save_view(client: Any, experiment_id: str, key: str, name: str, search_filte
     (a server that lets this user log runs but not edit the experiment): the hint then opens
     the experiment's runs without it."""
     now = int(time.time() * 1000)
-    envelope = {"name": name, "createdAt": now, "updatedAt": now,
-                "state": json.dumps(view_state(search_filter), separators=(",", ":"))}
+    envelope = {
+        "name": name,
+        "createdAt": now,
+        "updatedAt": now,
+        "state": json.dumps(view_state(search_filter), separators=(",", ":")),
+    }
     try:
         client.set_experiment_tag(experiment_id, VIEW_TAG + key, json.dumps(envelope))
-    except Exception as e:        # its text may hold the store's URI: the type only
+    except Exception as e:  # its text may hold the store's URI: the type only
         log.warning(f"no saved MLflow view {name!r}: {type(e).__name__}")
         return ""
     return key
 
 
 def sweep_view(client: Any, experiment_id: str, sweep_id: str) -> str:
-    return save_view(client, experiment_id, f"sweep-{sweep_id}", f"sweep {sweep_id}",
-                     f"tags.`{schema.TAG_SWEEP_ID}` = '{sweep_id}' and "
-                     f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'")
+    return save_view(
+        client,
+        experiment_id,
+        f"sweep-{sweep_id}",
+        f"sweep {sweep_id}",
+        f"tags.`{schema.TAG_SWEEP_ID}` = '{sweep_id}' and "
+        f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'",
+    )
 
 
 def run_view(client: Any, experiment_id: str, run_id: str, name: str) -> str:
-    return save_view(client, experiment_id, f"run-{run_id}", f"run {name}",
-                     f"attributes.run_id = '{run_id}'")
+    return save_view(
+        client, experiment_id, f"run-{run_id}", f"run {name}", f"attributes.run_id = '{run_id}'"
+    )
 
 
 # --- the hint ---------------------------------------------------------------------------------
@@ -148,10 +221,15 @@ def ui_url(server: str, experiment_id: str, view: str = "") -> str:
     Credentials in `server` are dropped: the browser asks for them."""
     parts = urlsplit(server.rstrip("/"))
     parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1])
-    query = {**({"viewStateShareKey": view} if view else {}), "compareRunsMode": "CHART",
-             "workflowType": "machine_learning"}
-    return (f"{urlunsplit(parts)}/#/experiments/{experiment_id}/runs?"
-            f"{urlencode(query, quote_via=quote)}")
+    query = {
+        **({"viewStateShareKey": view} if view else {}),
+        "compareRunsMode": "CHART",
+        "workflowType": "machine_learning",
+    }
+    return (
+        f"{urlunsplit(parts)}/#/experiments/{experiment_id}/runs?"
+        f"{urlencode(query, quote_via=quote)}"
+    )
 
 
 def ui_hint(tracking_uri: str, experiment_id: str, view: str = "") -> str:
@@ -160,15 +238,19 @@ def ui_hint(tracking_uri: str, experiment_id: str, view: str = "") -> str:
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {ui_url(tracking_uri, experiment_id, view)}"
     secret = urlsplit(tracking_uri).password is not None
-    return (f"mlflow ui --backend-store-uri {redact(tracking_uri)}"
-            + ("   # with the password in place of ***" if secret else "") + "\n"
-            f"        then open {ui_url(f'http://127.0.0.1:{UI_PORT}', experiment_id, view)}")
+    return (
+        f"mlflow ui --backend-store-uri {redact(tracking_uri)}"
+        + ("   # with the password in place of ***" if secret else "")
+        + "\n"
+        f"        then open {ui_url(f'http://127.0.0.1:{UI_PORT}', experiment_id, view)}"
+    )
 
 
 def run_hint(uri: str, summary: Summary) -> str:
     """The hint after a single run: its own view (the run alone, charts as for a sweep)."""
     from trainer import tracking
 
-    view = summary.run_id and run_view(tracking.client_for(uri), summary.experiment_id,
-                                       summary.run_id, summary.name)
+    view = summary.run_id and run_view(
+        tracking.client_for(uri), summary.experiment_id, summary.run_id, summary.name
+    )
     return ui_hint(redact(uri), summary.experiment_id, view)

@@ -10,6 +10,7 @@ which conf/schedule/*.yaml copy into `budget_steps` by interpolation; under a to
 wall-clock budget the number of steps is not known in advance, so step counts are refused at
 validation rather than guessed.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,7 +40,7 @@ class WarmupConfig(ScheduleConfig):
     """A schedule with a linear warmup from 0 over `warmup` (a budget fraction, or steps)."""
 
     warmup: float = 0.1
-    budget_steps: Optional[int] = None      # budget.steps under budget=steps, else None (YAML)
+    budget_steps: Optional[int] = None  # budget.steps under budget=steps, else None (YAML)
 
     def fraction(self, field: str) -> float:
         """The budget fraction `field` spans: values < 1 are fractions, values >= 1 steps."""
@@ -47,13 +48,25 @@ class WarmupConfig(ScheduleConfig):
         check(value >= 0, name, value, "a budget fraction in [0, 1) or a number of steps >= 1")
         if value < 1:
             return value
-        check(float(value).is_integer(), name, value,
-              "values >= 1 count optimizer steps: a whole number")
-        check(self.budget_steps is not None, name, value,
-              "values >= 1 count optimizer steps, which only budget=steps can convert to a budget "
-              "fraction; give a fraction in [0, 1)")
-        check(value <= self.budget_steps, name, value,
-              f"more steps than the budget's budget.steps={self.budget_steps}")
+        check(
+            float(value).is_integer(),
+            name,
+            value,
+            "values >= 1 count optimizer steps: a whole number",
+        )
+        check(
+            self.budget_steps is not None,
+            name,
+            value,
+            "values >= 1 count optimizer steps, which only budget=steps can convert to a budget "
+            "fraction; give a fraction in [0, 1)",
+        )
+        check(
+            value <= self.budget_steps,
+            name,
+            value,
+            f"more steps than the budget's budget.steps={self.budget_steps}",
+        )
         return value / self.budget_steps
 
 
@@ -65,13 +78,17 @@ class WarmupCooldownConfig(WarmupConfig):
     """
 
     name: str = "warmup_cooldown"
-    cooldown: float = 0.2          # budget fraction, or steps
-    final_ratio: float = 0.0       # lr at f=1, as a fraction of the peak
+    cooldown: float = 0.2  # budget fraction, or steps
+    final_ratio: float = 0.0  # lr at f=1, as a fraction of the peak
 
     def __post_init__(self) -> None:
         total = self.fraction("warmup") + self.fraction("cooldown")
-        check(total <= 1, "schedule.warmup+cooldown", total,
-              "warmup and cooldown must fit in the budget (sum of their fractions <= 1)")
+        check(
+            total <= 1,
+            "schedule.warmup+cooldown",
+            total,
+            "warmup and cooldown must fit in the budget (sum of their fractions <= 1)",
+        )
         check_ratio("final_ratio", self.final_ratio)
 
 
@@ -82,8 +99,12 @@ class DecayConfig(WarmupConfig):
     final_ratio: float = 0.0
 
     def __post_init__(self) -> None:
-        check(self.fraction("warmup") < 1, "schedule.warmup", self.warmup,
-              "the warmup must leave part of the budget to decay over")
+        check(
+            self.fraction("warmup") < 1,
+            "schedule.warmup",
+            self.warmup,
+            "the warmup must leave part of the budget to decay over",
+        )
         check_ratio("final_ratio", self.final_ratio)
 
 
@@ -101,19 +122,23 @@ class LinearConfig(DecayConfig):
 @dataclass
 class InverseSqrtConfig(WarmupConfig):
     name: str = "inverse_sqrt"
-    warmup: float = 0.04            # the paper's 4,000 of 100,000 steps
+    warmup: float = 0.04  # the paper's 4,000 of 100,000 steps
 
     def __post_init__(self) -> None:
-        check(self.fraction("warmup") > 0, "schedule.warmup", self.warmup,
-              "> 0: the decay sqrt(warmup / f) is anchored at the end of the warmup")
+        check(
+            self.fraction("warmup") > 0,
+            "schedule.warmup",
+            self.warmup,
+            "> 0: the decay sqrt(warmup / f) is anchored at the end of the warmup",
+        )
 
 
 @dataclass
 class OneCycleConfig(DecayConfig):
     name: str = "one_cycle"
-    warmup: float = 0.3                # torch's pct_start
-    initial_ratio: float = 0.04        # 1 / div_factor
-    final_ratio: float = 4e-6          # initial_ratio / final_div_factor
+    warmup: float = 0.3  # torch's pct_start
+    initial_ratio: float = 0.04  # 1 / div_factor
+    final_ratio: float = 4e-6  # initial_ratio / final_div_factor
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -151,14 +176,15 @@ def warmup_cooldown(cfg: WarmupCooldownConfig) -> Schedule:
         if f < warmup:
             return f / warmup
         if f > 1.0 - cooldown:
-            return lerp(cfg.final_ratio, 1.0, (1.0 - f) / cooldown)   # 1 -> final over the cooldown
+            return lerp(cfg.final_ratio, 1.0, (1.0 - f) / cooldown)  # 1 -> final over the cooldown
         return 1.0
 
     return lr
 
 
-def two_phase(cfg: WarmupConfig, up: Callable[[float], float],
-              down: Callable[[float], float]) -> Schedule:
+def two_phase(
+    cfg: WarmupConfig, up: Callable[[float], float], down: Callable[[float], float]
+) -> Schedule:
     """`up(t)` over the warmup, then `down(t)` over the rest; t runs 0 -> 1 within each phase."""
     warmup = cfg.fraction("warmup")
 
@@ -192,5 +218,8 @@ def one_cycle(cfg: OneCycleConfig) -> Schedule:
     # Smith & Topin 2019; torch.optim.lr_scheduler.OneCycleLR (anneal_strategy="cos",
     # three_phase=False): cosine up from initial_ratio to 1, cosine down to final_ratio.
     # OneCycleLR also cycles momentum inversely; that is left to the optimizer here.
-    return two_phase(cfg, lambda t: cos_anneal(cfg.initial_ratio, 1.0, t),
-                     lambda t: cos_anneal(1.0, cfg.final_ratio, t))
+    return two_phase(
+        cfg,
+        lambda t: cos_anneal(cfg.initial_ratio, 1.0, t),
+        lambda t: cos_anneal(1.0, cfg.final_ratio, t),
+    )

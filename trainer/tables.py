@@ -1,4 +1,5 @@
 """Plain-text tables for the terminal (the plan before a sweep, the summary after it)."""
+
 from __future__ import annotations
 
 import math

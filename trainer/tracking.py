@@ -3,6 +3,7 @@ param and tag value a string, MLflow's standard context tags), and their lifecyc
 
 Metric histories are written off the training loop by `trainer/metric_writer.py`.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -40,22 +41,24 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # --- connecting -------------------------------------------------------------------------------
 def _bad_uri(uri: str, why: str) -> ConfigError:
-    return ConfigError(f"tracking.uri={redact(uri)!r} is invalid: {why}. Valid forms: "
-                       "sqlite:///path/to/mlflow.db, http(s)://host:port (an MLflow server), "
-                       "postgresql://..., mysql://... (or set $MLFLOW_TRACKING_URI)")
+    return ConfigError(
+        f"tracking.uri={redact(uri)!r} is invalid: {why}. Valid forms: "
+        "sqlite:///path/to/mlflow.db, http(s)://host:port (an MLflow server), "
+        "postgresql://..., mysql://... (or set $MLFLOW_TRACKING_URI)"
+    )
 
 
 def sqlite_path(uri: str) -> Optional[Path]:
     """The database file of a sqlite:/// URI (sqlite:////abs/path or sqlite:///rel/path)."""
     if not uri.startswith("sqlite:///"):
         return None
-    return Path(uri[len("sqlite:///"):]).expanduser()
+    return Path(uri[len("sqlite:///") :]).expanduser()
 
 
 def check_uri(uri: str) -> None:
     """Refuse what cannot be a tracking store, before any connection is attempted."""
     scheme = urlsplit(uri).scheme.split("+")[0]
-    if not scheme or len(scheme) == 1:        # "notaurl", or a Windows drive letter
+    if not scheme or len(scheme) == 1:  # "notaurl", or a Windows drive letter
         raise _bad_uri(uri, "not a URI (no scheme)")
     if scheme not in SCHEMES:
         raise _bad_uri(uri, f"unknown scheme {scheme!r}; MLflow stores: {', '.join(SCHEMES)}")
@@ -74,8 +77,10 @@ def check_uri(uri: str) -> None:
 
 
 def _http_auth() -> Any:
-    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get(
-        "MLFLOW_TRACKING_PASSWORD")
+    user, password = (
+        os.environ.get("MLFLOW_TRACKING_USERNAME"),
+        os.environ.get("MLFLOW_TRACKING_PASSWORD"),
+    )
     return (user, password) if user and password else None
 
 
@@ -86,26 +91,33 @@ def probe_server(uri: str) -> None:
 
     parts = urlsplit(uri)
     auth = _http_auth()
-    if parts.username is not None:            # requests sends URL credentials as basic auth
+    if parts.username is not None:  # requests sends URL credentials as basic auth
         auth = (parts.username, parts.password or "")
         parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
     url = urlunsplit(parts).rstrip("/") + "/api/2.0/mlflow/experiments/search"
     token = os.environ.get("MLFLOW_TRACKING_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        r = requests.get(url, params={"max_results": 1}, auth=auth, headers=headers,
-                         timeout=PROBE_TIMEOUT_S)
+        r = requests.get(
+            url, params={"max_results": 1}, auth=auth, headers=headers, timeout=PROBE_TIMEOUT_S
+        )
     except requests.RequestException as e:
-        raise ConfigError(f"tracking.uri={redact(uri)!r}: no MLflow server answers there "
-                          f"({type(e).__name__}); start it, or fix the URI. Nothing was "
-                          "launched.") from None
+        raise ConfigError(
+            f"tracking.uri={redact(uri)!r}: no MLflow server answers there "
+            f"({type(e).__name__}); start it, or fix the URI. Nothing was "
+            "launched."
+        ) from None
     if r.status_code in (401, 403):
-        raise ConfigError(f"tracking.uri={redact(uri)!r}: the server refused the credentials "
-                          f"(HTTP {r.status_code}); set MLFLOW_TRACKING_USERNAME/PASSWORD or "
-                          "put them in the URI. Nothing was launched.")
+        raise ConfigError(
+            f"tracking.uri={redact(uri)!r}: the server refused the credentials "
+            f"(HTTP {r.status_code}); set MLFLOW_TRACKING_USERNAME/PASSWORD or "
+            "put them in the URI. Nothing was launched."
+        )
     if r.status_code != 200:
-        raise ConfigError(f"tracking.uri={redact(uri)!r}: not an MLflow tracking server (HTTP "
-                          f"{r.status_code} from {redact(url)}). Nothing was launched.")
+        raise ConfigError(
+            f"tracking.uri={redact(uri)!r}: not an MLflow tracking server (HTTP "
+            f"{r.status_code} from {redact(url)}). Nothing was launched."
+        )
 
 
 def client_for(uri: str) -> Any:
@@ -138,8 +150,10 @@ def retrying(call: Callable[[], T], limit_s: float, what: str) -> T:
         except Exception as e:
             if is_permanent(e) or time.monotonic() + pause > deadline:
                 raise
-            log.warning(f"{what}: the tracking store does not answer ({type(e).__name__}); "
-                        f"retrying in {pause:.0f} s")
+            log.warning(
+                f"{what}: the tracking store does not answer ({type(e).__name__}); "
+                f"retrying in {pause:.0f} s"
+            )
             time.sleep(pause)
             pause = min(2 * pause, 30.0)
 
@@ -159,8 +173,10 @@ def connect(uri: str, wait_s: float = 0.0) -> Any:
         try:
             client.search_experiments(max_results=1)
         except Exception as e:
-            raise ConfigError(f"tracking.uri={redact(uri)!r}: the store does not answer "
-                              f"({type(e).__name__}: {scrub(str(e))[:300]})") from None
+            raise ConfigError(
+                f"tracking.uri={redact(uri)!r}: the store does not answer "
+                f"({type(e).__name__}: {scrub(str(e))[:300]})"
+            ) from None
         return client
     db.resolve().parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(db.resolve()) + ".lock"):
@@ -188,8 +204,9 @@ def ensure_experiment(client: Any, name: str) -> str:
         return exp.experiment_id
 
 
-def finished_fingerprints(client: Any, experiment_name: str,
-                          fingerprint: Optional[str] = None) -> set[str]:
+def finished_fingerprints(
+    client: Any, experiment_name: str, fingerprint: Optional[str] = None
+) -> set[str]:
     """Fingerprints of the experiment's FINISHED job runs (only `fingerprint`, if given)."""
     exp = client.get_experiment_by_name(experiment_name)
     if exp is None:
@@ -197,15 +214,17 @@ def finished_fingerprints(client: Any, experiment_name: str,
     filt = f"attributes.status = 'FINISHED' and tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'"
     if fingerprint:
         filt += f" and tags.`{schema.TAG_FINGERPRINT}` = '{fingerprint}'"
-    return {r.data.tags.get(schema.TAG_FINGERPRINT) for r in search_all(client, exp.experiment_id,
-                                                                        filt)}
+    return {
+        r.data.tags.get(schema.TAG_FINGERPRINT) for r in search_all(client, exp.experiment_id, filt)
+    }
 
 
 def search_all(client: Any, experiment_id: str, filter_string: str) -> list:
     runs, token = [], None
     while True:
-        page = client.search_runs([experiment_id], filter_string, max_results=1000,
-                                  page_token=token)
+        page = client.search_runs(
+            [experiment_id], filter_string, max_results=1000, page_token=token
+        )
         runs += list(page)
         token = page.token
         if not token:
@@ -215,8 +234,9 @@ def search_all(client: Any, experiment_id: str, filter_string: str) -> list:
 # --- what every run carries -------------------------------------------------------------------
 def git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return ""
 
@@ -230,8 +250,12 @@ def context_tags(source: str) -> dict[str, str]:
     """MLflow's standard context tags (mlflow/utils/mlflow_tags.py), which the UI shows as
     Source, User and the run's git commit; MlflowClient.create_run sets none of them."""
     commit = git_commit()
-    tags = {"mlflow.source.name": source, "mlflow.source.type": "LOCAL",
-            "mlflow.user": getpass.getuser(), schema.TAG_GIT_COMMIT: commit}
+    tags = {
+        "mlflow.source.name": source,
+        "mlflow.source.type": "LOCAL",
+        "mlflow.user": getpass.getuser(),
+        schema.TAG_GIT_COMMIT: commit,
+    }
     if commit != "unknown":
         tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
         remote = git("config", "--get", "remote.origin.url")
@@ -240,9 +264,29 @@ def context_tags(source: str) -> dict[str, str]:
 
 
 # The MLflow UI's run colours (its bundle's palette), the most distinct first.
-RUN_COLORS = ("#2272b4", "#de7921", "#277c43", "#c83243", "#8a63bf", "#a6630c", "#b45091",
-              "#5f7281", "#facb66", "#04867d", "#1f272d", "#e65b77", "#8acaff", "#115026",
-              "#93320b", "#434a93", "#8ddda8", "#9e102c", "#f2be88", "#137dae", "#445461")
+RUN_COLORS = (
+    "#2272b4",
+    "#de7921",
+    "#277c43",
+    "#c83243",
+    "#8a63bf",
+    "#a6630c",
+    "#b45091",
+    "#5f7281",
+    "#facb66",
+    "#04867d",
+    "#1f272d",
+    "#e65b77",
+    "#8acaff",
+    "#115026",
+    "#93320b",
+    "#434a93",
+    "#8ddda8",
+    "#9e102c",
+    "#f2be88",
+    "#137dae",
+    "#445461",
+)
 
 
 def run_color(run_names: Mapping[str, str], name: str) -> dict[str, str]:
@@ -258,8 +302,11 @@ def process_tags() -> dict[str, str]:
     """Who is running the run now: a later launch or `status --reconcile` tells a run whose
     process died (kill -9, node crash) from one that is alive (trainer/liveness.py)."""
     env = os.environ
-    tags = {schema.TAG_HOST: socket.gethostname(), schema.TAG_PID: liveness.process_id(),
-            schema.TAG_HEARTBEAT: str(int(time.time()))}
+    tags = {
+        schema.TAG_HOST: socket.gethostname(),
+        schema.TAG_PID: liveness.process_id(),
+        schema.TAG_HEARTBEAT: str(int(time.time())),
+    }
     if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
         # The id sacct and submitit use, so `python -m sweeper status` joins Slurm and MLflow.
         tags[schema.TAG_SLURM_JOB_ID] = f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
@@ -284,11 +331,20 @@ class RunLogger:
         self.status = "RUNNING"
 
     @classmethod
-    def start(cls, client: Any, experiment_id: str, run_name: str, tags: Mapping[str, Any],
-              parent_run_id: str = "") -> "RunLogger":
+    def start(
+        cls,
+        client: Any,
+        experiment_id: str,
+        run_name: str,
+        tags: Mapping[str, Any],
+        parent_run_id: str = "",
+    ) -> "RunLogger":
         all_tags = {**tags, **({schema.PARENT_RUN_TAG: parent_run_id} if parent_run_id else {})}
-        run = client.create_run(experiment_id, run_name=run_name, tags={
-            k: as_str(v, MAX_TAG_LENGTH) for k, v in all_tags.items()})
+        run = client.create_run(
+            experiment_id,
+            run_name=run_name,
+            tags={k: as_str(v, MAX_TAG_LENGTH) for k, v in all_tags.items()},
+        )
         return cls(client, run.info.run_id, experiment_id)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -296,14 +352,14 @@ class RunLogger:
 
         items = [Param(k, as_str(v, MAX_PARAM_LENGTH)) for k, v in sorted(params.items())]
         for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
-            self.client.log_batch(self.run_id, params=items[i: i + MAX_PARAMS_PER_BATCH])
+            self.client.log_batch(self.run_id, params=items[i : i + MAX_PARAMS_PER_BATCH])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
         items = [RunTag(k, as_str(v, MAX_TAG_LENGTH)) for k, v in tags.items()]
         for i in range(0, len(items), MAX_TAGS_PER_BATCH):
-            self.client.log_batch(self.run_id, tags=items[i: i + MAX_TAGS_PER_BATCH])
+            self.client.log_batch(self.run_id, tags=items[i : i + MAX_TAGS_PER_BATCH])
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
@@ -320,10 +376,21 @@ class RunLogger:
         self.status = status
 
 
-def start_sweep_run(client: Any, experiment_id: str, sweep_id: str, command: str,
-                    jobs: int) -> RunLogger:
+def start_sweep_run(
+    client: Any, experiment_id: str, sweep_id: str, command: str, jobs: int
+) -> RunLogger:
     """The parent run of a sweep: what was run, by whom, from which commit."""
-    return RunLogger.start(client, experiment_id, f"sweep {sweep_id}", tags={
-        schema.TAG_ROLE: schema.ROLE_SWEEP, schema.TAG_SWEEP_ID: sweep_id,
-        schema.TAG_COMMAND: command, schema.TAG_JOBS: jobs, **context_tags(command),
-        schema.TAG_HOST: socket.gethostname(), schema.TAG_PID: liveness.process_id()})
+    return RunLogger.start(
+        client,
+        experiment_id,
+        f"sweep {sweep_id}",
+        tags={
+            schema.TAG_ROLE: schema.ROLE_SWEEP,
+            schema.TAG_SWEEP_ID: sweep_id,
+            schema.TAG_COMMAND: command,
+            schema.TAG_JOBS: jobs,
+            **context_tags(command),
+            schema.TAG_HOST: socket.gethostname(),
+            schema.TAG_PID: liveness.process_id(),
+        },
+    )

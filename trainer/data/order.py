@@ -3,6 +3,7 @@
 An order maps an epoch to a permutation of the window indices, so a loader's position is one
 integer (its cursor) and a resumed run sees the batches it would have seen.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from omegaconf import MISSING
 
 from trainer.registry import Registry, check
 
-Order = Callable[[int], np.ndarray]          # epoch -> permutation of range(n windows)
+Order = Callable[[int], np.ndarray]  # epoch -> permutation of range(n windows)
 ORDERS: Registry[Callable[..., Order]] = Registry("order")
 
 
@@ -41,7 +42,7 @@ class UnigramOrderConfig(OrderConfig):
     """
 
     name: str = "unigram"
-    smoothing: float = 1.0          # k, Cramming's k_smoothing
+    smoothing: float = 1.0  # k, Cramming's k_smoothing
 
     def __post_init__(self) -> None:
         check(self.smoothing > 0, "order.smoothing", self.smoothing, "> 0 (add-k smoothing)")
@@ -62,9 +63,10 @@ def unigram_scores(inputs: np.ndarray, smoothing: float) -> np.ndarray:
     """
     counts = np.bincount(inputs.reshape(-1))
     logp = np.log((counts + smoothing) / (counts.sum() + smoothing * len(counts)))
-    rows = max(1, 2**20 // inputs.shape[1])            # bound the gathered float array
-    return np.concatenate([logp[inputs[i: i + rows]].mean(axis=1)
-                           for i in range(0, len(inputs), rows)])
+    rows = max(1, 2**20 // inputs.shape[1])  # bound the gathered float array
+    return np.concatenate(
+        [logp[inputs[i : i + rows]].mean(axis=1) for i in range(0, len(inputs), rows)]
+    )
 
 
 @ORDERS.register("random", RandomOrderConfig)

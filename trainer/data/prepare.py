@@ -11,6 +11,7 @@ checks them (sizes, then zlib's CRC-32 at ~3 GB/s: a few ms for the default corp
 cut short, flipped or missing, or an unreadable meta.json, is rebuilt with a warning naming it,
 never an mmap error or a wrong token mid-training.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,7 +32,7 @@ from trainer.data.order import ORDERS, OrderConfig, RandomOrderConfig
 from trainer.data.sources import SOURCES, DataConfig
 from trainer.data.tokenizers import TOKENIZERS
 
-CACHE_FORMAT = 3                     # bump when the on-disk layout or the tokens change
+CACHE_FORMAT = 3  # bump when the on-disk layout or the tokens change
 NOT_IN_KEY = ("seq_len", "cache_dir")
 FILES = ("train.npy", "val.npy", "tokenizer.json")
 log = logging.getLogger("lmsweep")
@@ -40,7 +41,7 @@ log = logging.getLogger("lmsweep")
 @dataclass
 class Prepared:
     directory: Path
-    train: np.ndarray                # token stream, documents separated by sep_id
+    train: np.ndarray  # token stream, documents separated by sep_id
     val: np.ndarray
     vocab_size: int
     sep_id: int
@@ -51,8 +52,9 @@ class Prepared:
         (`filters.0.dedup.docs_out`); the config is logged on its own."""
         flat = {k: v for k, v in self.stats.items() if k not in ("config", "filters")}
         for i, step in enumerate(self.stats["filters"]):
-            flat.update({f"filters.{i}.{step['name']}.{k}": v for k, v in step.items()
-                         if k != "name"})
+            flat.update(
+                {f"filters.{i}.{step['name']}.{k}": v for k, v in step.items() if k != "name"}
+            )
         return flat
 
 
@@ -60,9 +62,10 @@ def cache_key(data: DataConfig, filt: FilterConfig) -> str:
     """Resolving the inputs first means a bad path fails here, before anything is cached."""
     d = {k: v for k, v in asdict(data).items() if k not in NOT_IN_KEY}
     inputs = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in data.inputs()]
-    steps = [asdict(s) for s in filt.steps_in_order()]     # a chain of one step is that step
-    blob = json.dumps({"format": CACHE_FORMAT, "data": d, "inputs": inputs, "filter": steps},
-                      sort_keys=True)
+    steps = [asdict(s) for s in filt.steps_in_order()]  # a chain of one step is that step
+    blob = json.dumps(
+        {"format": CACHE_FORMAT, "data": d, "inputs": inputs, "filter": steps}, sort_keys=True
+    )
     return hashlib.md5(blob.encode()).hexdigest()[:12]
 
 
@@ -107,8 +110,9 @@ def damage(entry: Path) -> Optional[str]:
     try:
         meta = json.loads(meta_file.read_bytes())
         meta_crc = meta.pop("meta_crc32")
-        expected = {name: (meta["files"][name]["bytes"], meta["files"][name]["crc32"])
-                    for name in FILES}
+        expected = {
+            name: (meta["files"][name]["bytes"], meta["files"][name]["crc32"]) for name in FILES
+        }
     except FileNotFoundError:
         return f"{meta_file} is missing"
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
@@ -132,9 +136,11 @@ def _build(data: DataConfig, filt: FilterConfig, out: Path) -> None:
     train_docs = [d for d, v in zip(docs, held_out) if not v]
     val_docs = [d for d, v in zip(docs, held_out) if v]
     if not val_docs:
-        raise ValueError(f"data.val_fraction={data.val_fraction} put none of the {len(docs)} "
-                         f"documents of data={data.name} in validation: use more documents "
-                         "(e.g. data.sample_by=paragraph for text files) or a larger fraction")
+        raise ValueError(
+            f"data.val_fraction={data.val_fraction} put none of the {len(docs)} "
+            f"documents of data={data.name} in validation: use more documents "
+            "(e.g. data.sample_by=paragraph for text files) or a larger fraction"
+        )
     kept, filter_counts = apply(filt, train_docs)
     if not kept:
         raise ValueError(f"filter={filt.name} removed every training document ({asdict(filt)})")
@@ -146,16 +152,26 @@ def _build(data: DataConfig, filt: FilterConfig, out: Path) -> None:
     np.save(out / "val.npy", val)
     tok.save(out)
     stats = {
-        "vocab_size": tok.vocab_size, "sep_id": tok.sep_id,
-        "docs_total": len(docs), "docs_val": len(val_docs),
-        "docs_train_before_filter": len(train_docs), "docs_train": len(kept),
-        "chars_train": sum(map(len, kept)), "filters": filter_counts,
-        "tokens_train": int(train.size), "tokens_val": int(val.size),
+        "vocab_size": tok.vocab_size,
+        "sep_id": tok.sep_id,
+        "docs_total": len(docs),
+        "docs_val": len(val_docs),
+        "docs_train_before_filter": len(train_docs),
+        "docs_train": len(kept),
+        "chars_train": sum(map(len, kept)),
+        "filters": filter_counts,
+        "tokens_train": int(train.size),
+        "tokens_val": int(val.size),
         "unigram_entropy": unigram_entropy(train, tok.vocab_size),
         "config": {"data": asdict(data), "filter": asdict(filt)},
     }
-    meta = {**stats, "files": {name: {"bytes": (out / name).stat().st_size,
-                                      "crc32": checksum(out / name)} for name in FILES}}
+    meta = {
+        **stats,
+        "files": {
+            name: {"bytes": (out / name).stat().st_size, "crc32": checksum(out / name)}
+            for name in FILES
+        },
+    }
     meta["meta_crc32"] = _meta_crc(meta)
     (out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
@@ -169,9 +185,14 @@ def prepare(data: DataConfig, filt: FilterConfig) -> Prepared:
             _ensure(data, filt, entry)
     meta = json.loads((entry / "meta.json").read_text())
     stats = {k: v for k, v in meta.items() if k not in ("files", "meta_crc32")}
-    return Prepared(entry, np.load(entry / "train.npy", mmap_mode="r"),
-                    np.load(entry / "val.npy", mmap_mode="r"),
-                    stats["vocab_size"], stats["sep_id"], stats)
+    return Prepared(
+        entry,
+        np.load(entry / "train.npy", mmap_mode="r"),
+        np.load(entry / "val.npy", mmap_mode="r"),
+        stats["vocab_size"],
+        stats["sep_id"],
+        stats,
+    )
 
 
 def _ensure(data: DataConfig, filt: FilterConfig, entry: Path) -> None:
@@ -200,14 +221,16 @@ class Sequences:
     batches it would have seen.
     """
 
-    def __init__(self, tokens: np.ndarray, seq_len: int, seed: int,
-                 order: Optional[OrderConfig] = None):
+    def __init__(
+        self, tokens: np.ndarray, seq_len: int, seed: int, order: Optional[OrderConfig] = None
+    ):
         self.tokens, self.seq_len = tokens, seq_len
         self.n = (len(tokens) - 1) // seq_len
         if self.n < 1:
-            raise ValueError(f"data.seq_len={seq_len} is longer than the whole split "
-                             f"({len(tokens)} tokens)")
-        inputs = tokens[: self.n * seq_len].reshape(self.n, seq_len)    # a view, no copy
+            raise ValueError(
+                f"data.seq_len={seq_len} is longer than the whole split ({len(tokens)} tokens)"
+            )
+        inputs = tokens[: self.n * seq_len].reshape(self.n, seq_len)  # a view, no copy
         self._permutation = ORDERS.build(order or RandomOrderConfig(), inputs, seed)
         self.cursor = 0
         self._epoch, self._order = -1, np.arange(0)
@@ -231,8 +254,10 @@ class Sequences:
         rank advances the cursor by `count`, so the ranks of a data-parallel job stay at one
         position and read, together, the batches of a one-process run."""
         if count % world or not 0 <= rank < world:
-            raise ValueError(f"a global batch of {count} windows has no rank {rank} share of "
-                             f"equal size over {world} ranks")
+            raise ValueError(
+                f"a global batch of {count} windows has no rank {rank} share of "
+                f"equal size over {world} ranks"
+            )
         share = count // world
         epochs, pos = np.divmod(self.cursor + rank * share + np.arange(share), self.n)
         idx = np.empty(share, dtype=np.int64)
@@ -246,4 +271,3 @@ class Sequences:
         """A fixed evaluation set: `count` windows spread over the whole split."""
         count = min(count, self.n)
         return self.windows(np.linspace(0, self.n - 1, count).round().astype(np.int64))
-

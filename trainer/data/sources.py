@@ -6,6 +6,7 @@ empty or only whitespace are skipped (wikitext, for one, has many).
 `__post_init__` checks values only; `preflight()` checks what needs the files (they exist, are
 not empty, are UTF-8 text; the tokenizer file loads), before any job of a sweep starts.
 """
+
 from __future__ import annotations
 
 import bz2
@@ -27,12 +28,19 @@ from trainer.registry import Registry, check, check_choice
 Source = Callable[[], list[str]]
 SOURCES: Registry[Callable[..., Source]] = Registry("data")
 
-FORMATS = ("auto", "text", "json", "parquet")          # `datasets` packaged builders
-SUFFIX_FORMATS = {".txt": "text", ".text": "text", ".md": "text", ".json": "json",
-                  ".jsonl": "json", ".ndjson": "json", ".parquet": "parquet"}
-COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")         # read transparently by `datasets`
-OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}   # .zst: not in the stdlib
-SAMPLE_BY = ("document", "paragraph", "line")          # `datasets` text builder's sample_by
+FORMATS = ("auto", "text", "json", "parquet")  # `datasets` packaged builders
+SUFFIX_FORMATS = {
+    ".txt": "text",
+    ".text": "text",
+    ".md": "text",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".parquet": "parquet",
+}
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")  # read transparently by `datasets`
+OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}  # .zst: not in the stdlib
+SAMPLE_BY = ("document", "paragraph", "line")  # `datasets` text builder's sample_by
 
 
 @dataclass
@@ -40,8 +48,8 @@ class DataConfig:
     name: str = MISSING
     seq_len: int = 128
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    val_fraction: float = 0.05      # share of documents held out, chosen by content hash
-    cache_dir: str = ".cache/lmsweep"   # preprocessed data, keyed by a hash of this config
+    val_fraction: float = 0.05  # share of documents held out, chosen by content hash
+    cache_dir: str = ".cache/lmsweep"  # preprocessed data, keyed by a hash of this config
 
     def __post_init__(self) -> None:
         check(self.seq_len > 0, "data.seq_len", self.seq_len, "> 0 tokens")
@@ -63,7 +71,7 @@ class DataConfig:
 @dataclass
 class ShakespeareConfig(DataConfig):
     name: str = "shakespeare"
-    doc_chars: int = 2000           # paragraphs are grouped into documents of at least this
+    doc_chars: int = 2000  # paragraphs are grouped into documents of at least this
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -76,10 +84,10 @@ class FilesConfig(DataConfig):
     (sample_by=document); json/parquet files have one document per row, in `text_field`."""
 
     name: str = "files"
-    paths: list[str] = field(default_factory=list)   # files or globs (`**` recurses)
-    format: str = "auto"            # auto: from the suffix (.txt .md .jsonl .json .parquet [.gz])
-    text_field: str = "text"        # json/parquet: the column holding the document
-    sample_by: str = "document"     # text: document (whole file) | paragraph (blank lines) | line
+    paths: list[str] = field(default_factory=list)  # files or globs (`**` recurses)
+    format: str = "auto"  # auto: from the suffix (.txt .md .jsonl .json .parquet [.gz])
+    text_field: str = "text"  # json/parquet: the column holding the document
+    sample_by: str = "document"  # text: document (whole file) | paragraph (blank lines) | line
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -96,22 +104,39 @@ class FilesConfig(DataConfig):
     def resolve(self) -> tuple[str, list[Path]]:
         """(format, files): every pattern must match a file, and `auto` must find one format.
         An existing file is taken literally, even with glob characters ([, *, ?) in its name."""
-        check(len(self.paths) > 0, "data.paths", self.paths,
-              "at least one file or glob, e.g. data.paths='[corpus/*.jsonl]'")
+        check(
+            len(self.paths) > 0,
+            "data.paths",
+            self.paths,
+            "at least one file or glob, e.g. data.paths='[corpus/*.jsonl]'",
+        )
         matched: list[Path] = []
         for pattern in self.paths:
             pattern = os.path.expanduser(pattern)
-            found = [Path(pattern)] if os.path.isfile(pattern) else sorted(
-                Path(m) for m in glob.glob(pattern, recursive=True) if os.path.isfile(m))
-            check(bool(found), "data.paths", pattern,
-                  "matches no file (a directory needs a glob, e.g. 'corpus/*.jsonl')")
+            found = (
+                [Path(pattern)]
+                if os.path.isfile(pattern)
+                else sorted(
+                    Path(m) for m in glob.glob(pattern, recursive=True) if os.path.isfile(m)
+                )
+            )
+            check(
+                bool(found),
+                "data.paths",
+                pattern,
+                "matches no file (a directory needs a glob, e.g. 'corpus/*.jsonl')",
+            )
             matched += [f for f in found if f not in matched]
         if self.format != "auto":
             return self.format, matched
         formats = {_format_of(f) for f in matched}
-        check(len(formats) == 1 and None not in formats, "data.format", self.format,
-              f"cannot tell one format from the suffixes of {[f.name for f in matched][:5]}; "
-              f"set data.format to one of {', '.join(FORMATS[1:])}")
+        check(
+            len(formats) == 1 and None not in formats,
+            "data.format",
+            self.format,
+            f"cannot tell one format from the suffixes of {[f.name for f in matched][:5]}; "
+            f"set data.format to one of {', '.join(FORMATS[1:])}",
+        )
         return formats.pop(), matched
 
     def inputs(self) -> list[Path]:
@@ -125,16 +150,20 @@ class HFConfig(DataConfig):
 
     name: str = "hf"
     path: str = "wikitext"
-    subset: Optional[str] = "wikitext-103-raw-v1"   # the dataset's config name
-    split: str = "train"            # any `datasets` split, e.g. train[:10%]
+    subset: Optional[str] = "wikitext-103-raw-v1"  # the dataset's config name
+    split: str = "train"  # any `datasets` split, e.g. train[:10%]
     text_field: str = "text"
-    max_documents: Optional[int] = None   # stream only the first N rows, not the whole split
+    max_documents: Optional[int] = None  # stream only the first N rows, not the whole split
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(bool(self.path), "data.path", self.path, "a dataset name or a local directory")
-        check(self.max_documents is None or self.max_documents > 0, "data.max_documents",
-              self.max_documents, "null (all) or > 0")
+        check(
+            self.max_documents is None or self.max_documents > 0,
+            "data.max_documents",
+            self.max_documents,
+            "null (all) or > 0",
+        )
 
     def inputs(self) -> list[Path]:
         local = Path(self.path).expanduser()
@@ -151,16 +180,16 @@ def _file_problem(path: str, fmt: str, size: int, mtime_ns: int) -> Optional[str
         return "the file is empty"
     suffix = Path(path).suffix.lower()
     if fmt == "parquet" or suffix == ".zst":
-        return None                 # binary by design, or no stdlib reader: left to `datasets`
+        return None  # binary by design, or no stdlib reader: left to `datasets`
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset, blank = 0, True
     with OPENERS.get(suffix, open)(path, "rb") as f:
         while chunk := f.read(1 << 24):
-            pending = len(decoder.getstate()[0])      # bytes of a character cut by the chunk
+            pending = len(decoder.getstate()[0])  # bytes of a character cut by the chunk
             try:
                 decoder.decode(chunk)
                 bad = None
-            except UnicodeDecodeError as e:         # e.object: the pending bytes + chunk
+            except UnicodeDecodeError as e:  # e.object: the pending bytes + chunk
                 bad = (e.start - pending, e.object[e.start])
             nul = chunk.find(b"\x00")
             if nul >= 0 and (bad is None or nul < bad[0]):
@@ -170,8 +199,10 @@ def _file_problem(path: str, fmt: str, size: int, mtime_ns: int) -> Optional[str
             blank = blank and chunk.isspace()
             offset += len(chunk)
     if decoder.getstate()[0]:
-        return (f"not UTF-8: the file ends inside a character at offset "
-                f"{offset - len(decoder.getstate()[0])}")
+        return (
+            f"not UTF-8: the file ends inside a character at offset "
+            f"{offset - len(decoder.getstate()[0])}"
+        )
     return "no text, only whitespace" if blank else None
 
 
@@ -180,22 +211,26 @@ def _format_of(path: Path) -> Optional[str]:
     return SUFFIX_FORMATS.get(suffixes[-1]) if suffixes else None
 
 
-def load_texts(what: str, text_field: str, max_documents: Optional[int], *args: Any,
-               **kwargs: Any) -> list[str]:
+def load_texts(
+    what: str, text_field: str, max_documents: Optional[int], *args: Any, **kwargs: Any
+) -> list[str]:
     """`datasets.load_dataset(*args, **kwargs)` -> the non-blank strings of `text_field`."""
     import datasets
 
     try:
         ds = datasets.load_dataset(*args, **kwargs)
-    except Exception as e:          # hub, file and split errors come in many types
+    except Exception as e:  # hub, file and split errors come in many types
         raise RuntimeError(f"could not load {what}: {type(e).__name__}: {e}") from e
-    columns = ds.column_names       # None when a stream does not know its columns up front
-    check(columns is None or text_field in columns, "data.text_field", text_field,
-          f"not a column of {what}; columns: {columns}")
+    columns = ds.column_names  # None when a stream does not know its columns up front
+    check(
+        columns is None or text_field in columns,
+        "data.text_field",
+        text_field,
+        f"not a column of {what}; columns: {columns}",
+    )
     if max_documents is not None:
         ds = ds.take(max_documents)
-    return [t for batch in ds.iter(batch_size=1024) for t in batch[text_field]
-            if t and t.strip()]
+    return [t for batch in ds.iter(batch_size=1024) for t in batch[text_field] if t and t.strip()]
 
 
 @SOURCES.register("shakespeare", ShakespeareConfig)
@@ -208,20 +243,36 @@ def shakespeare(cfg: ShakespeareConfig) -> Source:
 @SOURCES.register("files", FilesConfig)
 def files(cfg: FilesConfig) -> Source:
     fmt, paths = cfg.resolve()
-    text_field, options = ("text", {"sample_by": cfg.sample_by}) if fmt == "text" else (
-        cfg.text_field, {})
+    text_field, options = (
+        ("text", {"sample_by": cfg.sample_by}) if fmt == "text" else (cfg.text_field, {})
+    )
     # Streamed: local files are read in place, with no Arrow copy in a `datasets` cache.
     # `datasets` globs data_files: escaped, a file named with [ ] * ? is read as named.
-    return lambda: load_texts(f"data.paths={cfg.paths}", text_field, None, fmt,
-                              data_files=[glob.escape(str(p)) for p in paths], split="train",
-                              streaming=True, **options)
+    return lambda: load_texts(
+        f"data.paths={cfg.paths}",
+        text_field,
+        None,
+        fmt,
+        data_files=[glob.escape(str(p)) for p in paths],
+        split="train",
+        streaming=True,
+        **options,
+    )
 
 
 @SOURCES.register("hf", HFConfig)
 def hf(cfg: HFConfig) -> Source:
-    what = (f"the dataset data.path={cfg.path!r} (data.subset={cfg.subset!r}, "
-            f"data.split={cfg.split!r})")
+    what = (
+        f"the dataset data.path={cfg.path!r} (data.subset={cfg.subset!r}, data.split={cfg.split!r})"
+    )
     # Downloads and Arrow files go under data.cache_dir/hf; a capped read streams instead.
-    return lambda: load_texts(what, cfg.text_field, cfg.max_documents, cfg.path, cfg.subset,
-                              split=cfg.split, streaming=cfg.max_documents is not None,
-                              cache_dir=str(cfg.cache_path() / "hf"))
+    return lambda: load_texts(
+        what,
+        cfg.text_field,
+        cfg.max_documents,
+        cfg.path,
+        cfg.subset,
+        split=cfg.split,
+        streaming=cfg.max_documents is not None,
+        cache_dir=str(cfg.cache_path() / "hf"),
+    )

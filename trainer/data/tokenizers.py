@@ -4,6 +4,7 @@ split, or a pretrained `tokenizers` file (tokenizer.json).
 Every tokenizer encodes a batch of documents into one flat id array plus each document's token
 count; packing appends one separator id after each document.
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,6 +34,7 @@ class Tokenizer(Protocol):
 
     def encode(self, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(every document's ids, concatenated; each document's token count)"""
+
     def save(self, directory: Path) -> None: ...
 
 
@@ -42,13 +44,17 @@ TOKENIZERS: Registry = Registry("data.tokenizer")
 @dataclass
 class TokenizerConfig:
     name: str = "byte"
-    vocab_size: int = 4096         # bpe only: merges learned up to this size
-    path: Optional[str] = None     # pretrained only: a tokenizer.json, or a directory holding one
+    vocab_size: int = 4096  # bpe only: merges learned up to this size
+    path: Optional[str] = None  # pretrained only: a tokenizer.json, or a directory holding one
 
     def __post_init__(self) -> None:
         check_choice("data.tokenizer.name", self.name, TOKENIZERS.names())
-        check(self.vocab_size > 257, "data.tokenizer.vocab_size", self.vocab_size,
-              "> 257 (the byte alphabet plus the separator)")
+        check(
+            self.vocab_size > 257,
+            "data.tokenizer.vocab_size",
+            self.vocab_size,
+            "> 257 (the byte alphabet plus the separator)",
+        )
 
     def preflight(self) -> None:
         """What reads files: a pretrained tokenizer must exist and load."""
@@ -56,8 +62,10 @@ class TokenizerConfig:
 
     def file(self) -> Path:
         """The pretrained tokenizer.json."""
-        why = "data.tokenizer.name=pretrained needs a tokenizer.json file or a directory that " \
-              "contains one"
+        why = (
+            "data.tokenizer.name=pretrained needs a tokenizer.json file or a directory that "
+            "contains one"
+        )
         check(self.path is not None, "data.tokenizer.path", self.path, why)
         p = Path(self.path).expanduser()
         p = p / "tokenizer.json" if p.is_dir() else p
@@ -85,8 +93,10 @@ class ByteTokenizer:
 
     def encode(self, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         data = [d.encode("utf-8") for d in docs]
-        return (np.frombuffer(b"".join(data), dtype=np.uint8),
-                np.fromiter(map(len, data), np.int64, len(data)))
+        return (
+            np.frombuffer(b"".join(data), dtype=np.uint8),
+            np.fromiter(map(len, data), np.int64, len(data)),
+        )
 
     def save(self, directory: Path) -> None:
         (directory / "tokenizer.json").write_text(json.dumps({"type": "byte"}))
@@ -123,11 +133,12 @@ class TrainedBPE(HFTokenizer):
 
     def encode(self, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         w, table, sizes = self._words(docs)
-        firsts = np.cumsum(sizes) - sizes            # where each distinct word's ids begin
-        n = sizes[w.codes]                           # token count of every word in the text
+        firsts = np.cumsum(sizes) - sizes  # where each distinct word's ids begin
+        n = sizes[w.codes]  # token count of every word in the text
         ends = np.cumsum(n)
-        ids = table[np.arange(ends[-1] if len(ends) else 0)
-                    + np.repeat(firsts[w.codes] - (ends - n), n)]
+        ids = table[
+            np.arange(ends[-1] if len(ends) else 0) + np.repeat(firsts[w.codes] - (ends - n), n)
+        ]
         return ids, _per_document(ends, w.bounds)
 
     def count(self, docs: Sequence[str]) -> np.ndarray:
@@ -162,8 +173,9 @@ def training_sample(docs: Sequence[str], vocab_size: int) -> list[str]:
     budget = SAMPLE_CHARS_PER_TOKEN * vocab_size
     if sum(map(len, docs)) <= budget:
         return list(docs)
-    by_hash = sorted(range(len(docs)),
-                     key=lambda i: hashlib.md5(docs[i].encode("utf-8")).digest()[8:])
+    by_hash = sorted(
+        range(len(docs)), key=lambda i: hashlib.md5(docs[i].encode("utf-8")).digest()[8:]
+    )
     chosen: dict[int, str] = {}
     size = 0
     for i in by_hash:
@@ -180,13 +192,19 @@ def train_bpe(docs: Sequence[str], vocab_size: int) -> TrainedBPE:
     from tokenizers import Tokenizer as HFTok
 
     tok = HFTok(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(words.PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(words.PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[SEP],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[SEP],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(training_sample(docs, vocab_size), trainer=trainer)
     return TrainedBPE(tok)
 
@@ -222,17 +240,21 @@ def _load(file: Path) -> HFTokenizer:
     tok, error = None, None
     try:
         tok = HFTok.from_file(str(file))
-    except Exception as e:          # the Rust side raises a bare Exception
+    except Exception as e:  # the Rust side raises a bare Exception
         error = e
-    check(tok is not None, "data.tokenizer.path", str(file),
-          f"not a `tokenizers` tokenizer.json ({str(error)[:200]})")
+    check(
+        tok is not None,
+        "data.tokenizer.path",
+        str(file),
+        f"not a `tokenizers` tokenizer.json ({str(error)[:200]})",
+    )
     return HFTokenizer(tok, eos_token(file, tok) or SEP)
 
 
 def _json_object(path: Path) -> Optional[dict]:
     try:
         value = json.loads(path.read_bytes())
-    except ValueError:              # JSONDecodeError and UnicodeDecodeError
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
         return None
     return value if isinstance(value, dict) else None
 

@@ -16,6 +16,7 @@ at ~15 MB/s on one (it makes a str per word). These numpy passes over the UTF-8 
 ~100 MB/s and pyarrow's hash table finds the distinct words exactly, so a BPE then runs once per
 distinct word (tens of thousands) instead of once per word (millions).
 """
+
 from __future__ import annotations
 
 import os
@@ -28,11 +29,18 @@ import numpy as np
 import pyarrow as pa
 
 LETTER, DIGIT, OTHER, SPACE = range(4)
-CLASS = np.full(256, LETTER, dtype=np.uint8)     # bytes >= 0x80 belong to non-ASCII characters
+CLASS = np.full(256, LETTER, dtype=np.uint8)  # bytes >= 0x80 belong to non-ASCII characters
 for _b in range(128):
     _c = chr(_b)
-    CLASS[_b] = (SPACE if _c in " \t\n\v\f\r" else DIGIT if _c.isdigit()
-                 else LETTER if _c.isalpha() else OTHER)
+    CLASS[_b] = (
+        SPACE
+        if _c in " \t\n\v\f\r"
+        else DIGIT
+        if _c.isdigit()
+        else LETTER
+        if _c.isalpha()
+        else OTHER
+    )
 
 
 def _ascii_set(cls: int) -> str:
@@ -54,35 +62,38 @@ _S, _NOT_S = f"[{_ascii_set(SPACE)}]", f"[^{_ascii_set(SPACE)}]"
 PATTERN = f" ?{_L}+| ?{_D}+| ?{_O}+|{_S}+(?!{_NOT_S})|{_S}+"
 
 
-BATCH_CHARS = 1 << 23    # documents per pass: bounds the temporary arrays, spreads the work
+BATCH_CHARS = 1 << 23  # documents per pass: bounds the temporary arrays, spreads the work
 
 
 @dataclass
 class Words:
-    codes: np.ndarray       # int32: every word in text order, as an index into `distinct`
+    codes: np.ndarray  # int32: every word in text order, as an index into `distinct`
     distinct: list[str]
-    bounds: np.ndarray      # int64, len(docs) + 1: document i is codes[bounds[i]:bounds[i + 1]]
+    bounds: np.ndarray  # int64, len(docs) + 1: document i is codes[bounds[i]:bounds[i + 1]]
 
 
 def split(docs: Sequence[str]) -> Words:
     # numpy and pyarrow release the GIL in these passes: threads use every core.
     with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
-        parts = list(pool.map(lambda r: _split(docs[r[0]: r[1]]), _batches(docs)))
+        parts = list(pool.map(lambda r: _split(docs[r[0] : r[1]]), _batches(docs)))
     # One list of distinct words for all batches: each batch's own list, deduplicated again.
     merged = pa.concat_arrays([distinct for _, distinct, _ in parts]).dictionary_encode()
     remap = merged.indices.to_numpy()
     first = np.cumsum([0] + [len(distinct) for _, distinct, _ in parts])
     before = np.cumsum([0] + [len(codes) for codes, _, _ in parts])
-    return Words(np.concatenate([remap[f + codes] for f, (codes, _, _) in zip(first, parts)]),
-                 merged.dictionary.to_pylist(),
-                 np.concatenate([b + bounds[:-1] for b, (_, _, bounds) in zip(before, parts)]
-                                + [before[-1:]]))
+    return Words(
+        np.concatenate([remap[f + codes] for f, (codes, _, _) in zip(first, parts)]),
+        merged.dictionary.to_pylist(),
+        np.concatenate(
+            [b + bounds[:-1] for b, (_, _, bounds) in zip(before, parts)] + [before[-1:]]
+        ),
+    )
 
 
 def _batches(docs: Sequence[str]) -> list[tuple[int, int]]:
     """[start, end) ranges of documents of about BATCH_CHARS characters; at least one."""
     chars = np.cumsum([0] + [len(d) for d in docs])
-    crossed = np.flatnonzero(np.diff(chars // BATCH_CHARS)) + 1     # cut after these documents
+    crossed = np.flatnonzero(np.diff(chars // BATCH_CHARS)) + 1  # cut after these documents
     cuts = [0, *(c for c in crossed.tolist() if c < len(docs)), len(docs)]
     return list(pairwise(cuts))
 
@@ -97,16 +108,17 @@ def _split(docs: Sequence[str]) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     doc_start[offsets] = True
     cls = CLASS[text]
     space = cls == SPACE
-    start = doc_start.copy()                          # [n]: a sentinel, the end of the last word
+    start = doc_start.copy()  # [n]: a sentinel, the end of the last word
     start[1:-1] |= cls[1:] != cls[:-1]
     # A whitespace run followed by a non-space in the same document: its last character is a
     # word of its own, or, when it is a space, the start of the next word.
     last = np.flatnonzero(space[:-1] & ~space[1:] & ~doc_start[1:-1])
     start[last] = True
     start[last[text[last] == ord(" ")] + 1] = False
-    edges = np.flatnonzero(start)                     # word starts, then len(text)
+    edges = np.flatnonzero(start)  # word starts, then len(text)
     # Whole UTF-8 characters only (a multi-byte character is all "letter" bytes): valid strings.
-    words = pa.LargeStringArray.from_buffers(len(edges) - 1, pa.py_buffer(edges),
-                                             pa.py_buffer(text))
+    words = pa.LargeStringArray.from_buffers(
+        len(edges) - 1, pa.py_buffer(edges), pa.py_buffer(text)
+    )
     encoded = words.dictionary_encode()
     return encoded.indices.to_numpy(), encoded.dictionary, np.searchsorted(edges, offsets)

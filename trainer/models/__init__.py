@@ -1,4 +1,5 @@
 """Model families. Importing this package registers every family in MODELS."""
+
 from trainer.models import gau, gmlp, mixer, synthesizer, transformer  # noqa: F401  (registration)
 from trainer.models.common import CausalLM, ModelConfig
 from trainer.models.registry import MODELS

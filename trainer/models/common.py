@@ -6,6 +6,7 @@ its parameters (roles.py) and each block its sequence-mixing FLOPs; the shell do
 positions, the residual scheme (norm placement, ReZero, DeepNet), final norm, tied head, loss,
 initialisation by role and accounting once for all of them.
 """
+
 from __future__ import annotations
 
 import abc
@@ -33,15 +34,15 @@ class ModelConfig:
     name: str = MISSING
     d_model: int = 128
     n_layers: int = 4
-    max_seq_len: int = 128         # longest sequence the model supports
-    params: Optional[str] = None   # target trainable params (10M, 1.5M, 500k): solves d_model
-    mlp_ratio: float = 4.0         # hidden width / d_model of the channel unit
-    ffn_hidden: Optional[int] = None   # that hidden width itself; null: from mlp_ratio
-    bias: bool = False             # Cramming: no biases
-    norm: str = "pre"              # pre (Xiong et al. 2020) | post (Vaswani et al. 2017) | none
+    max_seq_len: int = 128  # longest sequence the model supports
+    params: Optional[str] = None  # target trainable params (10M, 1.5M, 500k): solves d_model
+    mlp_ratio: float = 4.0  # hidden width / d_model of the channel unit
+    ffn_hidden: Optional[int] = None  # that hidden width itself; null: from mlp_ratio
+    bias: bool = False  # Cramming: no biases
+    norm: str = "pre"  # pre (Xiong et al. 2020) | post (Vaswani et al. 2017) | none
     positions: str = "none"
-    rezero: bool = False           # x + a*f(x), a = 0 at init (Bachlechner et al. 2020)
-    deepnet: bool = False          # DeepNorm residual scaling and init (Wang et al. 2022)
+    rezero: bool = False  # x + a*f(x), a = 0 at init (Bachlechner et al. 2020)
+    deepnet: bool = False  # DeepNorm residual scaling and init (Wang et al. 2022)
     tie_embeddings: bool = True
 
     position_choices: ClassVar[tuple[str, ...]] = POSITIONS
@@ -51,16 +52,28 @@ class ModelConfig:
         check(self.n_layers > 0, "model.n_layers", self.n_layers, "> 0")
         check(self.max_seq_len > 0, "model.max_seq_len", self.max_seq_len, "> 0")
         check(self.mlp_ratio > 0, "model.mlp_ratio", self.mlp_ratio, "> 0")
-        check(self.ffn_hidden is None or self.ffn_hidden > 0, "model.ffn_hidden",
-              self.ffn_hidden, "> 0, or null for mlp_ratio * d_model")
+        check(
+            self.ffn_hidden is None or self.ffn_hidden > 0,
+            "model.ffn_hidden",
+            self.ffn_hidden,
+            "> 0, or null for mlp_ratio * d_model",
+        )
         if self.params is not None:
             parse_count(self.params)
         check_choice("model.norm", self.norm, NORMS)
         check_choice("model.positions", self.positions, self.position_choices)
-        check(not self.deepnet or self.norm == "post", "model.deepnet", self.deepnet,
-              "DeepNorm rescales a post-LN residual: set model.norm=post")
-        check(not (self.rezero and self.deepnet), "model.rezero", self.rezero,
-              "ReZero and DeepNet are alternative residual schemes: enable at most one")
+        check(
+            not self.deepnet or self.norm == "post",
+            "model.deepnet",
+            self.deepnet,
+            "DeepNorm rescales a post-LN residual: set model.norm=post",
+        )
+        check(
+            not (self.rezero and self.deepnet),
+            "model.rezero",
+            self.rezero,
+            "ReZero and DeepNet are alternative residual schemes: enable at most one",
+        )
 
     def width_multiple(self) -> int:
         """model.params searches d_model over multiples of this (heads must divide it)."""
@@ -120,7 +133,7 @@ MLPS = {"glu": GatedMLP, "gelu": PlainMLP}
 class MLPConfig(ModelConfig):
     """Families whose blocks end in a separate channel MLP (Transformer, Mixer, Synthesizer)."""
 
-    mlp: str = "glu"               # glu (gated, Cramming/PaLM) | gelu (plain)
+    mlp: str = "glu"  # glu (gated, Cramming/PaLM) | gelu (plain)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -146,7 +159,7 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 def sinusoidal_positions(n: int, d: int) -> torch.Tensor:
     """Vaswani et al. 2017, Sec. 3.5: PE(pos, 2i) = sin(pos / 10000^(2i/d)),
     PE(pos, 2i+1) = cos(.)."""
-    with torch.device("cpu"):      # a table, whatever the default device (see Rotary)
+    with torch.device("cpu"):  # a table, whatever the default device (see Rotary)
         pos = torch.arange(n, dtype=torch.float32)[:, None]
         inv = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
         pe = torch.zeros(n, d)
@@ -198,8 +211,9 @@ class SequenceMap(nn.Module):
         super().__init__()
         self.seq_len, self.causal = seq_len, causal
         if causal:
-            self.register_buffer("index", packed_tril(seq_len).to(torch.get_default_device()),
-                                 persistent=False)
+            self.register_buffer(
+                "index", packed_tril(seq_len).to(torch.get_default_device()), persistent=False
+            )
         self.weight = nn.Parameter(torch.empty(*lead, self.live_entries()))
 
     def live_entries(self) -> int:
@@ -303,14 +317,21 @@ class CausalLM(nn.Module):
         self.cfg = cfg
         self.vocab_size = vocab_size
         self.embed = nn.Embedding(vocab_size, cfg.d_model)
-        self.pos_embed = (nn.Embedding(cfg.max_seq_len, cfg.d_model)
-                          if cfg.positions == "learned" else None)
+        self.pos_embed = (
+            nn.Embedding(cfg.max_seq_len, cfg.d_model) if cfg.positions == "learned" else None
+        )
         sinusoids = cfg.positions in ("sinusoidal", "scaled_sinusoidal")
-        self.register_buffer("pos_table", sinusoidal_positions(cfg.max_seq_len, cfg.d_model)
-                             if sinusoids else None, persistent=False)
+        self.register_buffer(
+            "pos_table",
+            sinusoidal_positions(cfg.max_seq_len, cfg.d_model) if sinusoids else None,
+            persistent=False,
+        )
         # Scaled sinusoids (Hua et al. 2022; used by Cramming): one learned scalar, init 1/sqrt(d).
-        self.pos_scale = (nn.Parameter(torch.full((1,), cfg.d_model ** -0.5))
-                          if cfg.positions == "scaled_sinusoidal" else None)
+        self.pos_scale = (
+            nn.Parameter(torch.full((1,), cfg.d_model**-0.5))
+            if cfg.positions == "scaled_sinusoidal"
+            else None
+        )
         self.blocks = nn.ModuleList(blocks)
         self.norm = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.head = nn.Linear(cfg.d_model, vocab_size, bias=False)
@@ -321,7 +342,7 @@ class CausalLM(nn.Module):
             for branch in branches:
                 branch.alpha = len(branches) ** 0.25
         with torch.no_grad():
-            for d in declarations(self):       # fails on any undeclared parameter
+            for d in declarations(self):  # fails on any undeclared parameter
                 self._init(d, len(branches))
 
     def _init(self, d: Declared, n_branches: int) -> None:
@@ -357,8 +378,9 @@ class CausalLM(nn.Module):
         if not self.cfg.tie_embeddings:
             yield Declared(self.head.weight, Role.EMBEDDING)
 
-    def forward(self, idx: torch.Tensor, targets: Optional[torch.Tensor] = None,
-                z_loss: float = 0.0) -> torch.Tensor:
+    def forward(
+        self, idx: torch.Tensor, targets: Optional[torch.Tensor] = None, z_loss: float = 0.0
+    ) -> torch.Tensor:
         """Logits [B, T, vocab]; given targets, the loss (one graph for torch.compile)."""
         T = idx.size(1)
         x = self.embed(idx)
@@ -384,7 +406,7 @@ class CausalLM(nn.Module):
     def _loss(logits: torch.Tensor, targets: torch.Tensor, z_loss: float) -> torch.Tensor:
         flat, targets = logits.float().view(-1, logits.size(-1)), targets.reshape(-1)
         loss = F.cross_entropy(flat, targets)
-        if z_loss > 0:                  # a masked mean: no data-dependent shapes to compile
+        if z_loss > 0:  # a masked mean: no data-dependent shapes to compile
             scored = (targets != -100).float()
             log_z = torch.logsumexp(flat, dim=-1)
             loss = loss + z_loss * (log_z.pow(2) * scored).sum() / scored.sum()

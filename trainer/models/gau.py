@@ -10,6 +10,7 @@ as in the paper's pseudo-code; causal: A is masked lower-triangular. Positions a
 (the paper adds a T5-style relative bias on top, omitted here). Two units have about the params
 of one Transformer layer (e = 2d), so n_layers counts units.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,9 +32,9 @@ class GAUConfig(ModelConfig):
     squared-ReLU attention weights gating an expanded SiLU unit, RoPE; e = 2d, s = 128."""
 
     name: str = "gau"
-    n_layers: int = 8              # units: two GAUs hold about the params of one Transformer layer
-    qk_dim: int = 128              # s, the shared query/key width (Hua et al. 2022: s = 128)
-    mlp_ratio: float = 2.0         # e = 2d (Hua et al. 2022)
+    n_layers: int = 8  # units: two GAUs hold about the params of one Transformer layer
+    qk_dim: int = 128  # s, the shared query/key width (Hua et al. 2022: s = 128)
+    mlp_ratio: float = 2.0  # e = 2d (Hua et al. 2022)
     positions: str = "rotary"
 
     position_choices: ClassVar[tuple[str, ...]] = POSITIONS + ("rotary",)
@@ -42,8 +43,12 @@ class GAUConfig(ModelConfig):
         super().__post_init__()
         check(self.qk_dim > 0, "model.qk_dim", self.qk_dim, "> 0")
         if self.positions == "rotary":
-            check(self.qk_dim % 2 == 0, "model.qk_dim", self.qk_dim,
-                  "rotary positions rotate feature pairs: must be even")
+            check(
+                self.qk_dim % 2 == 0,
+                "model.qk_dim",
+                self.qk_dim,
+                "rotary positions rotate feature pairs: must be even",
+            )
 
 
 class GatedAttentionUnit(nn.Module):
@@ -61,7 +66,7 @@ class GatedAttentionUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u, v = F.silu(self.uv(x)).chunk(2, dim=-1)
-        z = F.silu(self.qk(x)).unsqueeze(-2)                # [B, T, 1, s]
+        z = F.silu(self.qk(x)).unsqueeze(-2)  # [B, T, 1, s]
         q, k = (z * self.qk_scale + self.qk_offset).unbind(-2)
         if self.rotary is not None:
             q, k = self.rotary(q), self.rotary(k)
@@ -72,7 +77,7 @@ class GatedAttentionUnit(nn.Module):
 
     def param_roles(self) -> Declarations:
         yield from linear(self.uv, (Role.HIDDEN, self.e), (Role.HIDDEN, self.e))  # W_u, W_v
-        yield from linear(self.qk, Role.LOGIT)          # Z: only forms Q, K
+        yield from linear(self.qk, Role.LOGIT)  # Z: only forms Q, K
         yield Declared(self.qk_scale, Role.VECTOR)
         yield Declared(self.qk_offset, Role.VECTOR)
         yield from linear(self.proj, Role.OUTPUT)

@@ -6,6 +6,7 @@ W is a T x T map over positions and b a per-position bias. W starts near zero an
 each block starts as a plain channel MLP (Sec. 2.1). Causal: W is lower-triangular (stored
 packed). One residual branch per block, no position embeddings: W is position-aware.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,19 +26,19 @@ class GMLPConfig(ModelConfig):
     projection (lower-triangular when causal), pre-norm, d_ffn = 6 d, no position embeddings."""
 
     name: str = "gmlp"
-    mlp_ratio: float = 6.0         # d_ffn = 6 * d_model in every gMLP of Liu et al. 2021, Table 3
+    mlp_ratio: float = 6.0  # d_ffn = 6 * d_model in every gMLP of Liu et al. 2021, Table 3
 
 
 class SpatialGatingMLP(nn.Module):
     def __init__(self, cfg: GMLPConfig, causal: bool):
         super().__init__()
-        half = hidden_width(cfg, 1 / 2)          # each half of d_ffn
+        half = hidden_width(cfg, 1 / 2)  # each half of d_ffn
         self.up = nn.Linear(cfg.d_model, 2 * half, bias=cfg.bias)
         self.norm = nn.LayerNorm(half, bias=cfg.bias)
         self.spatial = SequenceMap(cfg.max_seq_len, causal)
         self.spatial_bias = nn.Parameter(torch.ones(cfg.max_seq_len))
         self.proj = nn.Linear(half, cfg.d_model, bias=cfg.bias)
-        eps = 1e-3 / cfg.max_seq_len             # "near-zero"
+        eps = 1e-3 / cfg.max_seq_len  # "near-zero"
         nn.init.uniform_(self.spatial.weight, -eps, eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -47,7 +48,7 @@ class SpatialGatingMLP(nn.Module):
         return self.proj(z1 * gate)
 
     def param_roles(self) -> Declarations:
-        yield from linear(self.up, Role.HIDDEN)        # U of the paper, split after the GELU
+        yield from linear(self.up, Role.HIDDEN)  # U of the paper, split after the GELU
         yield from norm(self.norm)
         yield from self.spatial.param_roles()
         yield Declared(self.spatial_bias, Role.VECTOR)  # ones at init: the gate starts open

@@ -4,6 +4,7 @@ Token mixing is an MLP along the sequence axis with a hidden size of one unit pe
 Causal: both of its T x T maps are lower-triangular, so hidden unit s sees inputs <= s and
 output t sees hidden units <= t, and position t never sees t+1. Bidirectional (MLM): full maps.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ class TokenMixing(nn.Module):
         self.w1, self.w2 = SequenceMap(seq_len, causal), SequenceMap(seq_len, causal)
         # Scale each row's init by 1/sqrt(its fan-in), so that under the causal mask early
         # positions are not drowned out and late ones do not blow up.
-        if self.w1.weight.is_meta:     # built to be sized (trainer/models/sizing.py: on_meta)
+        if self.w1.weight.is_meta:  # built to be sized (trainer/models/sizing.py: on_meta)
             return
         with torch.no_grad():
             self.w1.weight.normal_().mul_(self.w1.fan_in().rsqrt())

@@ -8,6 +8,7 @@ role and init) and delegates to the modules it contains. `param_kinds` checks th
 parameter of a model is declared, every row exactly once, so a new family cannot silently
 get the wrong init or optimizer grouping: building it fails and names what is missing.
 """
+
 from __future__ import annotations
 
 import enum
@@ -17,13 +18,13 @@ from torch import nn
 
 
 class Role(enum.Enum):
-    EMBEDDING = "embedding"     # token/position tables, an untied head: N(0, 0.02)
-    HIDDEN = "hidden"           # matrices that read the residual stream: N(0, 0.02)
-    OUTPUT = "output"           # matrices that write into it: GPT-2's N(0, 0.02 / sqrt(2L))
-    LOGIT = "logit"             # matrices that only form attention logits (q, k)
-    MAP = "map"                 # learned maps over positions: the family initialises them
-    VECTOR = "vector"           # gains, scales, offsets, gates: their module initialises them
-    BIAS = "bias"               # additive biases: zeros
+    EMBEDDING = "embedding"  # token/position tables, an untied head: N(0, 0.02)
+    HIDDEN = "hidden"  # matrices that read the residual stream: N(0, 0.02)
+    OUTPUT = "output"  # matrices that write into it: GPT-2's N(0, 0.02 / sqrt(2L))
+    LOGIT = "logit"  # matrices that only form attention logits (q, k)
+    MAP = "map"  # learned maps over positions: the family initialises them
+    VECTOR = "vector"  # gains, scales, offsets, gates: their module initialises them
+    BIAS = "bias"  # additive biases: zeros
 
     @property
     def decayed(self) -> bool:
@@ -87,8 +88,10 @@ def declarations(model: nn.Module) -> list[Declared]:
     problems = []
     for d in declared:
         if d.param not in rows:
-            problems.append(f"a declared {d.role.value} tensor {tuple(d.param.shape)} is not a "
-                            f"parameter of the model")
+            problems.append(
+                f"a declared {d.role.value} tensor {tuple(d.param.shape)} is not a "
+                f"parameter of the model"
+            )
             continue
         rows[d.param] += range(*d.rows.indices(len(d.param)))
     for p, seen in rows.items():
@@ -96,9 +99,11 @@ def declarations(model: nn.Module) -> list[Declared]:
             why = "has no declared role" if not seen else "has rows declared twice or not at all"
             problems.append(f"{names[p]} {why}")
     if problems:
-        raise TypeError(f"{type(model).__name__}: every parameter needs exactly one role, "
-                        f"declared in its module's param_roles() (trainer/models/roles.py): "
-                        + "; ".join(problems))
+        raise TypeError(
+            f"{type(model).__name__}: every parameter needs exactly one role, "
+            f"declared in its module's param_roles() (trainer/models/roles.py): "
+            + "; ".join(problems)
+        )
     return declared
 
 
@@ -109,7 +114,9 @@ def param_kinds(model: nn.Module) -> dict[nn.Parameter, Kind]:
     for d in declarations(model):
         kind = Kind(d.role.decayed, d.role.hidden_matrix)
         if kinds.setdefault(d.param, kind) != kind:
-            raise TypeError(f"{type(model).__name__}: the parts of one parameter "
-                            f"{tuple(d.param.shape)} must share weight decay and optimizer kind")
+            raise TypeError(
+                f"{type(model).__name__}: the parts of one parameter "
+                f"{tuple(d.param.shape)} must share weight decay and optimizer kind"
+            )
     order = {p: i for i, p in enumerate(model.parameters())}
     return dict(sorted(kinds.items(), key=lambda kv: order[kv[0]]))

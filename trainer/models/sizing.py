@@ -7,6 +7,7 @@ the count by ~2*step/d, more than the 1% tolerance, so the hidden width of the c
 (`ffn_hidden`, which the count is affine in) is then solved to close the gap: on the coarsest
 grid of ALIGNMENTS that still lands within 1%, since GEMMs of aligned sizes run faster.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from trainer.models.common import ModelConfig
 
 TOLERANCE = 0.01
-ALIGNMENTS = (64, 32, 16, 8, 1)     # preferred multiples for a solved ffn_hidden, coarsest first
+ALIGNMENTS = (64, 32, 16, 8, 1)  # preferred multiples for a solved ffn_hidden, coarsest first
 MAX_WIDTH = 1 << 20
 SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
 
@@ -44,12 +45,20 @@ class _NoRandomInit(TorchFunctionMode):
     """Skips random initialisation: a model built to be sized needs shapes only, and torch's
     normal_ on a meta tensor imports torch._dynamo (~2 s) the first time."""
 
-    SKIP = {"normal_", "uniform_", "trunc_normal_", "kaiming_normal_", "kaiming_uniform_",
-            "xavier_normal_", "xavier_uniform_", "orthogonal_"}
+    SKIP = {
+        "normal_",
+        "uniform_",
+        "trunc_normal_",
+        "kaiming_normal_",
+        "kaiming_uniform_",
+        "xavier_normal_",
+        "xavier_uniform_",
+        "orthogonal_",
+    }
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if getattr(func, "__name__", "") in self.SKIP:
-            return args[0] if args else kwargs["tensor"]      # nn.init passes it by name
+            return args[0] if args else kwargs["tensor"]  # nn.init passes it by name
         return func(*args, **(kwargs or {}))
 
 
@@ -78,8 +87,9 @@ def solve_width(cfg: ModelConfig, vocab_size: int, causal: bool = True) -> Model
 
     def count(d: int, hidden: Optional[int] = None) -> int:
         if (d, hidden) not in cache:
-            cache[d, hidden] = count_params(replace(cfg, d_model=d, ffn_hidden=hidden),
-                                            vocab_size, causal)
+            cache[d, hidden] = count_params(
+                replace(cfg, d_model=d, ffn_hidden=hidden), vocab_size, causal
+            )
         return cache[d, hidden]
 
     def close(n: int) -> bool:
@@ -89,8 +99,12 @@ def solve_width(cfg: ModelConfig, vocab_size: int, causal: bool = True) -> Model
     lo, hi = 0, 1
     while count(hi * step) <= target:
         lo, hi = hi, 2 * hi
-        check(hi * step <= MAX_WIDTH, "model.params", cfg.params,
-              f"needs d_model > {MAX_WIDTH} at model.n_layers={cfg.n_layers}")
+        check(
+            hi * step <= MAX_WIDTH,
+            "model.params",
+            cfg.params,
+            f"needs d_model > {MAX_WIDTH} at model.n_layers={cfg.n_layers}",
+        )
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if count(mid * step) <= target else (lo, mid)
@@ -104,10 +118,16 @@ def solve_width(cfg: ModelConfig, vocab_size: int, causal: bool = True) -> Model
             if close(count(d, hidden)):
                 return replace(cfg, d_model=d, ffn_hidden=hidden)
     smallest = count(step, 1)
-    check(smallest <= target, "model.params", cfg.params,
-          f"the smallest model={cfg.name} with model.n_layers={cfg.n_layers} (d_model={step}, "
-          f"ffn_hidden=1) already has {smallest:,} parameters; raise the target or lower "
-          f"model.n_layers")
-    raise ValueError(f"model.params={cfg.params!r} is invalid: no d_model (a multiple of {step}) "
-                     f"and ffn_hidden give {target:,} parameters within {TOLERANCE:.0%} for "
-                     f"model={cfg.name}")
+    check(
+        smallest <= target,
+        "model.params",
+        cfg.params,
+        f"the smallest model={cfg.name} with model.n_layers={cfg.n_layers} (d_model={step}, "
+        f"ffn_hidden=1) already has {smallest:,} parameters; raise the target or lower "
+        f"model.n_layers",
+    )
+    raise ValueError(
+        f"model.params={cfg.params!r} is invalid: no d_model (a multiple of {step}) "
+        f"and ffn_hidden give {target:,} parameters within {TOLERANCE:.0%} for "
+        f"model={cfg.name}"
+    )

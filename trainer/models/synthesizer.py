@@ -7,6 +7,7 @@ instead of computed from query-key dot products; values and the MLP are unchange
 
 Causal: logits of future keys are -inf before the softmax (random: not even stored).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ class SynthesizerConfig(TransformerConfig):
     name: str = "synthesizer"
     synthesis: str = "dense"
 
-    position_choices: ClassVar[tuple[str, ...]] = POSITIONS   # no queries/keys to rotate
+    position_choices: ClassVar[tuple[str, ...]] = POSITIONS  # no queries/keys to rotate
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -53,8 +54,9 @@ class SynthesizedAttention(nn.Module):
         H, T, d = cfg.n_heads, cfg.max_seq_len, cfg.d_model
         self.n_heads, self.max_len, self.causal = H, T, causal
         if cfg.synthesis == "dense":
-            self.logits = nn.Sequential(nn.Linear(d, d, bias=cfg.bias), nn.ReLU(),
-                                        nn.Linear(d, H * T, bias=cfg.bias))
+            self.logits = nn.Sequential(
+                nn.Linear(d, d, bias=cfg.bias), nn.ReLU(), nn.Linear(d, H * T, bias=cfg.bias)
+            )
         else:
             self.logits = SequenceMap(T, causal, H)
             nn.init.normal_(self.logits.weight, std=0.02)

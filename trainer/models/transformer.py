@@ -2,6 +2,7 @@
 
 Decoder-only under clm; built with causal=False it is the bidirectional encoder MLM needs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,12 +42,20 @@ class TransformerConfig(MLPConfig):
         super().__post_init__()
         check(self.n_heads > 0, "model.n_heads", self.n_heads, "> 0")
         if self.params is not None:
-            return                 # d_model is solved, over multiples of width_multiple()
-        check(self.d_model % self.n_heads == 0, "model.n_heads", self.n_heads,
-              f"must divide model.d_model={self.d_model}")
+            return  # d_model is solved, over multiples of width_multiple()
+        check(
+            self.d_model % self.n_heads == 0,
+            "model.n_heads",
+            self.n_heads,
+            f"must divide model.d_model={self.d_model}",
+        )
         if self.positions == "rotary":
-            check(self.d_model // self.n_heads % 2 == 0, "model.d_model", self.d_model,
-                  "rotary positions rotate feature pairs: d_model/n_heads must be even")
+            check(
+                self.d_model // self.n_heads % 2 == 0,
+                "model.d_model",
+                self.d_model,
+                "rotary positions rotate feature pairs: d_model/n_heads must be even",
+            )
 
     def width_multiple(self) -> int:
         return self.n_heads * (2 if self.positions == "rotary" else 1)
@@ -62,8 +71,11 @@ class SelfAttention(nn.Module):
         # init of q, k (gain 1) apart from v's.
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
-        self.rotary = (Rotary(cfg.d_model // cfg.n_heads, cfg.max_seq_len)
-                       if cfg.positions == "rotary" else None)
+        self.rotary = (
+            Rotary(cfg.d_model // cfg.n_heads, cfg.max_seq_len)
+            if cfg.positions == "rotary"
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = split_heads(self.qkv(x), 3 * self.n_heads).chunk(3, dim=1)

@@ -3,6 +3,7 @@
 Each YAML in conf/optim/ carries the defaults and names where they come from. Importing this
 package registers every optimizer in OPTIMIZERS.
 """
+
 from trainer.optim import elementwise, factored, matrix  # noqa: F401  (registration)
 from trainer.optim.base import OPTIMIZERS, OptimConfig, build_optimizer
 from trainer.optim.state import state_bytes_per_param

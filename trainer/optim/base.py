@@ -1,4 +1,5 @@
 """The `optim` registry, the fields every optimizer shares, and the parameter groups."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optim")
 class OptimConfig:
     name: str = MISSING
     lr: float = 1e-3
-    weight_decay: float = 0.0       # decoupled; never applied to norms and biases
+    weight_decay: float = 0.0  # decoupled; never applied to norms and biases
 
     def __post_init__(self) -> None:
         check(self.lr > 0, "optim.lr", self.lr, "a learning rate > 0")
@@ -30,21 +31,26 @@ def check_unit(field: str, value: float) -> None:
     check(0 <= value < 1, f"optim.{field}", value, "in [0, 1)")
 
 
-def param_groups(model: nn.Module, weight_decay: float,
-                 split_hidden_matrices: bool = False) -> list[dict]:
+def param_groups(
+    model: nn.Module, weight_decay: float, split_hidden_matrices: bool = False
+) -> list[dict]:
     """nanoGPT's configure_optimizers, by the roles the model declares (models/roles.py):
     decay weights (matrices, embeddings, maps over positions), never gains, gates or biases.
     split_hidden_matrices: also one group per kind, each with `hidden_matrix` set (Muon)."""
     kinds = {p: k for p, k in param_kinds(model).items() if p.requires_grad}
     groups = []
     for decayed in (True, False):
-        for hidden in ((True, False) if split_hidden_matrices else (None,)):
-            params = [p for p, k in kinds.items()
-                      if k.decayed == decayed and hidden in (None, k.hidden_matrix)]
+        for hidden in (True, False) if split_hidden_matrices else (None,):
+            params = [
+                p
+                for p, k in kinds.items()
+                if k.decayed == decayed and hidden in (None, k.hidden_matrix)
+            ]
             extra = {} if hidden is None else {"hidden_matrix": hidden}
             if params:
-                groups.append({"params": params, "weight_decay": weight_decay if decayed else 0.0,
-                               **extra})
+                groups.append(
+                    {"params": params, "weight_decay": weight_decay if decayed else 0.0, **extra}
+                )
     return groups
 
 

@@ -1,5 +1,6 @@
 """Optimizers with per-entry state: Adam(W) and SGD from torch.optim; Lion and Tiger (sign
 updates) from pytorch-optimizer. Their state is one or two tensors shaped like each parameter."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,10 +54,18 @@ class SGDConfig(OptimConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_unit("momentum", self.momentum)
-        check(self.momentum > 0 or not self.nesterov, "optim.nesterov", self.nesterov,
-              "Nesterov needs optim.momentum > 0")
-        check(self.weight_decay == 0, "optim.weight_decay", self.weight_decay,
-              "torch SGD's weight decay is coupled (L2), not decoupled; use 0")
+        check(
+            self.momentum > 0 or not self.nesterov,
+            "optim.nesterov",
+            self.nesterov,
+            "Nesterov needs optim.momentum > 0",
+        )
+        check(
+            self.weight_decay == 0,
+            "optim.weight_decay",
+            self.weight_decay,
+            "torch SGD's weight decay is coupled (L2), not decoupled; use 0",
+        )
 
 
 @dataclass
@@ -68,8 +77,8 @@ class LionConfig(OptimConfig):
 
     name: str = "lion"
     lr: float = 3e-4
-    beta1: float = 0.9              # interpolation for the update's sign
-    beta2: float = 0.99             # momentum tracking
+    beta1: float = 0.9  # interpolation for the update's sign
+    beta2: float = 0.99  # momentum tracking
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -87,7 +96,7 @@ class TigerConfig(OptimConfig):
     name: str = "tiger"
     lr: float = 3e-4
     weight_decay: float = 0.01
-    beta: float = 0.965             # Lion with beta1 = beta2: one buffer serves both
+    beta: float = 0.965  # Lion with beta1 = beta2: one buffer serves both
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -100,15 +109,21 @@ def adam(cfg: AdamConfig, model: nn.Module) -> torch.optim.Optimizer:
     # AdamW with weight_decay=0 is Adam; a non-zero decay is decoupled (Loshchilov & Hutter 2019).
     # fused: one kernel for all parameters, on CUDA and on CPU alike (3.6-5x faster than
     # foreach on 2 CPU cores at the bench shapes).
-    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
-                             betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True)
+    return torch.optim.AdamW(
+        param_groups(model, cfg.weight_decay),
+        lr=cfg.lr,
+        betas=(cfg.beta1, cfg.beta2),
+        eps=cfg.eps,
+        fused=True,
+    )
 
 
 @OPTIMIZERS.register("sgd", SGDConfig)
 def sgd(cfg: SGDConfig, model: nn.Module) -> torch.optim.Optimizer:
     # Nesterov in torch's form (Sutskever et al. 2013): b = mu*b + g; x -= lr * (g + mu*b).
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                           nesterov=cfg.nesterov, fused=True)
+    return torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, fused=True
+    )
 
 
 @OPTIMIZERS.register("lion", LionConfig)

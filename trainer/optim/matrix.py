@@ -1,6 +1,7 @@
 """Optimizers that treat a weight as a matrix, from pytorch-optimizer: Shampoo and SOAP keep
 per-dimension preconditioners (O(m^2 + n^2) state per m x n matrix, blocked or capped for large
 dimensions); Muon orthogonalizes the momentum of each hidden matrix."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,13 +27,13 @@ class ShampooConfig(OptimConfig):
 
     name: str = "shampoo"
     lr: float = 3e-3
-    beta1: float = 0.9                        # momentum
-    beta2: float = 0.999                      # EMA of the statistics (and of the graft's)
+    beta1: float = 0.9  # momentum
+    beta2: float = 0.999  # EMA of the statistics (and of the graft's)
     nesterov: bool = True
-    graft: str = "rmsprop"                    # whose per-layer step size the update takes
-    start_preconditioning_step: int = 25      # grafted steps only before this
+    graft: str = "rmsprop"  # whose per-layer step size the update takes
+    start_preconditioning_step: int = 25  # grafted steps only before this
     preconditioning_compute_steps: int = 100  # steps between inverse-root refreshes
-    block_size: int = 512                     # larger dimensions are split into blocks
+    block_size: int = 512  # larger dimensions are split into blocks
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -54,19 +55,27 @@ class SOAPConfig(OptimConfig):
     lr: float = 3e-3
     weight_decay: float = 0.01
     beta1: float = 0.95
-    beta2: float = 0.95             # also the decay of the preconditioner statistics
+    beta2: float = 0.95  # also the decay of the preconditioner statistics
     eps: float = 1e-8
-    precondition_frequency: int = 10          # steps between eigenbasis refreshes
-    max_precondition_dim: int = 10000         # dimensions larger than this are not rotated
+    precondition_frequency: int = 10  # steps between eigenbasis refreshes
+    max_precondition_dim: int = 10000  # dimensions larger than this are not rotated
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_unit("beta1", self.beta1)
         check_unit("beta2", self.beta2)
-        check(self.precondition_frequency > 0, "optim.precondition_frequency",
-              self.precondition_frequency, "> 0 steps")
-        check(self.max_precondition_dim > 0, "optim.max_precondition_dim",
-              self.max_precondition_dim, "> 0")
+        check(
+            self.precondition_frequency > 0,
+            "optim.precondition_frequency",
+            self.precondition_frequency,
+            "> 0 steps",
+        )
+        check(
+            self.max_precondition_dim > 0,
+            "optim.max_precondition_dim",
+            self.max_precondition_dim,
+            "> 0",
+        )
 
 
 @dataclass
@@ -82,8 +91,8 @@ class MuonConfig(OptimConfig):
     weight_decay: float = 0.1
     momentum: float = 0.95
     nesterov: bool = True
-    ns_steps: int = 5               # Newton-Schulz iterations
-    adam_beta1: float = 0.9         # AdamW for everything that is not a hidden matrix
+    ns_steps: int = 5  # Newton-Schulz iterations
+    adam_beta1: float = 0.9  # AdamW for everything that is not a hidden matrix
     adam_beta2: float = 0.95
 
     def __post_init__(self) -> None:
@@ -107,16 +116,29 @@ def shampoo(cfg: ShampooConfig, model: nn.Module) -> torch.optim.Optimizer:
     #
     # Its state holds preconditioner and graft objects; checkpoints load with weights_only=True,
     # so those classes are allowed there. The loop builds the optimizer before it loads one.
-    torch.serialization.add_safe_globals([
-        preconditioner.PreConditioner, partition.BlockPartitioner, partition.PreConditionerType,
-        graft.Graft, graft.SGDGraft, graft.SQRTNGraft, graft.AdaGradGraft, graft.RMSPropGraft])
-    return ScalableShampoo(param_groups(model, cfg.weight_decay), lr=cfg.lr,
-                           betas=(cfg.beta1, cfg.beta2), nesterov=cfg.nesterov,
-                           decoupled_weight_decay=True,
-                           graft_type=graft.LayerWiseGrafting[cfg.graft.upper()],
-                           start_preconditioning_step=cfg.start_preconditioning_step,
-                           preconditioning_compute_steps=cfg.preconditioning_compute_steps,
-                           block_size=cfg.block_size)
+    torch.serialization.add_safe_globals(
+        [
+            preconditioner.PreConditioner,
+            partition.BlockPartitioner,
+            partition.PreConditionerType,
+            graft.Graft,
+            graft.SGDGraft,
+            graft.SQRTNGraft,
+            graft.AdaGradGraft,
+            graft.RMSPropGraft,
+        ]
+    )
+    return ScalableShampoo(
+        param_groups(model, cfg.weight_decay),
+        lr=cfg.lr,
+        betas=(cfg.beta1, cfg.beta2),
+        nesterov=cfg.nesterov,
+        decoupled_weight_decay=True,
+        graft_type=graft.LayerWiseGrafting[cfg.graft.upper()],
+        start_preconditioning_step=cfg.start_preconditioning_step,
+        preconditioning_compute_steps=cfg.preconditioning_compute_steps,
+        block_size=cfg.block_size,
+    )
 
 
 @OPTIMIZERS.register("soap", SOAPConfig)
@@ -125,9 +147,14 @@ def soap(cfg: SOAPConfig, model: nn.Module) -> torch.optim.Optimizer:
 
     # Vyas et al. 2024, Alg. 3: Adam in the eigenbasis of Shampoo's L and R, refreshed by one
     # QR power-iteration step every precondition_frequency steps.
-    return SOAP(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                eps=cfg.eps, precondition_frequency=cfg.precondition_frequency,
-                max_precondition_dim=cfg.max_precondition_dim)
+    return SOAP(
+        param_groups(model, cfg.weight_decay),
+        lr=cfg.lr,
+        betas=(cfg.beta1, cfg.beta2),
+        eps=cfg.eps,
+        precondition_frequency=cfg.precondition_frequency,
+        max_precondition_dim=cfg.max_precondition_dim,
+    )
 
 
 @OPTIMIZERS.register("muon", MuonConfig)
@@ -141,8 +168,17 @@ def muon(cfg: MuonConfig, model: nn.Module) -> torch.optim.Optimizer:
     # 0.2 * sqrt(max(m, n)) so its RMS matches AdamW's (Liu et al. 2025, "Muon is Scalable",
     # Sec. 2.2): one optim.lr and one decay serve both kinds of group, which the loop needs as
     # it sets every group's lr alike.
-    groups = [{**g, "use_muon": g.pop("hidden_matrix")}
-              for g in param_groups(model, cfg.weight_decay, split_hidden_matrices=True)]
-    return Muon(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                ns_steps=cfg.ns_steps, use_adjusted_lr=True, adamw_lr=cfg.lr,
-                adamw_betas=(cfg.adam_beta1, cfg.adam_beta2))
+    groups = [
+        {**g, "use_muon": g.pop("hidden_matrix")}
+        for g in param_groups(model, cfg.weight_decay, split_hidden_matrices=True)
+    ]
+    return Muon(
+        groups,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        ns_steps=cfg.ns_steps,
+        use_adjusted_lr=True,
+        adamw_lr=cfg.lr,
+        adamw_betas=(cfg.adam_beta1, cfg.adam_beta2),
+    )

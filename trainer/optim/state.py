@@ -1,4 +1,5 @@
 """Optimizer-state memory, the quantity memory-efficient optimizers (SM3, Adafactor) trade for."""
+
 from __future__ import annotations
 
 import enum
