@@ -13,10 +13,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from trainer.config import register_configs
+from trainer import startup_gc
 from trainer.contract import SweepContext, move_secrets
 
-register_configs()
 # conf/ beside this file in a checkout (an editable install included), by absolute path: a
 # relative one is resolved against the calling module, which the `lmsweep` command is not
 # run as. An installed package ships conf/ as the package `lmsweep_conf` (setup.py).
@@ -47,9 +46,16 @@ def main(cfg: DictConfig):
 def cli() -> None:
     """`python launch.py ...` and the `lmsweep` command. A password in `tracking.uri=` moves to
     the environment before Hydra records the command line; Ctrl-C ends with one line."""
+    startup_gc.pause()  # until start-up is over: trainer/startup_gc.py
+    # torch (the config classes live beside the models), so here: importing `launch` (a
+    # Slurm job unpickling `main`) neither registers nor pauses anything.
+    from trainer.config import register_configs
+
+    register_configs()
     sys.argv[1:] = move_secrets(sys.argv[1:])
     try:
         main()
+        startup_gc.before_exit()
     except KeyboardInterrupt as e:
         print(
             f"\ninterrupted ({e or 'before training'}): run the same command again to resume",

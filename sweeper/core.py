@@ -32,7 +32,7 @@ from omegaconf import OmegaConf
 from sweeper import plan as planning
 from sweeper import slurm
 from sweeper.preflight import PlannedJob, validate
-from trainer import contract, liveness
+from trainer import contract, liveness, startup_gc
 from trainer.config import fingerprint
 from trainer.contract import ConfigError
 from trainer.report import sweep_view, table, ui_hint
@@ -94,7 +94,8 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
     names = run_names([j.overrides for j in jobs])
     settings = jobs[0].config.tracking
     uri = contract.resolve_uri(settings.uri)
-    client = tracking.connect(uri)  # fails in seconds, naming tracking.uri
+    # fails in seconds, naming tracking.uri
+    client = tracking.connect(uri, cache_dir=jobs[0].config.data.cache_path())
     experiment = client.get_experiment_by_name(settings.experiment)
     if experiment is not None:  # runs a dead process left RUNNING are closed
         for note in liveness.close_dead_runs(client, experiment.experiment_id):
@@ -119,6 +120,7 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
     if plugin.dry_run:
         print("dry run: nothing launched", flush=True)
         return []
+    startup_gc.settle()
     if not todo:
         print(
             f"all {len(plans)} jobs already have a FINISHED run in experiment "

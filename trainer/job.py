@@ -26,7 +26,7 @@ from typing import Optional
 from hydra.errors import CompactHydraException
 from omegaconf import OmegaConf
 
-from trainer import checkpoint, contract, liveness, schema, tracking
+from trainer import checkpoint, contract, liveness, schema, startup_gc, tracking
 from trainer.config import JobConfig, fingerprint, flatten
 from trainer.contract import Summary, redact
 from trainer.dist import checkpoint as dist_checkpoint
@@ -84,7 +84,11 @@ def _train_claimed(
     # In a sweep, a store that restarts as this job begins is waited for; alone, a bad URI
     # fails in seconds.
     client = (
-        tracking.connect(uri, wait_s=job.tracking.outage_limit_s if context else 0.0)
+        tracking.connect(
+            uri,
+            wait_s=job.tracking.outage_limit_s if context else 0.0,
+            cache_dir=job.data.cache_path(),
+        )
         if ranks.is_main()
         else None
     )  # other ranks: rank 0's answers
@@ -109,6 +113,7 @@ def _train_claimed(
         run, writer = _open_run(
             client, job, trainer, key, run_name, overrides, saved, context, ckpt_dir
         )
+        startup_gc.settle()  # the job's own start-up is over too
         try:
             outcome = _loop(trainer, run, writer, run_name, stop, ckpt_dir, uri)
             if outcome is None:  # a stop signal: the state is saved

@@ -1,0 +1,60 @@
+"""A fresh SQLite store is a copy of an empty one made once per MLflow version: the same tables
+and migrations as a store MLflow creates itself, the Default experiment under the new store's
+own artifact root, and the template made once."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from trainer import tracking
+
+
+def schema_of(db: Path) -> dict:
+    """Tables with their columns, indexes, and the migration head (constraint order aside,
+    which alembic's batch migrations do not keep)."""
+    con = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
+        return {
+            "tables": {t: con.execute(f"pragma table_info('{t}')").fetchall() for t in tables},
+            "indexes": sorted(
+                con.execute("select name, tbl_name from sqlite_master where type='index'")
+            ),
+            "head": con.execute("select version_num from alembic_version").fetchall(),
+        }
+    finally:
+        con.close()
+
+
+def test_a_fresh_store_is_a_copy_of_the_cached_empty_one(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    reference = tmp_path / "reference" / "mlflow.db"
+    reference.parent.mkdir()
+    monkeypatch.chdir(reference.parent)
+    MlflowClient(f"sqlite:///{reference}").search_experiments()  # MLflow's own creation
+
+    first = tmp_path / "first" / "mlflow.db"
+    first.parent.mkdir()
+    monkeypatch.chdir(first.parent)
+    client = tracking.connect(f"sqlite:///{first}", cache_dir=cache)
+    template = tracking.empty_store(cache)
+    made = template.stat().st_mtime_ns
+    assert schema_of(first) == schema_of(reference)
+    (default,) = client.search_experiments()
+    assert default.name == "Default"
+    assert Path(default.artifact_location) == first.parent / "mlruns" / "0"
+
+    exp = tracking.ensure_experiment(client, "lmsweep")
+    run = client.create_run(exp)
+    client.log_metric(run.info.run_id, "val_loss", 2.5, step=3)
+    client.set_terminated(run.info.run_id)
+    assert client.get_metric_history(run.info.run_id, "val_loss")[0].value == 2.5
+
+    second = tmp_path / "second" / "mlflow.db"
+    tracking.connect(f"sqlite:///{second}", cache_dir=cache)
+    assert template.stat().st_mtime_ns == made  # made once, copied since
+    copied = MlflowClient(f"sqlite:///{second}").search_experiments()
+    assert [e.name for e in copied] == ["Default"]  # nothing of the first store carried over
