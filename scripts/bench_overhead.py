@@ -11,7 +11,7 @@ a 1-job sweep of `--seconds` of training (goal: <= 5 s of overhead in all), and 
 
     start -> parent run   imports, pre-flight (every job composed, sized, checked), MLflow set-up
     parent -> job run     launcher, the job's data cache and model
-    job run -> its end    minus the training seconds: evaluation, logging, checkpoints
+    job run -> its end    minus the training and evaluation seconds: logging, checkpoints
     job end -> exit       closing the sweep: summary, parent run, process exit
 """
 
@@ -100,22 +100,26 @@ def sweep(jobs: int, seconds: float) -> None:
         (parent,) = [r for r in runs if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_SWEEP]
         children = sorted((r for r in runs if r is not parent), key=lambda r: r.info.start_time)
         train = sum(r.data.metrics[schema.WALL_CLOCK] for r in children)
+        evals = sum(r.data.metrics[schema.EVAL_SECONDS] for r in children)
         wall = t1 - t0
+        over = wall - train - evals
         print(
             f"\n{len(children)}-job sweep of {seconds:g} s budgets: {wall:.1f} s wall, "
-            f"{train:.1f} s training, overhead {wall - train:.1f} s "
-            f"({(wall - train) / len(children):.1f} s = "
-            f"{(wall - train) / train:.1%} per job)"
+            f"{train:.1f} s training, {evals:.1f} s evaluating (the job's own validation "
+            f"passes), overhead {over:.1f} s ({over / len(children):.1f} s = "
+            f"{over / train:.1%} per job; {(over + evals) / train:.1%} with evaluation)"
         )
         s = parent.info.start_time / 1e3
         print(f"  start -> parent run      {s - t0:6.2f} s")
         prev = s
         for r in children:
             start, end = r.info.start_time / 1e3, r.info.end_time / 1e3
-            other = (end - start) - r.data.metrics[schema.WALL_CLOCK]
+            m = r.data.metrics
+            other = (end - start) - m[schema.WALL_CLOCK] - m[schema.EVAL_SECONDS]
             print(
-                f"  {r.info.run_name:24s} before {start - prev:5.2f} s, in the run but not "
-                f"training {other:5.2f} s"
+                f"  {r.info.run_name:24s} before {start - prev:5.2f} s, in the run neither "
+                f"training nor evaluating {other:5.2f} s (evaluating "
+                f"{m[schema.EVAL_SECONDS]:.2f} s)"
             )
             prev = end
         print(f"  last job end -> exit     {t1 - prev:6.2f} s")

@@ -58,3 +58,23 @@ def test_seconds_budget_stops_at_the_deadline_and_drives_the_schedule(tmp_path, 
     # depends on step times, which a loaded machine stretches).
     peak = max(expected)
     assert expected[0] < peak > expected[-1] and peak > 0.5 * job.optim.lr
+
+
+def test_evaluation_time_is_recorded_beside_the_training_seconds(tmp_path, cache_dir):
+    """eval_s: the validation passes' seconds, outside wall_clock_s; both fit in the run."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    tiny = [o for o in TINY if not o.startswith("train.eval_")]
+    job = compose_job(
+        "budget.steps=30",
+        *tiny,
+        "train.eval_every=2",
+        "train.eval_sequences=64",
+        f"data.cache_dir={cache_dir}",
+        f"tracking.uri={uri}",
+        f"train.checkpoint_dir={tmp_path / 'ckpt'}",
+    )
+    summary = train(job, "eval", "eval")
+    run = MlflowClient(uri).get_run(summary.run_id)
+    eval_s, wall = run.data.metrics[schema.EVAL_SECONDS], run.data.metrics[schema.WALL_CLOCK]
+    assert eval_s > 0 and wall > 0
+    assert wall + eval_s <= (run.info.end_time - run.info.start_time) / 1e3

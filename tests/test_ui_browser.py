@@ -269,6 +269,7 @@ def test_one_off_values_are_bar_charts_not_lines(charts, sweep):
             schema.UNIGRAM_ENTROPY,
             schema.OPTIMIZER_STATE_BYTES_PER_PARAM,
             schema.LOGGING_SECONDS,
+            schema.EVAL_SECONDS,
         ):
             assert [m.step for m in sweep[3].get_metric_history(r.info.run_id, key)] == [0]
 

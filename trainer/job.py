@@ -253,6 +253,7 @@ def _finish(
             schema.FINAL_VAL_LOSS: s.val_loss,
             schema.BEST_VAL_LOSS: s.best_val,
             schema.LOGGING_SECONDS: writer.seconds,
+            schema.EVAL_SECONDS: s.eval_seconds,
         },
         step=0,
     )
@@ -355,6 +356,7 @@ def _loop(
                 schema.SKIPPED_STEPS: s.skipped_steps,
             }
             if evaluate_now:
+                started = time.perf_counter()
                 s.val_loss = evaluate(
                     trainer.model,
                     trainer.objective,
@@ -362,6 +364,7 @@ def _loop(
                     tc.micro_batch,
                     trainer.amp,
                 )
+                s.eval_seconds += time.perf_counter() - started
                 s.best_val = min(s.best_val, s.val_loss)
                 metrics[schema.VAL_LOSS] = s.val_loss
             writer.add(metrics, step=p.steps)

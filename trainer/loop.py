@@ -66,6 +66,7 @@ class LoopState:
     val_loss: float = math.nan
     bad_steps: int = 0  # consecutive non-finite steps
     skipped_steps: int = 0  # all non-finite steps so far
+    eval_seconds: float = 0.0  # this process's validation passes (like logging_s: not saved)
 
 
 @torch.no_grad()

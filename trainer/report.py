@@ -46,6 +46,7 @@ ONE_OFFS = (
     schema.UNIGRAM_ENTROPY,
     schema.OPTIMIZER_STATE_BYTES_PER_PARAM,
     schema.LOGGING_SECONDS,
+    schema.EVAL_SECONDS,
 )
 HISTORIES = (
     schema.LR,

@@ -58,6 +58,7 @@ BEST_VAL_LOSS = "best_val_loss"
 UNIGRAM_ENTROPY = "unigram_entropy"  # nats/token of the training split: the no-context baseline
 OPTIMIZER_STATE_BYTES_PER_PARAM = "optimizer_state_bytes_per_param"
 LOGGING_SECONDS = "logging_s"  # time spent handing metrics to MLflow (not in wall_clock_s)
+EVAL_SECONDS = "eval_s"  # time spent in validation passes (not in wall_clock_s)
 
 # --- artifacts ----------------------------------------------------------------------------
 CONFIG_ARTIFACT = "config.yaml"
