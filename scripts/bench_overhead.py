@@ -2,12 +2,14 @@
 the training seconds its runs record, phase by phase. Figures are printed, never asserted.
 
     python scripts/bench_overhead.py [--baseline REV] [--seconds 60] [--jobs 4] [--skip-sweeps]
+                                     [--sweep-baseline REV]
 
 Start-up (`launch.py --help`, `--cfg job`) is timed for this checkout and for `--baseline`
 (default: the commit before the lazy plugin imports, checked out into a temporary worktree)
 in the same run, interleaved. Sweeps use a fresh SQLite store and a warm data cache:
 a 1-job sweep of `--seconds` of training (goal: <= 5 s of overhead in all), and a sweep of
-`--jobs` such jobs (goal: <= 3% per job). Phases come from the runs' own timestamps:
+`--jobs` such jobs (goal: <= 3% per job), for this checkout and, with --sweep-baseline, for
+REV too, alternating. Phases come from the runs' own timestamps:
 
     start -> parent run   imports, pre-flight (every job composed, sized, checked), MLflow set-up
     parent -> job run     launcher, the job's data cache and model
@@ -18,6 +20,7 @@ a 1-job sweep of `--seconds` of training (goal: <= 5 s of overhead in all), and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = "067e59d"  # main before this work: the plugin shim imported torch and mlflow
@@ -36,37 +40,40 @@ def timed(cmd: list[str], cwd: Path, env: dict) -> float:
     return time.perf_counter() - t0
 
 
-def startup(baseline: str, rounds: int = 3) -> None:
+@contextlib.contextmanager
+def checkout(rev: str) -> Iterator[Path]:
+    """`rev` in a temporary worktree (the repository's own worktree is left alone)."""
     with tempfile.TemporaryDirectory() as tmp:
-        old = Path(tmp) / "baseline"
+        tree = Path(tmp) / "baseline"
         subprocess.run(
-            ["git", "worktree", "add", "--detach", str(old), baseline],
+            ["git", "worktree", "add", "--detach", str(tree), rev],
             cwd=ROOT,
             check=True,
             capture_output=True,
         )
         try:
-            env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
-            print(f"start-up, median of {rounds} (baseline {baseline} vs this checkout):")
-            for args in (["--help"], ["--cfg", "job"]):
-                times = {"baseline": [], "now": []}
-                for _ in range(rounds):  # interleaved: load drifts affect both
-                    for label, root in (("baseline", old), ("now", ROOT)):
-                        times[label].append(
-                            timed([sys.executable, str(root / "launch.py"), *args], Path(tmp), env)
-                        )
-                b, n = statistics.median(times["baseline"]), statistics.median(times["now"])
-                print(
-                    f"  launch.py {' '.join(args):10s} {b:6.2f} s -> {n:6.2f} s  "
-                    f"({b / n:.1f}x faster)"
-                )
+            yield tree
         finally:
             subprocess.run(
-                ["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, capture_output=True
+                ["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True
             )
 
 
-def sweep(jobs: int, seconds: float) -> None:
+def startup(baseline: str, old: Path, rounds: int = 3) -> None:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
+    print(f"start-up, median of {rounds} (baseline {baseline} vs this checkout):")
+    for args in (["--help"], ["--cfg", "job"]):
+        times = {"baseline": [], "now": []}
+        for _ in range(rounds):  # interleaved: load drifts affect both
+            for label, root in (("baseline", old), ("now", ROOT)):
+                times[label].append(
+                    timed([sys.executable, str(root / "launch.py"), *args], old.parent, env)
+                )
+        b, n = statistics.median(times["baseline"]), statistics.median(times["now"])
+        print(f"  launch.py {' '.join(args):10s} {b:6.2f} s -> {n:6.2f} s  ({b / n:.1f}x faster)")
+
+
+def sweep(jobs: int, seconds: float, root: Path = ROOT, label: str = "this checkout") -> None:
     from mlflow.tracking import MlflowClient
 
     from trainer import schema
@@ -83,7 +90,7 @@ def sweep(jobs: int, seconds: float) -> None:
         subprocess.run(
             [
                 sys.executable,
-                str(ROOT / "launch.py"),
+                str(root / "launch.py"),
                 "-m",
                 f"model={models}",
                 "budget=seconds",
@@ -100,11 +107,12 @@ def sweep(jobs: int, seconds: float) -> None:
         (parent,) = [r for r in runs if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_SWEEP]
         children = sorted((r for r in runs if r is not parent), key=lambda r: r.info.start_time)
         train = sum(r.data.metrics[schema.WALL_CLOCK] for r in children)
-        evals = sum(r.data.metrics[schema.EVAL_SECONDS] for r in children)
+        # eval_s is recorded since this benchmark's own commit: before, evaluation is overhead
+        evals = sum(r.data.metrics.get(schema.EVAL_SECONDS, 0.0) for r in children)
         wall = t1 - t0
         over = wall - train - evals
         print(
-            f"\n{len(children)}-job sweep of {seconds:g} s budgets: {wall:.1f} s wall, "
+            f"\n{label}: {len(children)}-job sweep of {seconds:g} s budgets: {wall:.1f} s wall, "
             f"{train:.1f} s training, {evals:.1f} s evaluating (the job's own validation "
             f"passes), overhead {over:.1f} s ({over / len(children):.1f} s = "
             f"{over / train:.1%} per job; {(over + evals) / train:.1%} with evaluation)"
@@ -115,11 +123,11 @@ def sweep(jobs: int, seconds: float) -> None:
         for r in children:
             start, end = r.info.start_time / 1e3, r.info.end_time / 1e3
             m = r.data.metrics
-            other = (end - start) - m[schema.WALL_CLOCK] - m[schema.EVAL_SECONDS]
+            other = (end - start) - m[schema.WALL_CLOCK] - m.get(schema.EVAL_SECONDS, 0.0)
             print(
                 f"  {r.info.run_name:24s} before {start - prev:5.2f} s, in the run neither "
                 f"training nor evaluating {other:5.2f} s (evaluating "
-                f"{m[schema.EVAL_SECONDS]:.2f} s)"
+                f"{m.get(schema.EVAL_SECONDS, 0.0):.2f} s)"
             )
             prev = end
         print(f"  last job end -> exit     {t1 - prev:6.2f} s")
@@ -131,11 +139,24 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--jobs", type=int, default=4)
     p.add_argument("--skip-sweeps", action="store_true")
+    p.add_argument(
+        "--sweep-baseline",
+        metavar="REV",
+        help="also run the sweeps on REV, alternating with this checkout's",
+    )
     args = p.parse_args()
-    startup(args.baseline)
-    if not args.skip_sweeps:
-        sweep(1, args.seconds)
-        sweep(args.jobs, args.seconds)
+    with checkout(args.baseline) as old:
+        startup(args.baseline, old)
+    if args.skip_sweeps:
+        return
+    with contextlib.ExitStack() as stack:
+        trees = [(ROOT, "this checkout")]
+        if args.sweep_baseline:
+            before = stack.enter_context(checkout(args.sweep_baseline))
+            trees.insert(0, (before, args.sweep_baseline))
+        for jobs in (1, args.jobs):
+            for root, label in trees:
+                sweep(jobs, args.seconds, root, label)
 
 
 if __name__ == "__main__":
