@@ -81,8 +81,13 @@ def run_names(jobs: List[List[str]]) -> List[str]:
 def run_sweep(plugin: Any, arguments: List[str]) -> Any:
     """`plugin` is the LmsweepSweeper (hydra_plugins/lmsweep_sweeper): its options, Hydra's
     context, the sweep config and the launcher."""
+    import mlflow.tracking  # noqa: F401  (imported while the collector is paused)
+
     from trainer import tracking
 
+    # Start-up is over before the jobs are composed: each leaves garbage cycles (~17k objects),
+    # which the collector must free as they come in a sweep of thousands.
+    startup_gc.settle()
     throughput = planning.Throughput(plugin.gpu, plugin.assumed_mfu)  # checked first
     loader = plugin.hydra_context.config_loader
     params = [f"{k}={v}" for k, v in plugin.params.items()]
@@ -120,7 +125,6 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
     if plugin.dry_run:
         print("dry run: nothing launched", flush=True)
         return []
-    startup_gc.settle()
     if not todo:
         print(
             f"all {len(plans)} jobs already have a FINISHED run in experiment "

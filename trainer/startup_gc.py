@@ -6,9 +6,9 @@ sweep's start-up on 2 cores, and ~0.8 s more in the collections of interpreter e
 (scripts/bench_overhead.py measures both). Training allocates few container objects, so the
 collector costs nothing once the loop runs.
 
-So `launch.py` turns it off first; when start-up is over (`settle`: the sweep planned, or a
-single run about to train) one collection frees start-up's own cycles (Hydra's
-configs), every survivor moves to the permanent generation, which later collections skip
+So `launch.py` turns it off first. When start-up is over (`settle`: the sweeper about to
+compose its jobs, or a single run about to train), one collection frees start-up's own
+cycles, every survivor moves to the permanent generation, which later collections skip
 (`gc.freeze`), and the collector is back on. `before_exit` does the same for exit: the
 process ends without walking its heap; atexit handlers and refcounting still close files,
 stores and threads.
