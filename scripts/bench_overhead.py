@@ -122,12 +122,11 @@ def sweep(jobs: int, seconds: float, root: Path = ROOT, label: str = "this check
         prev = s
         for r in children:
             start, end = r.info.start_time / 1e3, r.info.end_time / 1e3
-            m = r.data.metrics
-            other = (end - start) - m[schema.WALL_CLOCK] - m.get(schema.EVAL_SECONDS, 0.0)
+            evaluating = r.data.metrics.get(schema.EVAL_SECONDS, 0.0)
+            other = (end - start) - r.data.metrics[schema.WALL_CLOCK] - evaluating
             print(
                 f"  {r.info.run_name:24s} before {start - prev:5.2f} s, in the run neither "
-                f"training nor evaluating {other:5.2f} s (evaluating "
-                f"{m.get(schema.EVAL_SECONDS, 0.0):.2f} s)"
+                f"training nor evaluating {other:5.2f} s (evaluating {evaluating:.2f} s)"
             )
             prev = end
         print(f"  last job end -> exit     {t1 - prev:6.2f} s")

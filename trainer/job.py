@@ -113,7 +113,7 @@ def _train_claimed(
         run, writer = _open_run(
             client, job, trainer, key, run_name, overrides, saved, context, ckpt_dir
         )
-        startup_gc.settle()  # the job's own start-up is over too
+        startup_gc.settle()  # a single run's start-up ends here (a sweep's, before its jobs)
         try:
             outcome = _loop(trainer, run, writer, run_name, stop, ckpt_dir, uri)
             if outcome is None:  # a stop signal: the state is saved

@@ -207,9 +207,10 @@ def empty_store(cache_dir: Path) -> Path:
         engine = sqlalchemy.create_engine(f"sqlite:///{tmp}")
         try:
             _initialize_tables(engine)
+            os.replace(tmp, path)  # whole or absent: concurrent sweeps may race to make it
         finally:
             engine.dispose()
-        os.replace(tmp, path)  # whole or absent: concurrent sweeps may race to make it
+            tmp.unlink(missing_ok=True)  # left only by a failed creation
     return path
 
 
