@@ -146,8 +146,10 @@ def _build(data: DataConfig, filt: FilterConfig, out: Path) -> None:
         raise ValueError(f"filter={filt.name} removed every training document ({asdict(filt)})")
     tok = TOKENIZERS.build(data.tokenizer, kept)
     dtype = np.uint16 if tok.vocab_size <= 2**16 else np.uint32
-    train = pack(*tok.encode(kept), tok.sep_id, dtype)
-    val = pack(*tok.encode(val_docs), tok.sep_id, dtype)
+    ids, lengths = tok.encode(kept + val_docs)  # one pass: the splits share most words
+    cut = int(lengths[: len(kept)].sum())
+    train = pack(ids[:cut], lengths[: len(kept)], tok.sep_id, dtype)
+    val = pack(ids[cut:], lengths[len(kept) :], tok.sep_id, dtype)
     np.save(out / "train.npy", train)
     np.save(out / "val.npy", val)
     tok.save(out)
