@@ -91,11 +91,15 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
     throughput = planning.Throughput(plugin.gpu, plugin.assumed_mfu)  # checked first
     loader = plugin.hydra_context.config_loader
     params = [f"{k}={v}" for k, v in plugin.params.items()]
-    jobs = validate(
-        expand(params + list(arguments), loader),
-        lambda o: loader.load_sweep_config(plugin.config, o),
-        local=not slurm.is_slurm_launcher(plugin.config.hydra.launcher),
-    )
+    local = not slurm.is_slurm_launcher(plugin.config.hydra.launcher)
+
+    def compose(overrides: List[str]) -> Any:
+        config = loader.load_sweep_config(plugin.config, overrides)
+        if local:  # the launcher runs it here, in this process: composed once
+            plugin.composer.keep(plugin.config, overrides, config)
+        return config
+
+    jobs = validate(expand(params + list(arguments), loader), compose, local)
     names = run_names([j.overrides for j in jobs])
     settings = jobs[0].config.tracking
     uri = contract.resolve_uri(settings.uri)
