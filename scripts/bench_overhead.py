@@ -15,6 +15,10 @@ REV too, alternating. Phases come from the runs' own timestamps:
     parent -> job run     launcher, the job's data cache and model
     job run -> its end    minus the training and evaluation seconds: logging, checkpoints
     job end -> exit       closing the sweep: summary, parent run, process exit
+
+The first two are split further by measuring, in fresh processes of the same checkout, the
+imports a sweep makes (in its order, the garbage collector paused as `launch.py` pauses it)
+and MLflow's set-up of a fresh store (connect, experiment, parent run) on their own.
 """
 
 from __future__ import annotations
@@ -73,6 +77,56 @@ def startup(baseline: str, old: Path, rounds: int = 3) -> None:
         print(f"  launch.py {' '.join(args):10s} {b:6.2f} s -> {n:6.2f} s  ({b / n:.1f}x faster)")
 
 
+# Run in a fresh process of the checkout under test: (label, seconds) per phase, one JSON line.
+PARTS = r"""
+import gc, json, sys, tempfile, time
+from pathlib import Path
+gc.disable()  # as launch.py's cli() does (trainer/startup_gc.py)
+times, t = [], time.perf_counter()
+def done(label):
+    global t
+    now = time.perf_counter()
+    times.append((label, now - t))
+    t = now
+import hydra, omegaconf; done("hydra")
+from trainer.config import register_configs; register_configs(); done("torch + lmsweep's configs")
+import mlflow.tracking; done("mlflow")
+import mlflow.store.tracking.sqlalchemy_store; done("mlflow's SQL store")
+import torch._dynamo; done("torch._dynamo (when the first optimizer is built)")
+from trainer import tracking
+from trainer.data.sources import DataConfig
+with tempfile.TemporaryDirectory() as tmp:
+    t = time.perf_counter()
+    client = tracking.connect(f"sqlite:///{tmp}/mlflow.db", cache_dir=DataConfig().cache_path())
+    experiment = tracking.ensure_experiment(client, "lmsweep")
+    tracking.start_sweep_run(client, experiment, "bench", "bench", 1).end("FINISHED")
+    done("MLflow set-up: fresh store, experiment, parent run")
+print(json.dumps(times))
+"""
+
+
+def parts(root: Path, env: dict, rounds: int = 3) -> list[tuple[str, float]]:
+    """Median seconds of each of PARTS' phases over `rounds` fresh processes."""
+    import json
+
+    runs = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", PARTS],
+                cwd=root,
+                env={**env, "PYTHONPATH": str(root)},
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.splitlines()[-1]
+        )
+        for _ in range(rounds)
+    ]
+    return [
+        (label, statistics.median(r[i][1] for r in runs)) for i, (label, _) in enumerate(runs[0])
+    ]
+
+
 def sweep(jobs: int, seconds: float, root: Path = ROOT, label: str = "this checkout") -> None:
     from mlflow.tracking import MlflowClient
 
@@ -118,7 +172,17 @@ def sweep(jobs: int, seconds: float, root: Path = ROOT, label: str = "this check
             f"{over / train:.1%} per job; {(over + evals) / train:.1%} with evaluation)"
         )
         s = parent.info.start_time / 1e3
-        print(f"  start -> parent run      {s - t0:6.2f} s")
+        print(f"  start -> parent run      {s - t0:6.2f} s, of which, measured alone:")
+        phases = parts(root, env)
+        for name, secs in phases:
+            print(f"    {name:52s} {secs:5.2f} s")
+        # The parts ran in other processes at other moments: on a loaded machine the
+        # difference can come out below zero.
+        known = sum(secs for name, secs in phases if "dynamo" not in name)
+        print(
+            f"    {'by difference: pre-flight (every job composed, checked), plan':52s} "
+            f"{s - t0 - known:5.2f} s"
+        )
         prev = s
         for r in children:
             start, end = r.info.start_time / 1e3, r.info.end_time / 1e3
@@ -128,6 +192,8 @@ def sweep(jobs: int, seconds: float, root: Path = ROOT, label: str = "this check
                 f"  {r.info.run_name:24s} before {start - prev:5.2f} s, in the run neither "
                 f"training nor evaluating {other:5.2f} s (evaluating {evaluating:.2f} s)"
             )
+            if prev == s:  # the first job: the sweep's first optimizer imports torch._dynamo
+                print(f"    of which torch._dynamo, measured alone {phases[-2][1]:5.2f} s")
             prev = end
         print(f"  last job end -> exit     {t1 - prev:6.2f} s")
 
