@@ -161,7 +161,8 @@ class TrainedBPE(HFTokenizer):
         The distinct words go to `tokenizers` as a few long texts with the separator between
         words, not one text per word: its cost per encoded text (~8 us) was most of the time.
         The separator is a special token, so each word between two is pre-tokenized and
-        encoded on its own, as alone; no word holds "<sep>" (its characters are of 3 classes).
+        encoded on its own, as alone; no word holds "<sep>" (a word never mixes symbols such
+        as "<" with letters).
         """
         w = words.split(docs)
         parts = max(1, min(len(w.distinct) // 1000, 4 * len(os.sched_getaffinity(0))))
