@@ -36,3 +36,31 @@ def test_a_kept_config_is_handed_over_once_then_composed_by_hydra(monkeypatch):
         assert sorted(composer.kept) == [("seed=5",), ("seed=6",)]
         assert composer.load_sweep_config(master, ["seed=7"]).seed == 7
         assert composer.get_search_path() is loader.get_search_path()
+
+
+def test_a_local_sweep_keeps_what_its_pre_flight_composed_for_its_launcher(tmp_path, monkeypatch):
+    """The sweeper as Hydra sets it up and runs it (a dry run: planned, not launched): its
+    launcher reads configs through the sweeper's ComposedOnce, and the pre-flight left each
+    job's composed config there for it."""
+    from hydra.types import HydraContext
+
+    from hydra_plugins.lmsweep_sweeper import LmsweepSweeper
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LMSWEEP_CHECKPOINTS", str(tmp_path / "ckpt"))
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        master = compose(
+            config_name="config",
+            overrides=[f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"],
+            return_hydra_config=True,
+        )
+        loader = GlobalHydra.instance().config_loader()
+        sweeper = LmsweepSweeper(dry_run=True)
+        sweeper.setup(
+            hydra_context=HydraContext(loader, None), task_function=lambda cfg: None, config=master
+        )
+        assert sweeper.launcher.hydra_context.config_loader is sweeper.composer
+        assert sweeper.sweep(["seed=1,2"]) == []
+    assert sorted(sweeper.composer.kept) == [("seed=1",), ("seed=2",)]
+    handed = sweeper.composer.load_sweep_config(master, ["seed=2"])
+    assert handed.seed == 2 and sorted(sweeper.composer.kept) == [("seed=1",)]
