@@ -49,18 +49,16 @@ def test_a_local_sweep_keeps_what_its_pre_flight_composed_for_its_launcher(tmp_p
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LMSWEEP_CHECKPOINTS", str(tmp_path / "ckpt"))
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        master = compose(
-            config_name="config",
-            overrides=[f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"],
-            return_hydra_config=True,
-        )
+        master = compose(config_name="config", return_hydra_config=True)
         loader = GlobalHydra.instance().config_loader()
         sweeper = LmsweepSweeper(dry_run=True)
         sweeper.setup(
             hydra_context=HydraContext(loader, None), task_function=lambda cfg: None, config=master
         )
         assert sweeper.launcher.hydra_context.config_loader is sweeper.composer
-        assert sweeper.sweep(["seed=1,2"]) == []
-    assert sorted(sweeper.composer.kept) == [("seed=1",), ("seed=2",)]
-    handed = sweeper.composer.load_sweep_config(master, ["seed=2"])
-    assert handed.seed == 2 and sorted(sweeper.composer.kept) == [("seed=1",)]
+        uri = f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"
+        assert sweeper.sweep(["seed=1,2", uri]) == []
+    first, second = sorted(sweeper.composer.kept)  # the overrides as the sweep expanded them
+    assert (first[0], second[0]) == ("seed=1", "seed=2")
+    handed = sweeper.composer.load_sweep_config(master, list(second))
+    assert handed.seed == 2 and list(sweeper.composer.kept) == [first]
