@@ -1,6 +1,7 @@
 """The trained BPE's fast path: the numpy pre-tokenizer splits like its regex (Python's `re`
 here, `tokenizers`' Oniguruma through the saved tokenizer), encoding each distinct word once
-gives `tokenizers`' own ids, and the training sample is bounded, deterministic, order-free."""
+gives `tokenizers`' own ids, training on pre-split byte-level words learns `tokenizers`' own
+merges, and the training sample is bounded, deterministic, order-free."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import pytest
 
 from trainer.data import words
 from trainer.data.corpus import shakespeare_documents
-from trainer.data.tokenizers import HFTokenizer, train_bpe, training_sample
+from trainer.data.tokenizers import (
+    BYTE_LEVEL,
+    SEP,
+    HFTokenizer,
+    train_bpe,
+    training_sample,
+)
 
 # Every class boundary: ASCII letters, digits, symbols, each whitespace, NUL and DEL, and
 # non-ASCII letters and punctuation of 2, 3 and 4 UTF-8 bytes.
@@ -75,3 +82,34 @@ def test_training_sample_is_bounded_deterministic_and_order_free():
     assert training_sample(docs[::-1], 1000) == sample[::-1]
     assert training_sample(docs[:50], 1000) == docs[:50]  # under the budget: everything
     assert training_sample(["y" * 10**6], 1000) == ["y" * budget]  # one huge document
+
+
+def test_byte_level_table_is_tokenizers_own():
+    """Every byte that starts or continues a UTF-8 character maps as ByteLevel maps it."""
+    from tokenizers import pre_tokenizers
+
+    leads = [0x80, 0x800, *range(0x1000, 0xD000, 0x1000), 0xE000, 0x10000, 0x40000, 0x100000]
+    text = "".join(map(chr, [*range(0x800), *leads]))
+    level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    ((theirs, _),) = level.pre_tokenize_str(text)
+    assert theirs == text.encode("utf-8").decode("latin-1").translate(BYTE_LEVEL)
+
+
+def test_training_learns_the_merges_of_tokenizers_own_pre_tokenization(shakespeare):
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    docs = shakespeare[:40] + random_docs(np.random.default_rng(4), 400)
+    ours = train_bpe(docs, 700).tok
+    ref = Tokenizer(models.BPE())
+    ref.pre_tokenizer = ours.pre_tokenizer  # the regex split, then ByteLevel
+    trainer = trainers.BpeTrainer(
+        vocab_size=700,
+        special_tokens=[SEP],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    ref.train_from_iterator(training_sample(docs, 700), trainer=trainer)
+    ours, ref = json.loads(ours.to_str())["model"], json.loads(ref.to_str())["model"]
+    assert len(ours["merges"]) > 300 and ours == ref

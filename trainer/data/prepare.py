@@ -32,7 +32,7 @@ from trainer.data.order import ORDERS, OrderConfig, RandomOrderConfig
 from trainer.data.sources import SOURCES, DataConfig
 from trainer.data.tokenizers import TOKENIZERS
 
-CACHE_FORMAT = 3  # bump when the on-disk layout or the tokens change
+CACHE_FORMAT = 4  # bump when the on-disk layout or the tokens change
 NOT_IN_KEY = ("seq_len", "cache_dir")
 FILES = ("train.npy", "val.npy", "tokenizer.json")
 log = logging.getLogger("lmsweep")
@@ -77,7 +77,10 @@ def is_validation(doc: str, val_fraction: float) -> bool:
 
 def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
     """Entropy (nats/token) of the token frequencies: the loss of the best context-free model."""
-    p = np.bincount(tokens, minlength=vocab_size).astype(np.float64)
+    # In chunks: a whole-array bincount first copies the tokens to int64 (8x their size).
+    p = np.zeros(vocab_size, dtype=np.float64)
+    for i in range(0, len(tokens), 1 << 18):
+        p += np.bincount(tokens[i : i + (1 << 18)], minlength=vocab_size)
     p = p[p > 0] / p.sum()
     return float(-(p * np.log(p)).sum())
 

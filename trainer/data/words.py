@@ -41,6 +41,7 @@ for _b in range(128):
         if _c.isalpha()
         else OTHER
     )
+CLASS_TABLE = CLASS.tobytes()  # for bytes.translate
 
 
 def _ascii_set(cls: int) -> str:
@@ -101,20 +102,22 @@ def _batches(docs: Sequence[str]) -> list[tuple[int, int]]:
 def _split(docs: Sequence[str]) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     """(word codes, distinct words, document bounds) of one batch."""
     data = [d.encode("utf-8") for d in docs]
-    text = np.frombuffer(b"".join(data), dtype=np.uint8)
+    joined = b"".join(data)
+    text = np.frombuffer(joined, dtype=np.uint8)
     offsets = np.zeros(len(data) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, data), np.int64, len(data)), out=offsets[1:])
     doc_start = np.zeros(len(text) + 1, dtype=bool)
     doc_start[offsets] = True
-    cls = CLASS[text]
+    cls = np.frombuffer(joined.translate(CLASS_TABLE), dtype=np.uint8)  # 2x CLASS[text]
     space = cls == SPACE
     start = doc_start.copy()  # [n]: a sentinel, the end of the last word
     start[1:-1] |= cls[1:] != cls[:-1]
-    # A whitespace run followed by a non-space in the same document: its last character is a
-    # word of its own, or, when it is a space, the start of the next word.
-    last = np.flatnonzero(space[:-1] & ~space[1:] & ~doc_start[1:-1])
-    start[last] = True
-    start[last[text[last] == ord(" ")] + 1] = False
+    # The last character of a whitespace run followed by a non-space in the same document is a
+    # word of its own, or, when it is a space, the start of the next word. (Whole-array masks:
+    # setting these positions by index took 3x longer.)
+    last = space[:-1] & ~space[1:] & ~doc_start[1:-1]
+    start[: len(last)] |= last
+    start[1 : len(text)] &= ~(last & (text[:-1] == ord(" ")))
     edges = np.flatnonzero(start)  # word starts, then len(text)
     # Whole UTF-8 characters only (a multi-byte character is all "letter" bytes): valid strings.
     words = pa.LargeStringArray.from_buffers(
