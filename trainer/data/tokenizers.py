@@ -196,9 +196,7 @@ def training_sample(docs: Sequence[str], vocab_size: int) -> list[str]:
     budget = SAMPLE_CHARS_PER_TOKEN * vocab_size
     if sum(map(len, docs)) <= budget:
         return list(docs)
-    by_hash = sorted(
-        range(len(docs)), key=lambda i: hashlib.sha1(docs[i].encode("utf-8")).digest()
-    )
+    by_hash = sorted(range(len(docs)), key=lambda i: hashlib.sha1(docs[i].encode("utf-8")).digest())
     chosen: dict[int, str] = {}
     size = 0
     for i in by_hash:
