@@ -230,7 +230,9 @@ def load_texts(
     )
     if max_documents is not None:
         ds = ds.take(max_documents)
-    return [t for batch in ds.iter(batch_size=1024) for t in batch[text_field] if t and t.strip()]
+    return [
+        t for batch in ds.iter(batch_size=1024) for t in batch[text_field] if t and not t.isspace()
+    ]
 
 
 @SOURCES.register("shakespeare", ShakespeareConfig)

@@ -153,7 +153,7 @@ class TrainedBPE(HFTokenizer):
     def count(self, docs: Sequence[str]) -> np.ndarray:
         """Each document's token count without its ids (the compressibility filter's need)."""
         w, _, sizes = self._words(docs)
-        return _per_document(np.cumsum(sizes[w.codes]), w.bounds)
+        return _per_document(np.cumsum(sizes[w.codes], dtype=np.int64), w.bounds)
 
     def _words(self, docs: Sequence[str]) -> tuple[words.Words, np.ndarray, np.ndarray]:
         """The documents' words, and the ids of the distinct ones (flat) with their sizes.
