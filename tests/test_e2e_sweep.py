@@ -48,8 +48,8 @@ def sweep(request, tmp_path_factory, corpus):
 EXP = "e2e"
 
 
-def job_runs(client):
-    exp = client.get_experiment_by_name(EXP)
+def job_runs(client, experiment: str = EXP):
+    exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id])
     return [r for r in runs if r.data.tags.get(schema.TAG_ROLE) == schema.ROLE_JOB], runs
 

@@ -3,11 +3,18 @@ its pre-flight, through Hydra's own loader otherwise."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from mlflow.tracking import MlflowClient
 
 from hydra_plugins.lmsweep_sweeper import ComposedOnce
-from tests.conftest import CONF
+from tests.conftest import CONF, ROOT, link_corpus
+from tests.test_e2e_sweep import TINY, job_runs
 
 
 def test_a_kept_config_is_handed_over_once_then_composed_by_hydra(monkeypatch):
@@ -62,3 +69,52 @@ def test_a_local_sweep_keeps_what_its_pre_flight_composed_for_its_launcher(tmp_p
     assert (first[0], second[0]) == ("seed=1", "seed=2")
     handed = sweeper.composer.load_sweep_config(master, list(second))
     assert handed.seed == 2 and list(sweeper.composer.kept) == [first]
+
+
+# Counts every job composition of a real `launch.py -m` run: Hydra's loader is wrapped in the
+# process before launch.py runs (only a test may do this), and the count is written at exit.
+COUNTING_LAUNCH = """
+import atexit, json, os, runpy, sys
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+composed = []
+hydras = ConfigLoaderImpl.load_sweep_config
+
+def load_sweep_config(self, master_config, sweep_overrides):
+    composed.append(list(sweep_overrides))
+    return hydras(self, master_config, sweep_overrides)
+
+ConfigLoaderImpl.load_sweep_config = load_sweep_config
+atexit.register(lambda: open(os.environ["COUNT_TO"], "w").write(json.dumps(composed)))
+sys.argv = [sys.argv[1], *sys.argv[2:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_real_local_sweep_composes_each_job_once(tmp_path, corpus):
+    """The README's path (`launch.py -m`, local, trained and logged): two jobs, two
+    compositions, both by the sweeper's pre-flight; the launcher composes none again."""
+    count = tmp_path / "composed.json"
+    env = {
+        **os.environ,
+        "LMSWEEP_CACHE": str(link_corpus(tmp_path / "cache", corpus)),
+        "MLFLOW_TRACKING_URI": "",
+        "COUNT_TO": str(count),
+    }
+    args = ["-m", "seed=1,2", *TINY, "budget.steps=10", "tracking.experiment=once"]
+    r = subprocess.run(
+        [sys.executable, "-c", COUNTING_LAUNCH, str(ROOT / "launch.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    jobs, _ = job_runs(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), "once")
+    assert sorted(j.data.params["seed"] for j in jobs if j.info.status == "FINISHED") == ["1", "2"]
+    composed = json.loads(count.read_text())
+    assert sorted(o for job in composed for o in job if o.startswith("seed=")) == [
+        "seed=1",
+        "seed=2",
+    ]
