@@ -27,3 +27,14 @@ def test_loading_refuses_pickled_objects(tmp_path, caplog):
     assert checkpoint.latest(tmp_path) is None
     assert [p.name for p in tmp_path.iterdir()] == ["step_000000001.pt.corrupt"]
     assert "step_000000001.pt is unreadable (UnpicklingError" in caplog.text
+
+
+def test_a_gpu_jobs_checkpoint_loads_on_a_host_without_that_gpu(tmp_path, monkeypatch, caplog):
+    """A file whose tensors were saved on cuda:3 (a node's fourth GPU) resumes on the CPU or on a
+    node with fewer GPUs: loaded onto the CPU, never set aside as corrupt."""
+    with monkeypatch.context() as m:  # as torch.save tags storage that lives on a GPU
+        m.setattr(torch.serialization, "location_tag", lambda storage: "cuda:3")
+        checkpoint.save(tmp_path, 5, {"w": torch.ones(3), "rng_cuda": torch.zeros(8)}, keep=1)
+    state = checkpoint.latest(tmp_path)
+    assert state is not None and state["w"].device.type == "cpu", caplog.text
+    assert [p.name for p in tmp_path.iterdir()] == ["step_000000005.pt"]

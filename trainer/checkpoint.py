@@ -52,7 +52,9 @@ def latest(directory: Path) -> Optional[dict[str, Any]]:
     files = sorted(directory.glob(PATTERN), reverse=True)
     for i, path in enumerate(files):
         try:
-            state = torch.load(path, weights_only=True)
+            # Onto the CPU: a GPU job's file must load where that GPU is absent (a CPU host, a
+            # node with fewer devices); load_state_dict then moves each tensor to its device.
+            state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # EOFError, RuntimeError (zip), UnpicklingError, ...
             fallback = files[i + 1].name if i + 1 < len(files) else "none: starting fresh"
             log.warning(

@@ -22,7 +22,7 @@ from trainer.models import build_model
 from trainer.objectives import OBJECTIVES
 from trainer.optim import build_optimizer
 from trainer.optim.clipping import adaptive_clip_
-from trainer.perf import configure_device, device_peak, to_device, wants_compile
+from trainer.perf import configure_device, device_peak, to_device, uses_bf16, wants_compile
 from trainer.ramps import RAMPS
 from trainer.schedules import SCHEDULES
 
@@ -34,10 +34,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def autocast(precision: str, device: torch.device):
-    bf16 = precision == "bf16" or (
-        precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    )
-    if bf16:
+    if uses_bf16(precision, device.type == "cuda"):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -143,7 +140,11 @@ class Trainer:
             "skipped_steps": s.skipped_steps,
             "cursor": self.train_seqs.cursor,
             "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            # This rank's device only: a resume may see fewer GPUs (another node, fewer ranks),
+            # and touching CUDA from a CPU job would start a context on GPU 0.
+            "rng_cuda": (
+                torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+            ),
         }
 
     def load_state_dict(self, d: dict) -> None:
@@ -162,8 +163,8 @@ class Trainer:
         )
         self.train_seqs.cursor = d["cursor"]
         torch.set_rng_state(d["rng_cpu"])
-        if d["rng_cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(d["rng_cuda"])
+        if self.device.type == "cuda" and isinstance(d["rng_cuda"], torch.Tensor):
+            torch.cuda.set_rng_state(d["rng_cuda"], self.device)
 
     # --- one optimizer step ----------------------------------------------------------------
     def step(self) -> tuple[float, int, float, float, bool]:

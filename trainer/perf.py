@@ -38,7 +38,7 @@ class Peak:
 # First match wins, so specific names precede the general ones.
 GPU_PEAKS: tuple[tuple[str, float, float], ...] = (
     (r"\bB200\b", 2250, 1100),
-    (r"\bH100\b.*\bPCIe\b", 756, 378),
+    (r"\bH(100|800)\b.*\bPCIe\b", 756, 378),
     (r"\bH100\b.*\bNVL\b", 835, 417.5),
     (r"\bH200\b.*\bNVL\b", 835, 417.5),
     (r"\bH(100|200|800)\b", 989, 494.7),  # SXM; H200 has H100 SXM's compute
@@ -145,6 +145,14 @@ def configure_device(device: torch.device) -> None:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+
+
+def uses_bf16(precision: str, cuda: bool) -> bool:
+    """train.precision resolved: bf16 when asked, or `auto` on a GPU with bf16 units (Ampere
+    and newer; older ones would emulate it, slower than fp32)."""
+    return precision == "bf16" or (
+        precision == "auto" and cuda and torch.cuda.is_bf16_supported(including_emulation=False)
+    )
 
 
 def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -76,7 +76,8 @@ class Sharded(Checkpoints):
             self.check_resumable(path)
             try:
                 self.verify(path)
-                return {**torch.load(path / LOOP_FILE.format(rank=0), weights_only=True),
+                return {**torch.load(path / LOOP_FILE.format(rank=0), map_location="cpu",
+                                    weights_only=True),
                         "path": str(path)}
             except Exception as e:
                 log.warning(f"checkpoint {path} is unreadable ({type(e).__name__}: "
@@ -120,7 +121,7 @@ class Sharded(Checkpoints):
         # Each rank's own RNG where this world size wrote it; on another, rank 0's.
         mine = path / LOOP_FILE.format(rank=ranks.rank())
         own = mine if mine.exists() else path / LOOP_FILE.format(rank=0)
-        self.trainer.load_loop_state(torch.load(own, weights_only=True))
+        self.trainer.load_loop_state(torch.load(own, map_location="cpu", weights_only=True))
 
     def save(self, run_id: str) -> None:
         import torch.distributed.checkpoint as dcp

@@ -20,12 +20,12 @@ import torch
 from torch import nn
 
 from trainer.dist.parallel import BuildOptimizer, DataParallel, ModelView
+from trainer.perf import uses_bf16
 
 
 def bf16(job: Any, cuda: bool) -> bool:
     """The job's precision as the loop resolves it (trainer/loop.py: autocast)."""
-    return job.train.precision == "bf16" or (
-        job.train.precision == "auto" and cuda and torch.cuda.is_bf16_supported())
+    return uses_bf16(job.train.precision, cuda)
 
 
 def ds_config(job: Any, world: int, cuda: bool) -> dict[str, Any]:
