@@ -158,11 +158,15 @@ def main() -> None:
 
 
 def report(results: dict, device: str, small: bool) -> None:
-    from trainer.perf import peak_flops
+    import torch
 
-    peak = None if small else peak_flops(device, "bf16")
+    from trainer.perf import device_peak
+
+    # A GPU not in the datasheet table is measured, never given another GPU's peak.
+    peak = None if small else device_peak(torch.device("cuda"), "bf16")
     base = results.get("none", {}).get("tokens_per_s")
-    print(f"\n{device}, shape {'small' if small else 'gpt124m'}")
+    where = f", peak {peak.flops / 1e12:.0f} TFLOP/s ({peak.source})" if peak else ""
+    print(f"\n{device}, shape {'small' if small else 'gpt124m'}{where}")
     print(
         f"{'case':6} {'ranks':>5} {'tok/s':>11} {'tok/s/GPU':>10} {'vs none':>8} "
         f"{'MFU':>6} {'peak GiB per rank':>18}"

@@ -1,7 +1,10 @@
 """MFU: peaks by GPU name, the measured CPU peak cached once per machine, and the GPU benchmark
-script (its --small shape runs here, on the CPU)."""
+scripts (their --small shapes run here, on the CPU)."""
 
 import importlib.util
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,6 +20,7 @@ from trainer.perf import Peak, device_peak, peak_flops
     [
         ("NVIDIA H100 80GB HBM3", "bf16", 989),  # SXM, as torch.cuda.get_device_name says
         ("NVIDIA H100 PCIe", "bf16", 756),
+        ("NVIDIA H800 PCIe", "bf16", 756),
         ("NVIDIA H100 NVL", "fp32", 417.5),  # fp32 matmuls run as TF32
         ("NVIDIA H200", "bf16", 989),
         ("NVIDIA A100-SXM4-80GB", "bf16", 312),
@@ -82,3 +86,18 @@ def test_bench_gpu_runs_its_small_shape_here():
     assert summary["loss_is_finite"] and summary["tokens_per_s"] > 0 and summary["mfu"] > 0
     assert summary["tokens_per_step"] == 2 * 4 * 64
     assert any("scaled_dot_product" in k for k in summary["sdpa"]), summary["sdpa"]
+
+
+def test_bench_dist_gpu_runs_every_case_of_its_small_shape_here():
+    """Each dist case in its own processes (gloo on the CPU), as on a GPU machine; one JSON
+    line with every case's throughput, no case failed."""
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_dist_gpu.py"), "--small"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    cases = json.loads(r.stdout.strip().splitlines()[-1])["cases"]
+    assert sorted(cases) == ["ddp", "fsdp", "none", "zero2", "zero3"]
+    assert all("error" not in c and c["tokens_per_s"] > 0 for c in cases.values()), cases
