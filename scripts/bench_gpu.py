@@ -171,9 +171,11 @@ def main(argv: list[str] | None = None) -> dict:
         "loss_is_finite": math.isfinite(loss),
         "sdpa": sdpa_kernels(step),
     }
+    memory = summary["peak_memory_gib"]
     print(
         f"{summary['device']}: {tokens_per_s:,.0f} tokens/s, MFU {summary['mfu']:.1%} of "
-        f"{peak.flops / 1e12:.0f} TFLOP/s ({peak.source}), {summary['step_ms']:.1f} ms/step, "
+        f"{peak.flops / 1e12:.3g} TFLOP/s ({peak.source}), {summary['step_ms']:.1f} ms/step, "
+        f"peak memory {f'{memory:.1f} GiB' if memory is not None else '- (CPU)'}, "
         f"warm-up {warmup_s:.1f} s, SDPA: {', '.join(summary['sdpa']) or 'none seen'}"
     )
     print(json.dumps(summary), flush=True)
