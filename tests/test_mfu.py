@@ -101,3 +101,19 @@ def test_bench_dist_gpu_runs_every_case_of_its_small_shape_here():
     cases = json.loads(r.stdout.strip().splitlines()[-1])["cases"]
     assert sorted(cases) == ["ddp", "fsdp", "none", "zero2", "zero3"]
     assert all("error" not in c and c["tokens_per_s"] > 0 for c in cases.values()), cases
+
+
+@pytest.mark.parametrize("precision,cuda,bf16", [("bf16", False, True), ("auto", False, False)])
+def test_every_dist_resolves_precision_as_the_loop_does(precision, cuda, bf16):
+    """The loop's autocast and DeepSpeed's bf16 mode (and FSDP2's, not run here) read one rule."""
+    import contextlib
+
+    from tests.conftest import compose_job
+    from trainer.dist.zero import ds_config
+    from trainer.loop import autocast
+
+    job = compose_job(f"train.precision={precision}", "dist=deepspeed")
+    assert perf.uses_bf16(precision, cuda) is bf16
+    uses_amp = not isinstance(autocast(precision, torch.device("cpu")), contextlib.nullcontext)
+    assert uses_amp is bf16
+    assert ds_config(job, world=2, cuda=cuda)["bf16"]["enabled"] is bf16

@@ -78,9 +78,10 @@ def is_validation(doc: str, val_fraction: float) -> bool:
 def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
     """Entropy (nats/token) of the token frequencies: the loss of the best context-free model."""
     # In chunks: a whole-array bincount first copies the tokens to int64 (8x their size).
+    chunk = 1 << 18
     p = np.zeros(vocab_size, dtype=np.float64)
-    for i in range(0, len(tokens), 1 << 18):
-        p += np.bincount(tokens[i : i + (1 << 18)], minlength=vocab_size)
+    for i in range(0, len(tokens), chunk):
+        p += np.bincount(tokens[i : i + chunk], minlength=vocab_size)
     p = p[p > 0] / p.sum()
     return float(-(p * np.log(p)).sum())
 

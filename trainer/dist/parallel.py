@@ -31,6 +31,7 @@ from torch import nn
 from trainer import schema
 from trainer.dist import ranks
 from trainer.dist.config import DistConfig
+from trainer.perf import uses_bf16
 
 BuildOptimizer = Callable[[nn.Module], torch.optim.Optimizer]
 TAG_PREFIX = schema.TAG_PREFIX + "dist."      # lmsweep.dist.backend, .world_size, .zero_stage
@@ -164,7 +165,7 @@ class FSDP(DataParallel):
         mesh = init_device_mesh(self.device().type, (self.world,))
         kw: dict[str, Any] = {"mesh": mesh,
                               "reshard_after_forward": self.cfg.sharding == "full"}
-        if self._bf16():
+        if uses_bf16(self.job.train.precision, self.device().type == "cuda"):
             # bf16 gathers and compute, fp32 master weights and gradient reduction
             kw["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16,
                                                    reduce_dtype=torch.float32)
@@ -178,12 +179,6 @@ class FSDP(DataParallel):
             for group in opt.param_groups:
                 group["fused"] = False
         return ModelView(model, model), opt
-
-    def _bf16(self) -> bool:
-        from trainer.loop import autocast
-
-        return not isinstance(autocast(self.job.train.precision, self.device()),
-                              contextlib.nullcontext)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "fsdp_sharding": self.cfg.sharding}

@@ -23,11 +23,6 @@ from trainer.dist.parallel import BuildOptimizer, DataParallel, ModelView
 from trainer.perf import uses_bf16
 
 
-def bf16(job: Any, cuda: bool) -> bool:
-    """The job's precision as the loop resolves it (trainer/loop.py: autocast)."""
-    return uses_bf16(job.train.precision, cuda)
-
-
 def ds_config(job: Any, world: int, cuda: bool) -> dict[str, Any]:
     """The DeepSpeed config of a job. `gradient_accumulation_steps` is the ramp's first
     step's (DeepSpeed checks train_batch_size = micro x accumulation x ranks); the ramp's
@@ -43,7 +38,7 @@ def ds_config(job: Any, world: int, cuda: bool) -> dict[str, Any]:
         "train_batch_size": first,
         "managed_gradient_accumulation": False,
         "gradient_clipping": job.train.grad_clip,
-        "bf16": {"enabled": bf16(job, cuda)},
+        "bf16": {"enabled": uses_bf16(job.train.precision, cuda)},
         "zero_optimization": zero,
         # lmsweep's optimizers are not DeepSpeed's own: allowed, on the CPU too (offload)
         "zero_allow_untested_optimizer": True,
