@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -131,6 +132,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--small", action="store_true", help="CPU, a tiny shape (a smoke run)")
     ap.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print it
+    ap.add_argument(
+        "--case-timeout",
+        type=float,
+        default=150.0,
+        help="seconds each case may take, compiling included; one that hangs is reported "
+        "failed and the next runs (a lent GPU's minutes are few)",
+    )
     args = ap.parse_args()
     if args.case:
         print("RESULT " + json.dumps(one_case(args.case, args.small)), flush=True)
@@ -144,16 +152,30 @@ def main() -> None:
     for name in cases(args.small):
         t0 = time.perf_counter()
         cmd = [sys.executable, __file__, "--case", name, *(["--small"] if args.small else [])]
-        r = subprocess.run(
-            cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        # its own process group: a case that hangs is killed with the ranks it started
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
         )
-        line = next((x for x in r.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if r.returncode != 0 or line is None:
-            tail = (r.stdout + r.stderr).strip().splitlines()[-5:]
-            results[name] = {"error": " | ".join(tail)[-600:]}
-        else:
-            results[name] = json.loads(line[len("RESULT ") :])
+        try:
+            out, err = proc.communicate(timeout=args.case_timeout)
+            line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
+            if proc.returncode != 0 or line is None:
+                tail = (out + err).strip().splitlines()[-5:]
+                results[name] = {"error": " | ".join(tail)[-600:]}
+            else:
+                results[name] = json.loads(line[len("RESULT ") :])
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            results[name] = {"error": f"timed out after {args.case_timeout:g} s"}
         results[name]["wall_s"] = round(time.perf_counter() - t0, 1)
+        # as each case ends: a run stopped from outside still leaves the cases done
+        print(f"case {name}: {json.dumps(results[name])}", flush=True)
     report(results, device, args.small)
 
 
