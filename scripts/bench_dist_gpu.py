@@ -12,7 +12,9 @@ Cases, each in a fresh process (its own peak memory), ranks started as `launch.p
 The 124M GPT shape: 12 layers, d_model 768, 12 heads, sequence 1024 (GPT-2 small), GELU MLP,
 learned positions, tied embeddings; the vocabulary is the default corpus's bytes, so the
 model has ~85M parameters rather than GPT-2's 124M (its 50,257-token embedding). bf16 autocast
-(FSDP2: bf16 parameters and fp32 reduction; DeepSpeed: its bf16 mode), fused AdamW.
+(FSDP2: bf16 parameters and fp32 reduction; DeepSpeed: its bf16 mode), fused AdamW. Eager by
+default, so the cases differ by their wrapper alone (`--compile`: as training on CUDA runs by
+default; each case then compiles for about a minute).
 
 Prints tokens/s per GPU and in all, MFU against the GPU's datasheet bf16 peak
 (trainer/perf.py), and each rank's peak allocated memory; ends with one JSON line. Figures
@@ -104,7 +106,7 @@ def measure(job, warmup: int, steps: int) -> dict:
     }
 
 
-def one_case(name: str, small: bool) -> dict:
+def one_case(name: str, small: bool, compile: bool) -> dict:
     from hydra import compose, initialize_config_dir
 
     from trainer.config import preflight, register_configs, to_job
@@ -112,7 +114,7 @@ def one_case(name: str, small: bool) -> dict:
     from trainer.dist.run import rank_main
 
     shape = "small" if small else "gpt124m"
-    overrides = [*SHAPES[shape], *cases(small)[name]]
+    overrides = [*SHAPES[shape], *cases(small)[name], f"train.compile={str(compile).lower()}"]
     nproc = int(next((o.split("=")[1] for o in overrides if o.startswith("dist.nproc")), 1))
     # one global batch = one micro-batch per rank: throughput, not accumulation, is measured
     micro = int(next(o.split("=")[1] for o in overrides if o.startswith("train.micro_batch")))
@@ -133,6 +135,12 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="CPU, a tiny shape (a smoke run)")
     ap.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print it
     ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile each case's model, as training on CUDA does by default; off: the "
+        "wrappers' own cost in eager mode, without five compilations of ~1 min each",
+    )
+    ap.add_argument(
         "--case-timeout",
         type=float,
         default=150.0,
@@ -141,7 +149,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.case:
-        print("RESULT " + json.dumps(one_case(args.case, args.small)), flush=True)
+        print("RESULT " + json.dumps(one_case(args.case, args.small, args.compile)), flush=True)
         return
     import torch
 
@@ -151,7 +159,8 @@ def main() -> None:
     results = {}
     for name in cases(args.small):
         t0 = time.perf_counter()
-        cmd = [sys.executable, __file__, "--case", name, *(["--small"] if args.small else [])]
+        flags = [f for f, on in (("--small", args.small), ("--compile", args.compile)) if on]
+        cmd = [sys.executable, __file__, "--case", name, *flags]
         # its own process group: a case that hangs is killed with the ranks it started
         proc = subprocess.Popen(
             cmd,
@@ -176,10 +185,10 @@ def main() -> None:
         results[name]["wall_s"] = round(time.perf_counter() - t0, 1)
         # as each case ends: a run stopped from outside still leaves the cases done
         print(f"case {name}: {json.dumps(results[name])}", flush=True)
-    report(results, device, args.small)
+    report(results, device, args.small, args.compile)
 
 
-def report(results: dict, device: str, small: bool) -> None:
+def report(results: dict, device: str, small: bool, compiled: bool) -> None:
     import torch
 
     from trainer.perf import device_peak
@@ -188,7 +197,8 @@ def report(results: dict, device: str, small: bool) -> None:
     peak = None if small else device_peak(torch.device("cuda"), "bf16")
     base = results.get("none", {}).get("tokens_per_s")
     where = f", peak {peak.flops / 1e12:.0f} TFLOP/s ({peak.source})" if peak else ""
-    print(f"\n{device}, shape {'small' if small else 'gpt124m'}{where}")
+    mode = "torch.compile" if compiled else "eager"
+    print(f"\n{device}, shape {'small' if small else 'gpt124m'}, {mode}{where}")
     print(
         f"{'case':6} {'ranks':>5} {'tok/s':>11} {'tok/s/GPU':>10} {'vs none':>8} "
         f"{'MFU':>6} {'peak GiB per rank':>18}"
@@ -213,6 +223,7 @@ def report(results: dict, device: str, small: bool) -> None:
                 "bench": "dist_gpu",
                 "device": device,
                 "shape": "small" if small else "gpt124m",
+                "compile": compiled,
                 "cases": results,
             }
         )
