@@ -159,7 +159,24 @@ def rank_scaled(params: Mapping[str, Any], nodes: int, nproc: int) -> dict[str, 
     for key in ("gpus_per_node", "mem_gb"):
         if params.get(key):
             out[key] = params[key] * nproc
+    if params.get("gres"):  # per node in sbatch, so per rank here, as gpus_per_node
+        out["gres"] = scale_gres(params["gres"], nproc)
     return out
+
+
+def scale_gres(gres: str, factor: int) -> str:
+    """sbatch --gres with its GPU counts times `factor`: 'gpu:a100:1' x 4 -> 'gpu:a100:4',
+    'gpu' (one) x 2 -> 'gpu:2'; other resources (shard, ...) as they are."""
+
+    def one(item: str) -> str:
+        parts = item.strip().split(":")
+        if parts[0] != "gpu":
+            return item
+        counted = len(parts) > 1 and parts[-1].isdigit()
+        n = int(parts[-1]) if counted else 1
+        return ":".join([*(parts[:-1] if counted else parts), str(n * factor)])
+
+    return ",".join(one(item) for item in gres.split(","))
 
 
 def executor(params: Mapping[str, Any]) -> Any:
@@ -426,9 +443,15 @@ def upload_job_logs(job_num: int, run_id: Optional[str]) -> None:
         if not run_id:
             log.warning("submitit logs not uploaded: the job's MLflow run was not found")
             return
-        for p in (env.paths.stdout, env.paths.stderr):
-            if Path(p).exists():
-                RunLogger(client, run_id).log_file(Path(p), LOG_ARTIFACT_DIR)
+        from submitit.core.utils import JobPaths
+
+        # Every rank's (a task each): a rank's own traceback is in its own log. The others
+        # may still write their last lines.
+        for task in range(env.num_tasks):
+            paths = JobPaths(env.paths.folder, job_id=str(env.job_id), task_id=task)
+            for p in (paths.stdout, paths.stderr):
+                if Path(p).exists():
+                    RunLogger(client, run_id).log_file(Path(p), LOG_ARTIFACT_DIR)
     except Exception as e:
         log.warning(f"submitit logs not uploaded to MLflow: {type(e).__name__}: {e}")
 

@@ -7,6 +7,7 @@ numbers of ranks goes to Slurm as one job array per resource shape."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -86,6 +87,9 @@ def test_two_task_job_is_one_finished_run_with_the_local_loss(tmp_path, cache_di
     assert run.data.tags["lmsweep.dist.world_size"] == "2"
     assert run.data.tags[schema.TAG_SLURM_JOB_ID] == job["slurm_job_id"]
     assert run.data.metrics[schema.FINAL_VAL_LOSS] == ref.data.metrics[schema.FINAL_VAL_LOSS]
+    jid = job["slurm_job_id"]
+    logs = sorted(a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id, "submitit"))
+    assert logs == [f"submitit/{jid}_{t}_log.{x}" for t in (0, 1) for x in ("err", "out")]
 
 
 @on_slurm
@@ -168,3 +172,36 @@ def test_sweep_of_one_and_two_rank_jobs_submits_an_array_per_shape(tmp_path, cac
         "+size=small": "none",
         "+size=big": "ddp",
     }
+
+
+@on_slurm
+def test_a_user_s_own_srun_of_launch_py_runs_the_ranks_as_its_tasks(
+    tmp_path, cache_dir, local_2_ranks
+):
+    """`srun -n 2 python launch.py dist=ddp dist.nproc=2 ...` in a user's batch script, not
+    submitit: each task is a rank (it failed: submitit's environment was asked for and is
+    set only by submitit); a MASTER_PORT the script exports is used."""
+    import socket
+    import sys
+
+    from tests.conftest import ROOT
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    r = subprocess.run(
+        ["srun", "-p", "debug", "-n", "2", "-c", "1", "--kill-on-bad-exit=1", "-t", "10"]
+        + [sys.executable, str(ROOT / "launch.py"), *LONG, f"tracking.uri={uri}"],
+        cwd=tmp_path,
+        env={**os.environ, **slurm_env(cache_dir), "MASTER_PORT": str(port)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    (run,) = job_runs(uri)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["lmsweep.dist.world_size"] == "2"
+    _, ref = local_2_ranks
+    assert run.data.metrics[schema.FINAL_VAL_LOSS] == ref.data.metrics[schema.FINAL_VAL_LOSS]

@@ -140,3 +140,42 @@ def test_outage_past_the_limit_checkpoints_and_the_next_launch_finishes(tmp_path
         assert not list((tmp_path / "ckpt").rglob("metrics_spill.jsonl"))
     finally:
         server.stop()
+
+
+def test_store_gone_at_a_distributed_run_s_end_saves_on_every_rank_and_resumes(tmp_path, env):
+    """The store goes away during the last steps: the loop ends within the outage limit, then
+    rank 0's writer fails to close. Saving is collective, so every rank saves (before, rank 0
+    alone did and the ranks waited on each other until the collective timeout); the next
+    launch finishes the run."""
+    server = MlflowServer(tmp_path / "server").start()
+    args = [
+        *(a for a in SHAPE if not a.startswith("ramp.start")),
+        "ramp.start=16",  # a micro-batch on each rank
+        "dist=ddp",
+        "dist.nproc=2",
+        f"budget.steps={STEPS}",
+        f"tracking.uri={server.uri}",
+        "tracking.outage_limit_s=30",  # longer than the last 100 steps take
+    ]
+    try:
+        proc = start_launch(args, tmp_path, env)
+        out: list[str] = []
+        read_until(proc, f"] step {STEPS - 100} ", out)
+        server.stop()
+        out.append(proc.stdout.read())
+        text = "".join(out)
+        assert proc.wait(timeout=300) != 0, text[-3000:]
+        assert f"checkpoint saved at step {STEPS} " in text, text[-3000:]  # the finish's
+        assert "Traceback" not in text, text[-6000:]
+
+        server.start()
+        proc = start_launch(args, tmp_path, env)
+        text = proc.stdout.read()
+        assert proc.wait(timeout=300) == 0, text[-3000:]
+        client = MlflowClient(server.uri)
+        (run,) = client.search_runs([client.get_experiment_by_name("lmsweep").experiment_id])
+        assert run.info.status == "FINISHED" and run.data.tags[schema.TAG_RESUMES] == "1"
+        assert_complete(client, run.info.run_id, STEPS)
+        assert run.data.metrics[schema.FINAL_VAL_LOSS] > 0
+    finally:
+        server.stop()

@@ -6,7 +6,7 @@ import torch
 
 from tests.conftest import compose_job
 from trainer.models import build_model
-from trainer.objectives import IGNORE, OBJECTIVES, MLMConfig, mask_tokens
+from trainer.objectives import IGNORE, OBJECTIVES, MaskedLM, MLMConfig, mask_tokens
 
 VOCAB = 257  # data vocabulary; the model gets one more id, [MASK]
 MASK = VOCAB
@@ -75,6 +75,19 @@ def test_masks_are_seeded_by_seed_and_step():
     assert not torch.equal(first, second)
     fixed = masks(0, None)[0]  # evaluation: the same every time
     assert all(torch.equal(m, fixed) for m in masks(0, None, calls=2))
+
+
+def test_each_rank_masks_its_micro_batches_its_own_way_and_evaluates_alike():
+    w = torch.randint(0, VOCAB, (4, 33))
+
+    def mask(rank, step):
+        model = Recorder()
+        MaskedLM(MLMConfig(), seed=0, rank=rank)(model, w, step)
+        return model.targets[0]
+
+    assert torch.equal(mask(1, 5), mask(1, 5))
+    assert not torch.equal(mask(0, 5), mask(1, 5))  # were equal: every rank masked alike
+    assert torch.equal(mask(0, None), mask(1, None))
 
 
 def test_mlm_model_sees_the_future_and_learns():

@@ -306,6 +306,15 @@ def test_gres_and_memory_parsing():
     assert slurm._expand("12_[0-2,5%4]") == ["12_0", "12_1", "12_2", "12_5"]
 
 
+def test_a_distributed_job_asks_for_each_rank_s_resources_per_node():
+    one_rank = {"gpus_per_node": None, "gres": "gpu:a100:1,shard:2", "mem_gb": 32}
+    got = slurm.rank_scaled(one_rank, nodes=2, nproc=4)
+    assert got["tasks_per_node"] == 4 and got["nodes"] == 2 and got["mem_gb"] == 128
+    assert got["gres"] == "gpu:a100:4,shard:2"  # was gpu:a100:1: ranks 1-3 had no GPU
+    assert slurm.requested(got).gpus == 4
+    assert slurm.scale_gres("gpu", 2) == "gpu:2" and slurm.scale_gres("gpu:2", 3) == "gpu:6"
+
+
 def test_check_resources_against_a_parsed_sinfo():
     parts = slurm.parse_sinfo(
         "gpu*|n1|64|512000|gpu:a100:8(S:0-1)\ngpu*|n2|64|512000|gpu:a100:8\n"

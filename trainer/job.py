@@ -123,7 +123,7 @@ def _train_claimed(
             if (
                 not stop.handed_over
                 and run.status == "RUNNING"
-                and not isinstance(e, TrackingOutage)
+                and not isinstance(e, (TrackingOutage, ranks.Follows))
             ):
                 _fail(run, writer, e)
             raise
@@ -258,7 +258,8 @@ def _finish(
         step=0,
     )
     limit = trainer.job.tracking.outage_limit_s
-    if not writer.close(limit):
+    # Rank 0's writer alone can fail to close; saving is collective, so all ranks save.
+    if ranks.anyone(not writer.close(limit)):
         _save(trainer, run, writer, ckpt_dir)
         raise _outage(uri, writer, s.progress.steps)
     tags = {schema.TAG_OUTCOME: outcome}
@@ -269,7 +270,9 @@ def _finish(
     tracking.retrying(lambda: run.end("FINISHED"), limit, "closing the run")
 
 
-def _outage(uri: str, writer: MetricWriter, step: int) -> TrackingOutage:
+def _outage(uri: str, writer: MetricWriter, step: int) -> Exception:
+    if not ranks.is_main():
+        return ranks.Follows()
     return TrackingOutage(
         f"tracking.uri={redact(uri)!r} has not answered for {writer.outage_s:.0f} s "
         f"({writer.last_error}); checkpoint saved at step {step} with every metric logged so "

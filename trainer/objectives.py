@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from omegaconf import MISSING
 
+from trainer.dist import ranks
 from trainer.registry import Registry, check
 
 # loss(model, window [B, T+1] token ids, step) -> scalar loss
@@ -109,17 +110,18 @@ def mask_tokens(
 
 class MaskedLM:
     """The mlm loss. Micro-batches of one step draw in turn from one generator seeded by
-    (seed, step); evaluation re-seeds by seed alone on every call, so every evaluation scores
-    the same positions of the same windows."""
+    (seed, step, rank): each rank of a distributed job masks its own data its own way, as
+    one process drawing the whole batch would. Evaluation re-seeds by seed alone on every
+    call, so every evaluation (on every rank) scores the same positions of the same windows."""
 
-    def __init__(self, cfg: MLMConfig, seed: int, z_loss: float = 0.0):
+    def __init__(self, cfg: MLMConfig, seed: int, z_loss: float = 0.0, rank: int = 0):
         self.cfg, self.seed = cfg, seed % 2**64  # SeedSequence takes entropy >= 0
-        self.z_loss = z_loss
+        self.z_loss, self.rank = z_loss, rank
         self._step: Optional[int] = None
         self._gen: Optional[torch.Generator] = None
 
     def generator(self, step: Optional[int], device: torch.device) -> torch.Generator:
-        key = [self.seed, 0, 0] if step is None else [self.seed, 1, step]
+        key = [self.seed, 0, 0] if step is None else [self.seed, 1, step, self.rank]
         if step is None or step != self._step or self._gen is None:
             seed = int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0])
             self._step, self._gen = step, torch.Generator(device=device).manual_seed(seed)
@@ -136,4 +138,4 @@ class MaskedLM:
 
 @OBJECTIVES.register("mlm", MLMConfig)
 def mlm(cfg: MLMConfig, seed: int, z_loss: float = 0.0) -> Loss:
-    return MaskedLM(cfg, seed, z_loss)
+    return MaskedLM(cfg, seed, z_loss, ranks.rank())  # this rank in a distributed job, else 0

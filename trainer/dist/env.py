@@ -58,9 +58,17 @@ def source(world: int) -> str:
 
 def export_slurm() -> None:
     """RANK, WORLD_SIZE, MASTER_* from the Slurm variables, by submitit. CUDA_VISIBLE_DEVICES
-    is left as Slurm set it: a rank takes the GPU of its local rank among those."""
+    is left as Slurm set it (gpu_index picks this rank's GPU among those)."""
     from submitit.helpers import TorchDistributedEnvironment
 
+    if "SUBMITIT_EXECUTOR" in os.environ:
+        # Started by submitit: a MASTER_PORT here came from the submitting shell (sbatch
+        # exports it), the same in every job; submitit draws one from the job id instead.
+        os.environ.pop("MASTER_PORT", None)
+    else:
+        # Started by the user's own `srun python launch.py ...`: submitit reads this to know
+        # which cluster's variables to read; a MASTER_PORT the script set is kept.
+        os.environ["SUBMITIT_EXECUTOR"] = "slurm"
     TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
 
 
@@ -79,6 +87,19 @@ def threads_per_rank(local_world: int, slurm_task: bool) -> int:
     if slurm_task and per_task:
         return max(1, min(cores, int(per_task)))
     return max(1, cores // local_world)
+
+
+def gpu_index(where: Place, visible: int) -> int:
+    """This rank's GPU among those it sees: its local rank when it sees the node's GPUs
+    (Slurm's --gpus-per-node, torchrun, lmsweep's spawn), the one it sees when Slurm binds a
+    GPU to each task (--gpus-per-task, a site's --gpu-bind)."""
+    if visible >= where.local_world:
+        return where.local_rank
+    if visible == 1:
+        return 0
+    raise ConfigError(f"dist.nproc={where.local_world} ranks on this node, but this rank sees "
+                      f"{visible} CUDA device(s): one rank per GPU (all of the node's, or one "
+                      "bound to each task)")
 
 
 def backend(requested: str, cuda: bool) -> str:
@@ -107,14 +128,13 @@ def init(job: JobConfig, slurm_task: bool = False) -> Place:
     where = place()
     if job.train.threads == 0:
         job.train.threads = threads_per_rank(where.local_world, slurm_task)
-    os.environ["OMP_NUM_THREADS"] = str(job.train.threads)
+    # On GPUs too (the Trainer sets it for CPU jobs): OMP_NUM_THREADS is read when torch is
+    # imported, long before this, and N ranks each using every core of an unbound node
+    # contend (torchrun gives each worker one thread).
+    torch.set_num_threads(job.train.threads)
     cuda = wants_cuda(job.train.device)
     if cuda:
-        count = torch.cuda.device_count()
-        if where.local_rank >= count:
-            raise ConfigError(f"dist.nproc={where.local_world} ranks on this node, but it has "
-                              f"{count} CUDA device(s): one rank per GPU")
-        torch.cuda.set_device(where.local_rank)
+        torch.cuda.set_device(gpu_index(where, torch.cuda.device_count()))
     elif job.dist.name == "deepspeed":
         # Read when deepspeed is first imported: its CPU accelerator, without the warning.
         os.environ.setdefault("DS_ACCELERATOR", "cpu")

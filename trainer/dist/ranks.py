@@ -17,6 +17,12 @@ import torch.distributed as dist
 T = TypeVar("T")
 
 
+class Follows(Exception):
+    """Ends a rank other than 0 when the job ends on an error all ranks agreed on and rank 0
+    reports (a tracking outage: rank 0's writer is the one that failed). The rank stops
+    quietly with no result: one error per job, rank 0's, whichever rank ends first."""
+
+
 def active() -> bool:
     return dist.is_available() and dist.is_initialized()
 
@@ -54,6 +60,12 @@ def _reduce(values: list[float], op: Any) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64)
     dist.all_reduce(t, op=op)
     return t.tolist()
+
+
+def anyone(flag: bool) -> bool:
+    """Whether any rank raised `flag`: every rank then takes the same branch (one that holds
+    a collective must be taken by all, or they wait on each other until the timeout)."""
+    return bool(_reduce([float(flag)], dist.ReduceOp.MAX)[0]) if active() else flag
 
 
 def total(value: float) -> float:

@@ -45,5 +45,7 @@ def rank_main(train: Callable[..., Any], job: JobConfig, *args: Any,
     env.init(job, slurm_task)
     try:
         return ranks.broadcast(train(job, *args))
+    except ranks.Follows:
+        return None  # rank 0 raises the job's error (and broadcasts nothing)
     finally:
         env.shutdown()

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Optional
 
-from trainer.contract import ConfigError
+from hydra.errors import CompactHydraException
 
 log = logging.getLogger("lmsweep")
 
@@ -180,7 +180,7 @@ def _rank_main(env: dict[str, str], logging_setup: list, target: Callable[..., A
         message = ("exit", e.code)
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except BaseException as e:
-        if not isinstance(e, ConfigError):
+        if not isinstance(e, CompactHydraException):  # told in a line: ConfigError, outages
             traceback.print_exc()
         message, code = ("error", e), 1
     try:

@@ -14,6 +14,7 @@ finite (its overflow check, with a global norm: every rank skips alike).
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -56,8 +57,11 @@ class DeepSpeed(DataParallel):
 
         cuda = self.device().type == "cuda"
         self.config = ds_config(self.job, self.world, cuda)
+        # Its GPU as trainer/dist/env.py chose it: left alone, DeepSpeed takes LOCAL_RANK's,
+        # which a task that Slurm bound to one GPU does not have.
+        args = SimpleNamespace(device_rank=torch.cuda.current_device()) if cuda else None
         self.engine, opt, _, _ = deepspeed.initialize(
-            model=model, optimizer=build_optimizer(model), config=self.config,
+            args=args, model=model, optimizer=build_optimizer(model), config=self.config,
             dist_init_required=False)
         return ModelView(self.engine, self.engine.module), opt
 

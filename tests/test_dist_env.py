@@ -1,0 +1,46 @@
+"""Where a rank sits in a Slurm job: its GPU among those it sees, and its rendezvous port."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from trainer.contract import ConfigError
+from trainer.dist import env
+
+RENDEZVOUS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def test_a_rank_takes_its_local_gpu_or_the_one_slurm_bound_to_its_task():
+    second = env.Place(rank=5, world=8, local_rank=1, local_world=4)
+    assert env.gpu_index(second, visible=4) == 1  # --gpus-per-node: the node's GPUs
+    assert env.gpu_index(second, visible=1) == 0  # --gpus-per-task: its own (was refused)
+    with pytest.raises(ConfigError, match="this rank sees 2 CUDA device"):
+        env.gpu_index(second, visible=2)
+
+
+def slurm_task(monkeypatch, job_id: int, **extra: str) -> dict:
+    """The rendezvous a task of a 2-task Slurm job gets from export_slurm."""
+    for key in (*RENDEZVOUS, "SUBMITIT_EXECUTOR"):
+        monkeypatch.delenv(key, raising=False)
+    slurm = {"SLURM_JOB_ID": str(job_id), "SLURM_PROCID": "1", "SLURM_LOCALID": "1",
+             "SLURM_NTASKS": "2", "SLURM_NODEID": "0", "SLURM_JOB_NUM_NODES": "1",
+             "SLURM_JOB_NODELIST": "node7", **extra}  # fmt: skip
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    env.export_slurm()
+    return {key: os.environ[key] for key in RENDEZVOUS}
+
+
+def test_submitit_jobs_draw_their_own_port_whatever_the_submitting_shell_exported(monkeypatch):
+    shell = {"SUBMITIT_EXECUTOR": "slurm", "MASTER_PORT": "29500"}  # sbatch exports it to all
+    first, second = slurm_task(monkeypatch, 101, **shell), slurm_task(monkeypatch, 202, **shell)
+    assert first["RANK"] == "1" and first["WORLD_SIZE"] == "2" and first["LOCAL_RANK"] == "1"
+    assert first["MASTER_ADDR"] == "node7"
+    assert first["MASTER_PORT"] != "29500" and first["MASTER_PORT"] != second["MASTER_PORT"]
+
+
+def test_a_user_s_own_srun_keeps_the_port_its_script_chose(monkeypatch):
+    got = slurm_task(monkeypatch, 101, MASTER_PORT="29511")  # no submitit in sight
+    assert got["RANK"] == "1" and got["MASTER_PORT"] == "29511"
