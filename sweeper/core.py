@@ -103,14 +103,19 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
     names = run_names([j.overrides for j in jobs])
     settings = jobs[0].config.tracking
     uri = contract.resolve_uri(settings.uri)
-    # fails in seconds, naming tracking.uri
-    client = tracking.connect(uri, cache_dir=jobs[0].config.data.cache_path())
-    experiment = client.get_experiment_by_name(settings.experiment)
-    if experiment is not None:  # runs a dead process left RUNNING are closed
+    db = tracking.sqlite_path(uri)
+    if plugin.dry_run and db is not None and not db.exists():
+        client = None  # a dry run only reads: no store is created to plan against nothing
+    else:  # fails in seconds, naming tracking.uri
+        client = tracking.connect(uri, cache_dir=jobs[0].config.data.cache_path())
+    experiment = client and client.get_experiment_by_name(settings.experiment)
+    if experiment is not None and not plugin.dry_run:  # dead processes' RUNNING runs closed
         for note in liveness.close_dead_runs(client, experiment.experiment_id):
             log.warning(note)
     finished = (
-        set() if plugin.rerun else tracking.finished_fingerprints(client, settings.experiment)
+        set()
+        if plugin.rerun or client is None
+        else tracking.finished_fingerprints(client, settings.experiment)
     )
     launcher_cfg = OmegaConf.to_container(plugin.config.hydra.launcher, resolve=True)
     plans = [

@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 from omegaconf import DictConfig
 
-from trainer.config import CONFIG_ERRORS, JobConfig, checked_job, first_lines
+from trainer.config import CONFIG_ERRORS, JobConfig, checked_job, in_one_line
 from trainer.contract import ConfigError
 
 
@@ -34,7 +34,7 @@ def validate(
                 PlannedJob(i, list(overrides), checked_job(compose(list(overrides)), local))
             )
         except CONFIG_ERRORS as e:
-            errors.append(f"  job #{i} ({' '.join(overrides) or 'defaults'}): {first_lines(e)}")
+            errors.append(f"  job #{i} ({' '.join(overrides) or 'defaults'}): {in_one_line(e)}")
     if errors:
         raise ConfigError(
             f"{len(errors)} of {len(overrides_per_job)} jobs have an invalid config; "

@@ -58,6 +58,7 @@ BAD_VALUES = [
     ("budget.steps=0", "budget.steps=0"),
     ("budget=tokens budget.tokens=-5", "budget.tokens=-5"),
     ("train.precision=fp8", "valid choices: auto, fp32, bf16"),
+    ("train.threads=-1", r"train.threads=-1 is invalid: >= 0"),  # was torch's error
     ("model.no_such_field=1", "no_such_field"),  # unknown key
 ]
 
@@ -93,6 +94,19 @@ def test_launch_rejects_a_bad_sweep_before_any_job(tmp_path):
     assert "optim.lr=-1.0 is invalid" in r.stderr
     assert not (tmp_path / "m.db").exists()  # no MLflow store touched
     assert not (tmp_path / "multirun").exists() or not any((tmp_path / "multirun").rglob("*.log"))
+
+
+def test_a_sweep_s_misspelt_option_or_key_names_every_valid_one(tmp_path):
+    r = run_launch(
+        "-m", "model=mixer,transfomer", "optim.lrr=1e-3,3e-3", "hydra.sweeper.dry_run=true",
+        cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert r.returncode != 0
+    assert (
+        "Could not find 'model/transfomer'; Available options in 'model': "
+        "gau, gmlp, mixer, synthesizer, transformer" in r.stderr
+    )  # was cut after 'gau'
+    assert "AdamConfig has no field 'lrr'; its fields: name, lr," in r.stderr
 
 
 def test_cfg_job_shows_the_resolved_config(tmp_path):

@@ -77,6 +77,7 @@ class TrainConfig:
         check(self.agc >= 0, "train.agc", self.agc, ">= 0 (0 disables)")
         check(self.z_loss >= 0, "train.z_loss", self.z_loss, ">= 0 (0 disables)")
         check(self.max_bad_steps > 0, "train.max_bad_steps", self.max_bad_steps, "> 0")
+        check(self.threads >= 0, "train.threads", self.threads, ">= 0 (0: every core)")
         check(
             self.checkpoint_every >= 0,
             "train.checkpoint_every",
@@ -275,11 +276,26 @@ def checked_job(cfg: DictConfig, local: bool = True) -> JobConfig:
         preflight(job, local=local)
         return job
     except CONFIG_ERRORS as e:
-        raise ConfigError(first_lines(e)) from None
+        raise ConfigError(in_one_line(e)) from None
 
 
-def first_lines(e: BaseException, n: int = 3) -> str:
-    lines = [line for line in str(e).splitlines() if line.strip()]
+def in_one_line(e: BaseException, n: int = 3) -> str:
+    """A composition error in one line: Hydra's message without its config search path, every
+    option it lists, and for a key that does not exist the fields that do."""
+    head = str(e).partition("Config search path:")[0]
+    lines = [line.strip() for line in head.splitlines() if line.strip()]
+    listed = next((i for i, line in enumerate(lines) if line.startswith("Available options")), None)
+    if listed is not None:
+        return " ".join(lines[:listed]) + f"; {lines[listed]} {', '.join(lines[listed + 1 :])}"
+    cause = e
+    while cause is not None and not dataclasses.is_dataclass(getattr(cause, "object_type", None)):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None and getattr(cause, "key", None):
+        fields = ", ".join(f.name for f in dataclasses.fields(cause.object_type))
+        return (
+            f"{lines[0]} {cause.object_type.__name__} has no field {cause.key!r}; its fields: "
+            f"{fields}"
+        )
     return " | ".join(lines[:n])
 
 

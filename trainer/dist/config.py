@@ -8,6 +8,8 @@ rank takes its share of the global batch's micro-batches.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -106,15 +108,27 @@ def check_job(job: "JobConfig") -> None:
     ramp anchor is a whole number of micro-batches on every rank, and the option can run the
     job's optimizer and clipping."""
     world, micro = job.dist.world_size, job.train.micro_batch
-    for size in job.ramp.batch_sizes() if world > 1 else ():
+    sizes = job.ramp.batch_sizes() if world > 1 else []
+    for size in sizes:
         check(size % (micro * world) == 0, f"ramp={job.ramp.name} batch size", size,
               f"must be a multiple of train.micro_batch x ranks = {micro} x {world} = "
-              f"{micro * world} (global batch = micro-batch x accumulation x ranks)")
+              f"{micro * world} (global batch = micro-batch x accumulation x ranks); "
+              f"{_batch_fix(sizes, micro, world)}")
     if job.dist.name != "none":
         check(":" not in job.train.device, "train.device", job.train.device,
               f"dist={job.dist.name} puts each rank on the GPU of its local rank: use "
               "train.device=auto or cuda (or cpu)")
     job.dist.check_job(job)
+
+
+def _batch_fix(sizes: list[int], micro: int, world: int) -> str:
+    """What makes every ramp anchor split evenly: the largest micro-batch up to this one that
+    does, or else a batch that does."""
+    per_rank = math.gcd(*sizes) // world if all(size % world == 0 for size in sizes) else 0
+    fits = [m for m in range(min(micro, per_rank), 0, -1) if per_rank % m == 0]
+    if fits:
+        return f"e.g. train.micro_batch={fits[0]}"
+    return f"e.g. ramp.start={micro * world} (and other anchors multiples of it)"
 
 
 def _build(cfg: DistConfig, *args: Any, **kwargs: Any) -> Any:
