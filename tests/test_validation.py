@@ -43,6 +43,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     (d / "binary.bin").write_bytes(bytes(range(256)) * 4)
     (d / "latin1.txt").write_bytes("Hello caf\xe9 world\n".encode("latin-1"))
     (d / "notok.json").write_text('{"not": "a tokenizer"}')
+    (d / "doc.txt").write_text("One text file is one document.\n\nOf two paragraphs.\n")
     readonly = d / "readonly"
     readonly.mkdir()
     readonly.chmod(0o500)
@@ -52,6 +53,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "binary": str(d / "binary.bin"),
         "latin1": str(d / "latin1.txt"),
         "notok": str(d / "notok.json"),
+        "doc": str(d / "doc.txt"),
         "readonly": str(readonly),
     }
 

@@ -100,6 +100,15 @@ class FilesConfig(DataConfig):
         for f in files:
             problem = _file_problem(str(f), fmt, f.stat().st_size, f.stat().st_mtime_ns)
             check(problem is None, "data.paths", str(f), problem)
+        if fmt == "text" and self.sample_by == "document":  # a document per file: countable
+            check(
+                len(files) * self.val_fraction >= 1,
+                "data.val_fraction",
+                self.val_fraction,
+                f"too small to hold out one of {len(files)} documents (one per text file with "
+                "data.sample_by=document): use data.sample_by=paragraph or line, more files, "
+                f"or data.val_fraction >= {1 / len(files):.3g}",
+            )
 
     def resolve(self) -> tuple[str, list[Path]]:
         """(format, files): every pattern must match a file, and `auto` must find one format.
