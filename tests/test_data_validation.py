@@ -68,7 +68,7 @@ def test_unreadable_text_is_refused_naming_the_file_and_offset(tmp_path, name, c
 
 def test_a_file_is_checked_again_once_it_changes(tmp_path):
     (tmp_path / "a.txt").write_text("text\n")
-    data = FilesConfig(paths=[str(tmp_path / "a.txt")])
+    data = FilesConfig(paths=[str(tmp_path / "a.txt")], sample_by="paragraph")
     data.preflight()
     (tmp_path / "a.txt").write_bytes(b"text\xff\n")
     with pytest.raises(ValueError, match="not UTF-8: byte 0xff at offset 4"):

@@ -106,8 +106,8 @@ class FilesConfig(DataConfig):
                 "data.val_fraction",
                 self.val_fraction,
                 f"too small to hold out one of {len(files)} documents (one per text file with "
-                "data.sample_by=document): use data.sample_by=paragraph or line, more files, "
-                f"or data.val_fraction >= {1 / len(files):.3g}",
+                "data.sample_by=document): use data.sample_by=paragraph or line, or more files"
+                + (f", or data.val_fraction >= {1 / len(files):.3g}" if len(files) > 1 else ""),
             )
 
     def resolve(self) -> tuple[str, list[Path]]:
