@@ -59,6 +59,20 @@ def assert_complete(client: MlflowClient, run_id: str, steps: int) -> None:
         assert sorted(got) == list(range(every, steps + 1, every)), f"{key}: {sorted(got)}"
 
 
+def finish_once_back(server: MlflowServer, args, cwd, env):
+    """The store is back and the same command runs again: it finishes the one run, resumed,
+    with every step of its history."""
+    server.start()
+    proc = start_launch(args, cwd, env)
+    text = proc.stdout.read()
+    assert proc.wait(timeout=300) == 0, text[-3000:]
+    client = MlflowClient(server.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("lmsweep").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags[schema.TAG_RESUMES] == "1"
+    assert_complete(client, run.info.run_id, STEPS)
+    return run
+
+
 @pytest.fixture
 def env(tmp_path, corpus):
     return {
@@ -129,14 +143,7 @@ def test_outage_past_the_limit_checkpoints_and_the_next_launch_finishes(tmp_path
         assert list((tmp_path / "ckpt").rglob("step_*.pt"))
         assert list((tmp_path / "ckpt").rglob("metrics_spill.jsonl"))
 
-        server.start()
-        proc = start_launch(args, tmp_path, env)  # the same command: finishes the run
-        text = proc.stdout.read()
-        assert proc.wait(timeout=300) == 0, text[-3000:]
-        client = MlflowClient(server.uri)
-        (run,) = client.search_runs([client.get_experiment_by_name("lmsweep").experiment_id])
-        assert run.info.status == "FINISHED" and run.data.tags[schema.TAG_RESUMES] == "1"
-        assert_complete(client, run.info.run_id, STEPS)
+        finish_once_back(server, args, tmp_path, env)
         assert not list((tmp_path / "ckpt").rglob("metrics_spill.jsonl"))
     finally:
         server.stop()
@@ -168,14 +175,7 @@ def test_store_gone_at_a_distributed_run_s_end_saves_on_every_rank_and_resumes(t
         assert f"checkpoint saved at step {STEPS} " in text, text[-3000:]  # the finish's
         assert "Traceback" not in text, text[-6000:]
 
-        server.start()
-        proc = start_launch(args, tmp_path, env)
-        text = proc.stdout.read()
-        assert proc.wait(timeout=300) == 0, text[-3000:]
-        client = MlflowClient(server.uri)
-        (run,) = client.search_runs([client.get_experiment_by_name("lmsweep").experiment_id])
-        assert run.info.status == "FINISHED" and run.data.tags[schema.TAG_RESUMES] == "1"
-        assert_complete(client, run.info.run_id, STEPS)
+        run = finish_once_back(server, args, tmp_path, env)
         assert run.data.metrics[schema.FINAL_VAL_LOSS] > 0
     finally:
         server.stop()

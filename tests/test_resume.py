@@ -150,6 +150,31 @@ def test_ctrl_c_says_in_one_line_that_the_checkpoint_was_saved(tmp_path, env):
     assert runs[0].info.status == "FINISHED" and runs[0].data.tags[schema.TAG_RESUMES] == "1"
 
 
+def test_a_sweep_run_again_after_an_interrupt_owns_the_job_it_resumed(tmp_path, env):
+    """The new sweep's status, link and analysis show the job it trained; the run keeps its
+    history and says which sweep it started in."""
+    args = ["-m", "model=transformer", *TINY, "budget.steps=120"]
+    assert launch_and_signal(args, tmp_path, env, signal.SIGTERM) != 0
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client, (run,) = jobs(uri)
+    first = run.data.tags[schema.TAG_SWEEP_ID]
+    r = run_launch(*args, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    client, (run,) = jobs(uri)
+    second = run.data.tags[schema.TAG_SWEEP_ID]
+    assert second != first and run.data.tags[schema.TAG_EARLIER_SWEEPS] == first
+    assert run.info.status == "FINISHED" and run.data.tags[schema.TAG_RESUMES] == "1"
+    parent = client.get_run(run.data.tags[schema.PARENT_RUN_TAG])
+    assert parent.data.tags[schema.TAG_SWEEP_ID] == second
+    status = subprocess.run(
+        [sys.executable, "-m", "sweeper", "status", "--sweep-id", second],
+        cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert status.returncode == 0 and "model=transformer" in status.stdout, status.stdout
+    steps = [s for s, _ in history(client, run.info.run_id, schema.TRAIN_LOSS)]
+    assert steps == list(range(5, 121, 5))
+
+
 def test_rerun_skips_finished_jobs_and_reruns_deleted_ones(tmp_path, env):
     sweep = ["-m", "model=mixer,transformer", *TINY, "budget.steps=10"]
     r = run_launch(*sweep, cwd=tmp_path, env=env)

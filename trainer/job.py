@@ -193,6 +193,7 @@ def _open_run(
             {
                 **tracking.process_tags(),
                 **trainer.par.tags(),
+                **_joined_sweep(previous.data.tags, context),
                 schema.TAG_RESUMES: resumes,
                 schema.TAG_OUTCOME: schema.OUTCOME_RUNNING,
             }
@@ -239,6 +240,21 @@ def _save(trainer: Trainer, run, writer: MetricWriter, ckpt_dir: Path) -> None:
     continues a history that reaches this step."""
     writer.make_durable()
     dist_checkpoint.for_trainer(trainer, ckpt_dir).save(run.run_id)
+
+
+def _joined_sweep(tags: dict, context: Optional[contract.SweepContext]) -> dict:
+    """A run resumed by another sweep (the same command run again after an interrupt) moves
+    into it, so that sweep's status, link and analysis show the job it trained; the sweeps it
+    was in before are kept in a tag. A requeued Slurm job stays in its own sweep."""
+    before = tags.get(schema.TAG_SWEEP_ID, "")
+    if context is None or before == context.id:
+        return {}
+    earlier = [s for s in tags.get(schema.TAG_EARLIER_SWEEPS, "").split(",") if s] + [before]
+    return {
+        schema.TAG_SWEEP_ID: context.id,
+        schema.PARENT_RUN_TAG: context.parent_run_id,
+        schema.TAG_EARLIER_SWEEPS: ",".join(s for s in earlier if s),
+    }
 
 
 def _finish(

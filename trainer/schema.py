@@ -21,6 +21,7 @@ TAG_FLOPS_PER_TOKEN = "lmsweep.flops_per_token"
 TAG_OUTCOME = "lmsweep.outcome"  # "finished" | "diverged" | "failed" | "running"
 TAG_DIVERGED_STEP = "lmsweep.diverged_step"
 TAG_RESUMES = "lmsweep.resumes"  # times the run continued from a checkpoint
+TAG_EARLIER_SWEEPS = "lmsweep.earlier_sweeps"  # sweeps the run was in before it resumed in this
 TAG_SLURM_JOB_ID = "lmsweep.slurm_job_id"  # job run: "<array job>_<task>" (as sacct), or "<job>"
 TAG_SLURM_JOB_IDS = "lmsweep.slurm_job_ids"  # sweep (parent) run: its Slurm array job ids, "12,13"
 TAG_COMMAND = "lmsweep.command"  # sweep (parent) run: the command line
