@@ -46,26 +46,39 @@ class ChinchillaFit:
     # Hoffmann et al. 2022 eq. (4): N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b
     @property
     def a(self) -> float:
-        return self.beta / (self.alpha + self.beta)
+        return self.beta / (self.alpha + self.beta) if self.frontier_defined else np.nan
 
     @property
     def b(self) -> float:
-        return self.alpha / (self.alpha + self.beta)
+        return self.alpha / (self.alpha + self.beta) if self.frontier_defined else np.nan
+
+    @property
+    def frontier_defined(self) -> bool:
+        """Eq. (4) needs loss to fall with both counts: alpha > 0 and beta > 0."""
+        return self.alpha > 0 and self.beta > 0
 
     @property
     def G(self) -> float:
-        with np.errstate(invalid="ignore"):  # an exponent < 0 (a failed fit): G is NaN
-            return (self.alpha * self.A / (self.beta * self.B)) ** (1 / (self.alpha + self.beta))
+        # an exponent <= 0 (loss not falling with N or D): no frontier, G is NaN, not a warning
+        if not self.frontier_defined:
+            return np.nan
+        with np.errstate(all="ignore"):  # overflow to inf: reported as not finite
+            return float(
+                (np.float64(self.alpha) * self.A / (self.beta * self.B))
+                ** (1 / (self.alpha + self.beta))
+            )
 
     def predict(self, n: np.ndarray | float, d: np.ndarray | float) -> np.ndarray:
         n, d = np.asarray(n, float), np.asarray(d, float)
         return self.E + self.A * n**-self.alpha + self.B * d**-self.beta
 
     def n_opt(self, compute: np.ndarray | float) -> np.ndarray:
-        return self.G * (np.asarray(compute, float) / 6) ** self.a
+        with np.errstate(all="ignore"):
+            return self.G * (np.asarray(compute, float) / 6) ** self.a
 
     def d_opt(self, compute: np.ndarray | float) -> np.ndarray:
-        return (np.asarray(compute, float) / 6) ** self.b / self.G
+        with np.errstate(all="ignore"):
+            return (np.asarray(compute, float) / 6) ** self.b / self.G
 
     def estimates(self, compute: tuple[float, ...] = ()) -> dict[str, float]:
         """Parameters, frontier exponents and N_opt, D_opt at each compute budget in ``compute``."""

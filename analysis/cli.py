@@ -53,9 +53,35 @@ def _option(dest: str) -> str:
     return "--" + dest.replace("_", "-")
 
 
+def _check_ranges(args: argparse.Namespace) -> None:
+    """Numeric options outside their valid range: one line naming the value and the range."""
+
+    def refuse(dest: str, value: object, valid: str) -> None:
+        raise AnalysisError(f"{_option(dest)} {value}: must be {valid}")
+
+    if args.drop_highest < 0:
+        refuse("drop_highest", args.drop_highest, "a count >= 0 of points to drop")
+    if args.bootstrap < 0:
+        refuse("bootstrap", args.bootstrap, ">= 0 resamples (0: no intervals)")
+    if not 0 < args.level < 1:
+        refuse("level", args.level, "strictly between 0 and 1, e.g. 0.95")
+    if getattr(args, "points", 2) < 2:
+        refuse("points", args.points, ">= 2 budgets on the grid")
+    for dest in ("budgets", "compute"):
+        values = getattr(args, dest, None)
+        if values is None:
+            continue
+        if not values:
+            refuse(dest, "(no values)", "one or more budgets in FLOPs, e.g. 1e21 1e23")
+        bad = [v for v in values if not (v > 0 and v < float("inf"))]
+        if bad:
+            refuse(dest, " ".join(f"{v:g}" for v in bad), "budgets in FLOPs > 0")
+
+
 def resolve(args: argparse.Namespace) -> None:
     """Refuse options that do not apply to the input, then fill in the defaults of the rest
     (None until here, so that an option given can be told from a default)."""
+    _check_ranges(args)
     if args.csv:
         for dest, instead in MLFLOW_ONLY.items():
             if getattr(args, dest, None) not in (None, False):

@@ -85,6 +85,8 @@ def _load(args: argparse.Namespace, metrics: Sequence[str] | None) -> Experiment
     line = describe_unfinished(exp.unfinished)
     if line:
         print(line)
+    if args.attach:
+        exp.parent_run_id()  # several sweeps and no --sweep-id: say so before fitting anything
     return exp
 
 
@@ -102,8 +104,18 @@ def _points(args: argparse.Namespace, exp: Experiment, y: str) -> pd.DataFrame:
         )
     points = exp.runs
     if args.drop_highest:
-        # Besiroglu et al. 2024 drop the 5 highest-loss points: keep loss < 5th largest
-        points = points[points[y] < np.sort(points[y].to_numpy(float))[-args.drop_highest]]
+        # Besiroglu et al. 2024 drop the 5 highest-loss points: keep loss < 5th largest. A
+        # diverged run (NaN / inf loss) is not one of them: it stays to be left out (and
+        # counted) like everywhere else, and the K are the highest finite losses
+        loss = points[y].to_numpy(float)
+        finite = np.isfinite(loss)
+        if args.drop_highest >= finite.sum():
+            raise AnalysisError(
+                f"--drop-highest {args.drop_highest}: there are {int(finite.sum())} points with "
+                f"a finite loss; valid: 0 to {max(int(finite.sum()) - 1, 0)}"
+            )
+        threshold = np.sort(loss[finite])[-args.drop_highest]
+        points = points[~finite | (loss < threshold)]
     if args.collapse_seeds:
         cells = config_columns(exp.param_columns, [args.seed_column])
         points = collapse_seeds(points, cells, value=y)
@@ -433,6 +445,41 @@ def _budgets(args: argparse.Namespace, points: pd.DataFrame) -> tuple[np.ndarray
     return np.array([budget_label(v) for v in budget_bins(compute)]), compute
 
 
+def _curve_points(
+    args: argparse.Namespace, exp: Experiment, n_col: str
+) -> tuple[Experiment, dict[str, str]]:
+    """The runs' curves read at the budgets, as one row per run and budget. Without
+    --budgets each group's budgets span where its own curves of >= 3 sizes overlap (pooled,
+    one group's sizes would count toward another's coverage); a group whose curves do not
+    overlap is left out with the reason, in ``skipped``."""
+    if exp.histories.empty:
+        raise AnalysisError("--from-curves on a CSV needs --run-col (rows as points on curves)")
+    _require(args, exp.runs, n_col, "isoflop")
+    by = _group_by(args)
+    check_columns(exp.runs, by, "--group-by")
+    parts, skipped = [], {}
+    for g, rows in exp.runs.groupby(labels(exp.runs, by), sort=True):
+        history = exp.histories[exp.histories["run_id"].isin(rows["run_id"])]
+        try:
+            parts.append(curve_points(rows, history, args.budgets, schema.VAL_LOSS, n_col))
+        except AnalysisError as err:
+            skipped[g] = str(err)
+    if not parts:
+        raise AnalysisError(_none_fitted("isoflop --from-curves", skipped))
+    return Experiment(
+        name=exp.name,
+        histories=empty_histories(),
+        runs=pd.concat(parts, ignore_index=True),
+        param_columns=(*exp.param_columns, "budget"),
+    ), skipped
+
+
+def _none_fitted(what: str, skipped: dict[str, str]) -> str:
+    shown = "; ".join(f"group {g!r}: {why}" for g, why in list(skipped.items())[:3])
+    more = f"; and {len(skipped) - 3} more groups" if len(skipped) > 3 else ""
+    return f"{what}: no group could be fitted: {shown}{more}"
+
+
 def isoflop(args: argparse.Namespace) -> None:
     method = _method(args)
     curves = args.from_curves
@@ -443,16 +490,9 @@ def isoflop(args: argparse.Namespace) -> None:
         )
     n_col = "params_total" if args.csv else X_AXES[args.n]
     exp = _load(args, [schema.VAL_LOSS] if curves else None)
+    skipped: dict[str, str] = {}
     if curves:
-        if exp.histories.empty:
-            raise AnalysisError("--from-curves on a CSV needs --run-col (rows as points on curves)")
-        _require(args, exp.runs, n_col, "isoflop")
-        exp = Experiment(
-            name=exp.name,
-            histories=empty_histories(),
-            runs=curve_points(exp.runs, exp.histories, args.budgets, schema.VAL_LOSS, n_col),
-            param_columns=(*exp.param_columns, "budget"),
-        )
+        exp, skipped = _curve_points(args, exp, n_col)
     y = schema.VAL_LOSS if curves else _loss(args)
     points = _points(args, exp, y).reset_index(drop=True)
     _require(args, points, n_col, "isoflop")
@@ -464,19 +504,21 @@ def isoflop(args: argparse.Namespace) -> None:
     for g, rows in points.groupby(labels(points, _group_by(args)), sort=True):
         i = rows.index.to_numpy()
         arrays = (budget[i], compute[i], rows[n_col].to_numpy(float), rows[y].to_numpy(float))
-        fitted = _in_group(
-            g,
-            fit_isoflop,
-            *arrays,
-            method=method,
-            weights=_weights(args, rows),
-            seeds=_seeds(rows, y),
-            weighted=not args.unweighted,
-            drop_flagged=args.drop_flagged,
-            n_resamples=args.bootstrap,
-            seed=args.seed,
-            level=args.level,
-        )
+        try:  # like fit: a group that cannot be fitted is skipped with its reason
+            fitted = fit_isoflop(
+                *arrays,
+                method=method,
+                weights=_weights(args, rows),
+                seeds=_seeds(rows, y),
+                weighted=not args.unweighted,
+                drop_flagged=args.drop_flagged,
+                n_resamples=args.bootstrap,
+                seed=args.seed,
+                level=args.level,
+            )
+        except AnalysisError as err:
+            skipped[g] = str(err)
+            continue
         used = fitted.budgets.loc[list(fitted.frontier.budgets)]
         held = _isoflop_holdout(used)
         tables.append(fitted.budgets.reset_index().assign(group=g))
@@ -487,18 +529,31 @@ def isoflop(args: argparse.Namespace) -> None:
             arrays[0], arrays[2], arrays[3], fitted, out.path(f"isoflop_{_safe(g)}.png")
         )
         _print_isoflop(g, fitted, held)
+    for g, why in sorted(skipped.items()):
+        print(f"skipped {g}: {why}")
+    if not summaries:
+        raise AnalysisError(_none_fitted("isoflop", skipped))
     out.csv("isoflop_budgets.csv", pd.concat(tables, ignore_index=True))
     out.json(
         "isoflop.json",
         {
             "source": exp.name,
             "sweep_id": args.sweep_id,
-            "budget": (args.budget or args.budgets or "flops (runs within 0.05 decade)"),
+            "budget": (
+                args.budget
+                or args.budgets
+                or (
+                    "per group: 6 over the range where >= 3 sizes' curves overlap"
+                    if curves
+                    else "flops (runs within 0.05 decade)"
+                )
+            ),
             "from_curves": curves,
             "n": n_col,
             "y": y,
             "method": method.describe(),
             "groups": summaries,
+            "skipped": dict(sorted(skipped.items())),
         },
     )
     allv = pd.concat(minima)
@@ -596,6 +651,8 @@ def chinchilla(args: argparse.Namespace) -> None:
             seeds=seeds,
         )
         c = 6 * n * d
+        # N_opt, D_opt at a budget outside the runs' compute range: read off the law, not data
+        extrapolated = [budget_label(v) for v in args.compute if not c.min() <= v <= c.max()]
         held = _chinchilla_holdout(n, d, loss, weights, continuous=bool(args.csv))
         hoffmann = objective_at(HOFFMANN_2022_PARAMS, n, d, loss)
         summaries[g] = {
@@ -606,13 +663,22 @@ def chinchilla(args: argparse.Namespace) -> None:
             "n_converged": law.n_converged,
             "intervals": intervals_json(intervals),
             "holdout": held.summary() if held else None,
+            "compute_range": [float(c.min()), float(c.max())],
+            "extrapolated_compute": extrapolated,
         }
-        tables.append(intervals.table.reset_index().assign(group=g))
+        table = intervals.table.reset_index()
+        at = table["quantity"].str.extract(r"^[ND]_opt@(.*)$")[0]
+        tables.append(table.assign(group=g, extrapolated=at.isin(extrapolated)))
         print(
             f"{g}: L = E + A/N^alpha + B/D^beta on {law.n_points} points, "
             f"{law.n_converged}/{law.n_starts} starts converged"
         )
         print(format_intervals(intervals))
+        if extrapolated:
+            print(
+                f"  extrapolated: N_opt, D_opt at C = {', '.join(extrapolated)} lie outside the "
+                f"runs' compute range {c.min():.3g} .. {c.max():.3g} FLOPs"
+            )
         print(
             f"  objective {law.objective:.7g} (at Hoffmann et al. 2022's parameters: "
             f"{hoffmann:.7g})"

@@ -82,6 +82,15 @@ class Experiment:
 def open_store(tracking_uri: str) -> MlflowClient:
     """A client of ``tracking_uri``; a SQLite store that does not exist is an error (MLflow
     would create an empty database there)."""
+    if "://" not in tracking_uri and not tracking_uri.startswith("sqlite:"):
+        # a bare path: MLflow would take it for a file store (mlruns/) and fail at length
+        path = Path(tracking_uri).expanduser()
+        if path.is_file() or path.suffix in (".db", ".sqlite", ".sqlite3"):
+            missing = "" if path.exists() else f" (and there is no file at {path.resolve()})"
+            raise AnalysisError(
+                f"--tracking-uri {tracking_uri} is a file path, not a URI{missing}: for the "
+                f"SQLite store of a sweep pass --tracking-uri sqlite:///{path.resolve()}"
+            )
     if tracking_uri.startswith("sqlite:"):
         path = make_url(tracking_uri).database
         if path and path != ":memory:" and not Path(path).exists():

@@ -3,9 +3,16 @@
 - Compute-optimal exponents a (N_opt ~ C^a) and b (D_opt ~ C^b) lie in [0, 1] when C = 6 N D:
   a > 1 would make D_opt shrink as compute grows (Hoffmann et al. 2022 find 0.49-0.50,
   Kaplan et al. 2020 0.73).
-- Power-law exponents (alpha, beta) are positive: loss falls with scale.
+- Power-law exponents (alpha, beta) are positive: loss falls with scale. With alpha or beta
+  <= 0 a Chinchilla law has no compute-optimal frontier (a, b, G, N_opt, D_opt): one line says
+  so instead of one per undefined quantity.
+- An estimate that is not a finite number (e.g. Kaplan's x_c = A^(1/alpha) overflowing as
+  alpha nears 0) is not a result.
 - A percentile interval whose ends are an order of magnitude or more apart says the points do
   not determine that quantity (typically A against alpha).
+- An interval of zero width over many resamples says the opposite of precision: no resample
+  moved the estimate, so the points do not determine it either (typically E far below the
+  losses, where its log-parametrised gradient vanishes and every refit stays where it started).
 """
 
 from __future__ import annotations
@@ -16,15 +23,50 @@ from analysis.bootstrap import Intervals
 
 BOUNDS = {"a": (0.0, 1.0), "b": (0.0, 1.0), "alpha": (0.0, np.inf), "beta": (0.0, np.inf)}
 SPAN_DECADES = 1.0
+# the quantities of a Chinchilla law's compute-optimal frontier, Hoffmann et al. 2022 eq. (4)
+FRONTIER = ("a", "b", "G")
+FRONTIER_AT = ("N_opt@", "D_opt@")
+# an interval no wider than this relative to its estimate, over at least MIN_MOVED resamples
+ZERO_WIDTH = 1e-9
+MIN_MOVED = 10
+
+
+def _frontier_undefined(table) -> str:
+    """Why a Chinchilla law's frontier is undefined ('' when it is defined or not a Chinchilla
+    table): an exponent <= 0 or not estimated."""
+    if not {"alpha", "beta"} <= set(table.index) or "G" not in table.index:
+        return ""
+    bad = [
+        f"{name} = {table.at[name, 'estimate']:.4g}"
+        for name in ("alpha", "beta")
+        if not table.at[name, "estimate"] > 0
+    ]
+    if not bad:
+        return ""
+    return (
+        f"the compute-optimal frontier (a, b, G, N_opt, D_opt) is undefined because "
+        f"{' and '.join(bad)} <= 0: loss does not fall with "
+        f"{' and '.join('N' if b.startswith('alpha') else 'D' for b in bad)}"
+    )
 
 
 def implausible(intervals: Intervals) -> list[str]:
     """One line per implausible estimate or interval."""
     lines = []
-    for name, row in intervals.table.iterrows():
+    table = intervals.table
+    undefined = _frontier_undefined(table)
+    for name, row in table.iterrows():
+        if undefined and (name in FRONTIER or str(name).startswith(FRONTIER_AT)):
+            continue
         lo, hi = BOUNDS.get(name, (-np.inf, np.inf))
-        if not lo <= row["estimate"] <= hi:
-            lines.append(f"{name} = {row['estimate']:.4g} is outside [{lo:g}, {hi:g}]: implausible")
+        estimate = row["estimate"]
+        if not np.isfinite(estimate) and (lo, hi) == (-np.inf, np.inf):
+            lines.append(
+                f"{name} = {estimate:.4g} is not a finite number at the fitted parameters "
+                f"(it overflows or is undefined there): implausible"
+            )
+        elif not lo <= estimate <= hi:
+            lines.append(f"{name} = {estimate:.4g} is outside [{lo:g}, {hi:g}]: implausible")
         if row["lo"] > 0 and np.isfinite(row["hi"]):
             decades = np.log10(row["hi"] / row["lo"])
             if decades >= SPAN_DECADES:
@@ -32,4 +74,17 @@ def implausible(intervals: Intervals) -> list[str]:
                     f"the interval of {name} spans {decades:.1f} orders of magnitude "
                     f"[{row['lo']:.3g}, {row['hi']:.3g}]: the points do not pin it down"
                 )
+        moved = intervals.n_resamples - row["failed"]
+        if (
+            moved >= MIN_MOVED
+            and np.isfinite(estimate)
+            and row["hi"] - row["lo"] <= ZERO_WIDTH * abs(estimate)
+        ):
+            lines.append(
+                f"{name} = {estimate:.4g} is not identified: no resample moved it (interval "
+                f"[{row['lo']:.4g}, {row['hi']:.4g}], se {row['se']:.2g} over {moved:.0f} "
+                f"resamples), so its zero width is not precision"
+            )
+    if undefined:
+        lines.append(undefined)
     return lines

@@ -47,15 +47,22 @@ class PowerLawFit:
         return self.E + self.A * np.asarray(x, dtype=float) ** -self.alpha
 
     def formula(self, x: str = "x") -> str:
-        """The fitted law with its numbers, e.g. 'L = 1.69 + 12.3 x^-0.310'."""
+        """The fitted law with its numbers, e.g. 'L = 1.69 + 12.3 x^-0.310'; the exponent is
+        -alpha written out, so a negative alpha (loss rising with x) reads 'x^0.038'."""
         head = f"L = {self.E:.3g} + " if self.irreducible else "L = "
-        return f"{head}{self.A:.3g} {x}^-{self.alpha:.3f}"
+        exponent = f"{-self.alpha:.3f}"
+        if exponent == "-0.000":  # -alpha rounding to zero from below
+            exponent = "0.000"
+        return f"{head}{self.A:.3g} {x}^{exponent}"
 
     def estimates(self) -> dict[str, float]:
         if self.irreducible:
             return {"E": self.E, "A": self.A, "alpha": self.alpha}
-        # Kaplan's parametrisation (x_c / x)^alpha: x_c = A^(1/alpha)
-        return {"A": self.A, "alpha": self.alpha, "x_c": self.A ** (1 / self.alpha)}
+        # Kaplan's parametrisation (x_c / x)^alpha: x_c = A^(1/alpha). With alpha near 0 this
+        # overflows (inf) and at alpha = 0 it is undefined (NaN): reported as such, not raised
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            x_c = np.float64(self.A) ** (1.0 / np.float64(self.alpha))
+        return {"A": self.A, "alpha": self.alpha, "x_c": float(x_c)}
 
 
 def _points(
