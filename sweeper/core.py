@@ -213,11 +213,10 @@ def _launch(
                 settings.outage_limit_s,
                 "closing the sweep's run",
             )
+            # interrupted before any job ended: no empty table, where the run is
+            shown = f"{summary}\n\n" if rows else ""
             print(
-                "\n"
-                + summary
-                + "\n\nMLflow: "
-                + ui_hint(contract.redact(uri), experiment_id, view),
+                f"\n{shown}MLflow: " + ui_hint(contract.redact(uri), experiment_id, view),
                 flush=True,
             )
     if failed:
