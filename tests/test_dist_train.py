@@ -155,3 +155,22 @@ def test_non_finite_steps_are_skipped_alike_on_every_rank(tmp_path, cache_dir):
         assert run.data.tags[schema.TAG_OUTCOME] == schema.OUTCOME_DIVERGED
         assert int(run.data.tags[schema.TAG_DIVERGED_STEP]) <= 5
         assert run.data.metrics[schema.SKIPPED_STEPS] == 3
+
+
+def test_compiled_ranks_train_under_ddp_fsdp_and_zero2(tmp_path, cache_dir):
+    """train.compile (the default on CUDA) under every option that compiles: DeepSpeed's
+    through engine.compile(); ZeRO-3, which cannot, is refused (docs/faults.md's table)."""
+    r = run_launch(
+        "-m",
+        "dist=ddp,fsdp,deepspeed",
+        "dist.nproc=2",
+        "train.compile=true",
+        *(o for o in TINY if not o.startswith("budget.steps")),
+        "budget.steps=4",
+        cwd=tmp_path,
+        env={"LMSWEEP_CACHE": str(cache_dir), "MLFLOW_TRACKING_URI": ""},
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    runs = job_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert len(runs) == 3 and all(x.info.status == "FINISHED" for x in runs)
+    assert all(math.isfinite(x.data.metrics[schema.FINAL_VAL_LOSS]) for x in runs)

@@ -111,8 +111,8 @@ class Trainer:
             device_peak(self.device, precision, job.data.cache_path()).flops * self.par.world
         )
         self.model, self.opt = self.par.wrap(self.model, lambda m: build_optimizer(job.optim, m))
-        if wants_compile(tc.compile, self.device):  # in place: state_dict keys unchanged
-            getattr(self.model, "module", self.model).compile()
+        if job.dist.compiles and wants_compile(tc.compile, self.device):  # in place
+            self.par.compile(self.model)
         self.schedule = SCHEDULES.build(job.schedule)
         self.ramp = RAMPS.build(job.ramp, tc.micro_batch * self.par.world)  # whole on every rank
         self.fraction = BUDGETS.build(job.budget)

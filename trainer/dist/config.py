@@ -47,6 +47,12 @@ class DistConfig:
     def world_size(self) -> int:
         return self.nproc * self.nodes
 
+    @property
+    def compiles(self) -> bool:
+        """Whether torch.compile runs under this option (train.compile: null compiles on CUDA
+        where it does)."""
+        return True
+
     def check_job(self, job: "JobConfig") -> None:
         """What this option cannot run, refused with the job's other groups in view."""
 
@@ -101,6 +107,18 @@ class DeepSpeedConfig(_Sharded, DistConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("dist.zero_stage", self.zero_stage, (1, 2, 3))
+
+    @property
+    def compiles(self) -> bool:
+        # ZeRO-3 gathers each layer's parameters in hooks torch.compile does not trace: the
+        # graph sees the partitioned (empty) tensors and fails (seen on CPU with 0.19.8).
+        return self.zero_stage < 3
+
+    def check_job(self, job: "JobConfig") -> None:
+        super().check_job(job)
+        check(self.compiles or not job.train.compile, "train.compile", job.train.compile,
+              "dist=deepspeed dist.zero_stage=3 gathers parameters in hooks torch.compile does "
+              "not trace: use train.compile=false (or null), zero_stage 1 or 2, or dist=fsdp")
 
 
 def check_job(job: "JobConfig") -> None:

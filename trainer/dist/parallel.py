@@ -78,6 +78,11 @@ class Parallel:
              ) -> tuple[Any, torch.optim.Optimizer]:
         return model, build_optimizer(model)
 
+    def compile(self, model: Any) -> None:
+        """torch.compile the model in place (its state_dict keys unchanged); a wrapper's
+        inner module, so that the wrapper's own hooks stay outside the graph."""
+        getattr(model, "module", model).compile()
+
     def next_batch(self, seqs: Any, micro_batch: int) -> np.ndarray:
         """This rank's next micro-batch of the global batch's windows."""
         if self.world == 1:

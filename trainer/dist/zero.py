@@ -65,6 +65,11 @@ class DeepSpeed(DataParallel):
             dist_init_required=False)
         return ModelView(self.engine, self.engine.module), opt
 
+    def compile(self, model: Any) -> None:
+        # DeepSpeed's own: its module compiled in place, with the instrumentation that would
+        # break the graph turned off first (ZeRO-3's hooks run inside the module's forward)
+        self.engine.compile()
+
     def backward(self, loss: torch.Tensor) -> None:
         self.engine.backward(loss, scale_wrt_gas=False)
 
