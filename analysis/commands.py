@@ -159,14 +159,6 @@ def _finish(args: argparse.Namespace, out: Output, exp: Experiment) -> None:
     print(f"wrote {len(out.written)} files to {out.dir}/: {names}")
 
 
-def _in_group(group: str, fit, *arrays, **options):
-    """``fit(*arrays, **options)``, naming the group in any input error."""
-    try:
-        return fit(*arrays, **options)
-    except AnalysisError as err:
-        raise AnalysisError(f"group {group!r}: {err}") from None
-
-
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
@@ -628,7 +620,7 @@ def chinchilla(args: argparse.Namespace) -> None:
     _require(args, points, n_col, "chinchilla")
     _require(args, points, schema.TOKENS, "chinchilla")
     out = Output(args.out)
-    summaries, tables = {}, []
+    summaries, tables, skipped = {}, [], {}
     for g, rows in points.groupby(labels(points, _group_by(args)), sort=True):
         n, d, loss = (rows[c].to_numpy(float) for c in (n_col, schema.TOKENS, y))
         weights, seeds = _weights(args, rows), _seeds(rows, y)
@@ -637,7 +629,11 @@ def chinchilla(args: argparse.Namespace) -> None:
         weights = None if weights is None else weights[ok]
         seeds = None if seeds is None else seeds[ok]
         _warn_unidentified(g, n, d)
-        law = _in_group(g, fit_chinchilla, n, d, loss, weights=weights)
+        try:  # like fit and isoflop: a group that cannot be fitted is skipped with its reason
+            law = fit_chinchilla(n, d, loss, weights=weights)
+        except AnalysisError as err:
+            skipped[g] = str(err)
+            continue
         intervals = bootstrap_chinchilla(
             n,
             d,
@@ -695,8 +691,15 @@ def chinchilla(args: argparse.Namespace) -> None:
             points=pd.DataFrame({"compute": c, "n": n, "loss": loss}),
             intervals=_nopt_intervals(intervals.table, args.compute),
         )
+    for g, why in sorted(skipped.items()):
+        print(f"skipped {g}: {why}")
+    if not summaries:
+        raise AnalysisError(_none_fitted("chinchilla", skipped))
     out.csv("chinchilla.csv", pd.concat(tables, ignore_index=True))
-    out.json("chinchilla.json", {"source": exp.name, "groups": summaries})
+    out.json(
+        "chinchilla.json",
+        {"source": exp.name, "groups": summaries, "skipped": dict(sorted(skipped.items()))},
+    )
     _finish(args, out, exp)
 
 

@@ -296,3 +296,19 @@ def test_attach_without_sweep_id_on_two_sweeps_fails_before_fitting(tmp_path, ca
     assert _main(*argv, "--bootstrap", "5", "--out", tmp_path / "o") == 2
     _one_line_error(capsys, "runs belong to 2 sweeps; pick one with --sweep-id")
     assert not (tmp_path / "o").exists()
+
+
+def test_chinchilla_skips_a_group_that_cannot_be_fitted_and_writes_the_rest(
+    runs_csv, tmp_path, capsys
+):
+    table = pd.read_csv(runs_csv)
+    thin = table[table["arch"] == "mixer"].head(3).assign(arch="thin")  # 3 points, 5 parameters
+    pd.concat([table, thin]).to_csv(tmp_path / "t.csv", index=False)
+    argv = ["chinchilla", "--csv", tmp_path / "t.csv", "--n-col", "N", "--d-col", "tokens"]
+    argv += ["--group-by", "arch", "--bootstrap", "10", "--out", tmp_path / "o"]
+    assert _main(*argv) == 0  # was exit 2 for all, after the first groups were printed
+    assert "skipped thin: " in capsys.readouterr().out
+    saved = json.loads((tmp_path / "o" / "chinchilla.json").read_text())
+    assert sorted(saved["groups"]) == ["mixer", "transformer"] and list(saved["skipped"]) == [
+        "thin"
+    ]
