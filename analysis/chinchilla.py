@@ -34,6 +34,11 @@ class ChinchillaFit:
     n_converged: int
 
     @classmethod
+    def given(cls, E: float, A: float, B: float, alpha: float, beta: float) -> ChinchillaFit:
+        """A law given by its parameters (a paper's, a synthetic sweep's truth), not fitted."""
+        return cls(E, A, B, alpha, beta, objective=np.nan, n_points=0, n_starts=0, n_converged=0)
+
+    @classmethod
     def from_params(cls, params: np.ndarray, **meta) -> ChinchillaFit:
         """From the lse layout [a, b, e, alpha, beta] (A = e^a, B = e^b, E = e^e)."""
         a, b, e, alpha, beta = map(float, params)

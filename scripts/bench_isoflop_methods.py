@@ -53,20 +53,6 @@ METHODS = {
 }
 
 
-def law(E, A, B, alpha, beta) -> ChinchillaFit:
-    return ChinchillaFit(
-        E=E,
-        A=A,
-        B=B,
-        alpha=alpha,
-        beta=beta,
-        objective=np.nan,
-        n_points=0,
-        n_starts=0,
-        n_converged=0,
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=10, help="sweeps per law, shape and noise")
@@ -76,7 +62,7 @@ def main() -> None:
     for shape, (sizes, decades, positions) in SHAPES.items():
         for noise in (0.002, 0.01):
             for law_name, params in LAWS.items():
-                truth = law(*params)
+                truth = ChinchillaFit.given(*params)
                 for rep in range(args.reps):
                     sweep = isoflop_sweep(
                         truth,

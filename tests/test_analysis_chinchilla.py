@@ -48,17 +48,7 @@ def test_reproduces_epoch_replication_with_full_grid(reference):
 
 def test_recovers_known_law_from_noisy_synthetic_data():
     rng = np.random.default_rng(0)
-    truth = ChinchillaFit(
-        E=1.9,
-        A=300.0,
-        B=900.0,
-        alpha=0.32,
-        beta=0.30,
-        objective=np.nan,
-        n_points=0,
-        n_starts=0,
-        n_converged=0,
-    )
+    truth = ChinchillaFit.given(1.9, 300.0, 900.0, 0.32, 0.30)
     n = 10 ** rng.uniform(7, 10, 300)
     d = 10 ** rng.uniform(9, 12, 300)
     loss = truth.predict(n, d) * np.exp(0.002 * rng.standard_normal(300))
@@ -72,17 +62,7 @@ def test_recovers_known_law_from_noisy_synthetic_data():
 
 
 def test_frontier_closed_form():
-    fit = ChinchillaFit(
-        E=1.69,
-        A=406.4,
-        B=410.7,
-        alpha=0.34,
-        beta=0.28,
-        objective=0,
-        n_points=0,
-        n_starts=0,
-        n_converged=0,
-    )
+    fit = ChinchillaFit.given(1.69, 406.4, 410.7, 0.34, 0.28)
     c = 1e23
     n, d = fit.n_opt(c), fit.d_opt(c)
     assert 6 * n * d == pytest.approx(c)  # the frontier spends exactly C = 6 N D

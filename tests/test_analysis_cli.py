@@ -20,17 +20,7 @@ from analysis.synthetic import demo_store, isoflop_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "data" / "epoch_chinchilla_svg_extracted_data.csv"
-LAW = ChinchillaFit(
-    E=1.69,
-    A=406.4,
-    B=410.7,
-    alpha=0.34,
-    beta=0.28,
-    objective=0,
-    n_points=0,
-    n_starts=0,
-    n_converged=0,
-)
+LAW = ChinchillaFit.given(1.69, 406.4, 410.7, 0.34, 0.28)
 
 
 @pytest.fixture(scope="module")

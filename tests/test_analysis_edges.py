@@ -68,17 +68,7 @@ transformer,39960.0,0,50000,50176.0,2.9307353496551514
 transformer,20016.0,0,50000,50176.0,3.0528831481933594
 transformer,10016.0,0,50000,50176.0,3.1204164028167725
 """
-LAW = ChinchillaFit(
-    E=1.69,
-    A=406.4,
-    B=410.7,
-    alpha=0.34,
-    beta=0.28,
-    objective=0,
-    n_points=0,
-    n_starts=0,
-    n_converged=0,
-)
+LAW = ChinchillaFit.given(1.69, 406.4, 410.7, 0.34, 0.28)
 
 
 @pytest.fixture

@@ -10,17 +10,7 @@ from analysis.isoflop import fit_isoflop
 from analysis.optimum import EDGE, NO_MINIMUM, OFF_BRACKET, OK, TOO_FEW, Method, locate
 from analysis.synthetic import isoflop_sweep
 
-LAW = ChinchillaFit(
-    E=1.69,
-    A=406.4,
-    B=410.7,
-    alpha=0.34,
-    beta=0.28,
-    objective=0,
-    n_points=0,
-    n_starts=0,
-    n_converged=0,
-)
+LAW = ChinchillaFit.given(1.69, 406.4, 410.7, 0.34, 0.28)
 BUDGETS = np.geomspace(1e18, 1e21, 7)
 
 

@@ -61,17 +61,7 @@ def test_power_law_bootstrap_resamples_seeds_and_widens_with_their_noise():
 
 
 def test_chinchilla_bootstrap_resamples_seeds_within_cells():
-    law = ChinchillaFit(
-        E=1.8,
-        A=400.0,
-        B=2000.0,
-        alpha=0.35,
-        beta=0.37,
-        objective=0,
-        n_points=0,
-        n_starts=0,
-        n_converged=0,
-    )
+    law = ChinchillaFit.given(1.8, 400.0, 2000.0, 0.35, 0.37)
     n, d = (v.ravel() for v in np.meshgrid(np.geomspace(1e7, 1e9, 4), np.geomspace(1e9, 1e11, 4)))
     rng = np.random.default_rng(2)
     seeds = law.predict(n, d)[:, None] * np.exp(0.003 * rng.standard_normal((n.size, 3)))
