@@ -12,6 +12,16 @@ from trainer.dist import env
 RENDEZVOUS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
+@pytest.fixture(autouse=True)
+def environment():
+    """export_slurm writes os.environ (monkeypatch restores only the keys it set itself): left
+    behind, RANK and WORLD_SIZE would make every later launch in this process join as a rank."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 def test_a_rank_takes_its_local_gpu_or_the_one_slurm_bound_to_its_task():
     second = env.Place(rank=5, world=8, local_rank=1, local_world=4)
     assert env.gpu_index(second, visible=4) == 1  # --gpus-per-node: the node's GPUs
