@@ -280,7 +280,7 @@ def checked_job(cfg: DictConfig, local: bool = True) -> JobConfig:
         raise ConfigError(in_one_line(e)) from None
 
 
-def in_one_line(e: BaseException, n: int = 3) -> str:
+def in_one_line(e: BaseException) -> str:
     """A composition error in one line: Hydra's message without its config search path, every
     option it lists, and for a key that does not exist the fields that do."""
     head = str(e).partition("Config search path:")[0]
@@ -297,7 +297,7 @@ def in_one_line(e: BaseException, n: int = 3) -> str:
             f"{lines[0]} {cause.object_type.__name__} has no field {cause.key!r}; its fields: "
             f"{fields}"
         )
-    return " | ".join(lines[:n])
+    return " | ".join(lines[:3])
 
 
 def preflight(job: JobConfig, local: bool = True) -> None:

@@ -249,7 +249,7 @@ def _joined_sweep(tags: dict, context: Optional[contract.SweepContext]) -> dict:
     before = tags.get(schema.TAG_SWEEP_ID, "")
     if context is None or before == context.id:
         return {}
-    earlier = [s for s in tags.get(schema.TAG_EARLIER_SWEEPS, "").split(",") if s] + [before]
+    earlier = [*tags.get(schema.TAG_EARLIER_SWEEPS, "").split(","), before]
     return {
         schema.TAG_SWEEP_ID: context.id,
         schema.PARENT_RUN_TAG: context.parent_run_id,

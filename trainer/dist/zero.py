@@ -66,8 +66,8 @@ class DeepSpeed(DataParallel):
         return ModelView(self.engine, self.engine.module), opt
 
     def compile(self, model: Any) -> None:
-        # DeepSpeed's own: its module compiled in place, with the instrumentation that would
-        # break the graph turned off first (ZeRO-3's hooks run inside the module's forward)
+        # DeepSpeed's own API: its module compiled in place once the nvtx ranges that would
+        # break the graph are off. Stages 1-2 only: ZeRO-3 does not compile (dist.compiles).
         self.engine.compile()
 
     def backward(self, loss: torch.Tensor) -> None:
