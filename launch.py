@@ -5,6 +5,7 @@ python launch.py -m model=mixer,transformer optim=sm3,adam   # a sweep: one MLfl
 python launch.py --cfg job                              # show the resolved config
 """
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -32,7 +33,12 @@ def main(cfg: DictConfig):
     from trainer.report import run_hint, table
 
     hc = HydraConfig.get()
-    job = checked_job(cfg)  # a bad config: one clean line, without a traceback
+    try:
+        job = checked_job(cfg)  # a bad config: one clean line, without a traceback
+    except contract.ConfigError:
+        if hc.mode == RunMode.RUN:  # -m refuses before Hydra makes any directory
+            discard_run_dir(Path(hc.runtime.output_dir), hc.job.name)
+        raise
     overrides = " ".join(hc.overrides.task) or "defaults"
     context = SweepContext.load() if hc.mode == RunMode.MULTIRUN else None
     name = (context.run_name(hc.job.num) if context else "") or overrides
@@ -41,6 +47,25 @@ def main(cfg: DictConfig):
         uri = contract.resolve_uri(job.tracking.uri)
         print("\n" + table([summary]) + "\n\nMLflow: " + run_hint(uri, summary), flush=True)
     return summary
+
+
+def discard_run_dir(run_dir: Path, job_name: str) -> None:
+    """A refused run leaves nothing behind: Hydra made its directory (config, overrides, an
+    empty log) before the job's values could be checked. Removed only if that is all it
+    holds and it is not where the command runs, with the folders above that this emptied."""
+    run_dir = run_dir.resolve()
+    here = Path.cwd().resolve()
+    made = {run_dir / ".hydra", run_dir / f"{job_name}.log"}
+    if run_dir in (here, *here.parents) or not set(run_dir.iterdir()) <= made:
+        return
+    shutil.rmtree(run_dir)
+    for folder in run_dir.parents:  # outputs/<date>, outputs: those this emptied, below here
+        if here not in folder.parents:
+            break
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: other runs
+            break
 
 
 def cli() -> None:

@@ -186,6 +186,7 @@ def _table(
             status=opt.status,
             excluded=opt.excluded,
             flagged=opt.flagged,
+            extrapolated=opt.extrapolated,
         )
         for label, opt in profiles.items()
     }

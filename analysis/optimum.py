@@ -89,8 +89,21 @@ class Optimum:
     def flagged(self) -> bool:
         return self.status in (EDGE, OFF_BRACKET) and not self.excluded
 
+    @property
+    def extrapolated(self) -> bool:
+        """N_opt lies outside the sizes the curve was fitted on (a parabola's vertex past the
+        grid's end): a guess, not a measurement."""
+        with np.errstate(divide="ignore"):
+            u = np.log(self.n_opt)
+        return not self.excluded and not self.span[0] - 1e-9 <= u <= self.span[1] + 1e-9
+
     def message(self) -> str:
-        return REMEDIES[self.status] + ("; excluded" if self.excluded else "")
+        outside = "; its N_opt lies outside the sizes measured (extrapolated)"
+        return (
+            REMEDIES[self.status]
+            + (outside if self.extrapolated else "")
+            + ("; excluded" if self.excluded else "")
+        )
 
 
 def locate(n: np.ndarray, loss: np.ndarray, weights: np.ndarray, method: Method) -> Optimum:

@@ -49,6 +49,10 @@ def test_diagnostics_have_distinct_causes_and_remedies():
     # best measured size at the grid's edge: widen the grid (kept, flagged)
     edge = locate(n[4:], loss[4:], np.ones(5), window)
     assert edge.status == EDGE and edge.flagged and "widen the grid" in edge.message()
+    # its vertex lies below the smallest size: a guess, said so
+    assert edge.extrapolated and edge.n_opt < n[4] and "(extrapolated)" in edge.message()
+    inside = locate(n, loss, np.ones(9), window)
+    assert inside.status == OK and not inside.extrapolated
     # one parabola over 4 decades, the minimum at the 2nd of 12 sizes: pulled off it
     wide = LAW.n_opt(1e20) * 10 ** np.linspace(-0.5, 3.5, 12)
     off = locate(wide, LAW.predict(wide, 1e20 / (6 * wide)), np.ones(12), Method("parabola"))
@@ -70,6 +74,7 @@ def test_flagged_budgets_reported_with_and_without_and_dropped_on_request():
     fit = _fit(sweep, n_resamples=0)
     edge_label = budget_label(BUDGETS[-1])
     assert fit.budgets.loc[edge_label, "status"] == EDGE and fit.budgets.loc[edge_label, "flagged"]
+    assert not fit.budgets["extrapolated"].any()  # Akima's minima lie within their grids
     assert edge_label in fit.frontier.budgets
     assert any("widen the grid" in m and edge_label in m for m in fit.messages())
     without = fit.alternatives["without flagged budgets"]

@@ -51,6 +51,14 @@ def test_submitit_jobs_draw_their_own_port_whatever_the_submitting_shell_exporte
     assert first["MASTER_PORT"] != "29500" and first["MASTER_PORT"] != second["MASTER_PORT"]
 
 
+def test_jobs_sharing_a_node_get_distinct_ports_outside_the_ephemeral_range(monkeypatch):
+    ids = range(4_000_000, 4_000_000 + 20_000)  # a cluster's next 20,000 jobs
+    ports = {env.job_port(i) for i in ids}
+    assert len(ports) == len(ids) and all(1024 < p < 32_768 for p in ports)
+    got = slurm_task(monkeypatch, 4_000_123, SUBMITIT_EXECUTOR="slurm")
+    assert got["MASTER_PORT"] == str(env.job_port(4_000_123))
+
+
 def test_a_user_s_own_srun_keeps_the_port_its_script_chose(monkeypatch):
     got = slurm_task(monkeypatch, 101, MASTER_PORT="29511")  # no submitit in sight
     assert got["RANK"] == "1" and got["MASTER_PORT"] == "29511"

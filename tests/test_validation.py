@@ -112,6 +112,21 @@ def test_the_command_refuses(args, needle, files, tmp_path):
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "cache").exists()
 
 
+def test_a_refused_single_run_leaves_nothing_behind(tmp_path):
+    """Without -m the job's values are checked inside Hydra's job, after Hydra made its run
+    directory: that directory goes, and the folders it emptied; another run's stays."""
+    env = {"LMSWEEP_CACHE": str(tmp_path / "cache"), "MLFLOW_TRACKING_URI": ""}
+    r = run_launch("optim.lr=-1", cwd=tmp_path, env=env, timeout=120)
+    assert r.returncode != 0 and "optim.lr=-1.0 is invalid" in r.stderr, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    assert list(tmp_path.iterdir()) == []  # no outputs/, store or data cache
+    other = tmp_path / "outputs" / "day" / "other-run"
+    other.mkdir(parents=True)
+    r = run_launch("optim.lr=-1", "hydra.run.dir=outputs/day/run", cwd=tmp_path, env=env)
+    assert r.returncode != 0
+    assert list((tmp_path / "outputs" / "day").iterdir()) == [other]
+
+
 def test_every_bad_job_of_a_sweep_is_listed(tmp_path):
     r = run_launch(
         "-m",

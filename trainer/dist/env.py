@@ -3,7 +3,7 @@
 A rank learns its place from the environment, as torchrun and submitit set it: RANK,
 WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT. In a Slurm job of several
 tasks, submitit's `TorchDistributedEnvironment` derives them from the SLURM_* variables (the
-first node is the master; the port is drawn from the job id, so jobs sharing a node do not
+first node is the master; the port is the job id's, job_port, so jobs sharing a node do not
 collide). Locally, trainer/dist/spawn.py sets them for the ranks it starts.
 """
 from __future__ import annotations
@@ -61,15 +61,31 @@ def export_slurm() -> None:
     is left as Slurm set it (gpu_index picks this rank's GPU among those)."""
     from submitit.helpers import TorchDistributedEnvironment
 
+    port = str(job_port(int(os.environ["SLURM_JOB_ID"])))
     if "SUBMITIT_EXECUTOR" in os.environ:
         # Started by submitit: a MASTER_PORT here came from the submitting shell (sbatch
-        # exports it), the same in every job; submitit draws one from the job id instead.
-        os.environ.pop("MASTER_PORT", None)
+        # exports it), the same in every job; the job's own replaces it.
+        os.environ["MASTER_PORT"] = port
     else:
         # Started by the user's own `srun python launch.py ...`: submitit reads this to know
         # which cluster's variables to read; a MASTER_PORT the script set is kept.
         os.environ["SUBMITIT_EXECUTOR"] = "slurm"
+        os.environ.setdefault("MASTER_PORT", port)
     TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+
+
+# Below Linux's ephemeral range (32768-60999), where the kernel picks the local ports of
+# outgoing connections: submitit's own draw, in [20000, 60000], mostly lands in it, so a busy
+# node's NCCL/gloo sockets could hold the port. Fixed, not read from /proc: every node of
+# the job must compute the same port.
+JOB_PORTS = range(10_000, 32_768)
+
+
+def job_port(job_id: int) -> int:
+    """The job's rendezvous port, the same on every task: distinct for any jobs whose ids
+    differ by less than len(JOB_PORTS) (those sharing a node at once), where a random draw
+    per job collides with probability 1/40,000 per pair."""
+    return JOB_PORTS[job_id % len(JOB_PORTS)]
 
 
 def place() -> Place:
