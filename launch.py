@@ -52,11 +52,16 @@ def main(cfg: DictConfig):
 def discard_run_dir(run_dir: Path, job_name: str) -> None:
     """A refused run leaves nothing behind: Hydra made its directory (config, overrides, an
     empty log) before the job's values could be checked. Removed only if that is all it
-    holds and it is not where the command runs, with the folders above that this emptied."""
+    holds, its log is empty (a fixed hydra.run.dir keeps an earlier run's) and it is not
+    where the command runs; with the folders above that this emptied."""
     run_dir = run_dir.resolve()
     here = Path.cwd().resolve()
-    made = {run_dir / ".hydra", run_dir / f"{job_name}.log"}
-    if run_dir in (here, *here.parents) or not set(run_dir.iterdir()) <= made:
+    log = run_dir / f"{job_name}.log"
+    if (
+        run_dir in (here, *here.parents)
+        or not set(run_dir.iterdir()) <= {run_dir / ".hydra", log}
+        or (log.exists() and log.stat().st_size > 0)
+    ):
         return
     shutil.rmtree(run_dir)
     for folder in run_dir.parents:  # outputs/<date>, outputs: those this emptied, below here

@@ -125,6 +125,9 @@ def test_a_refused_single_run_leaves_nothing_behind(tmp_path):
     r = run_launch("optim.lr=-1", "hydra.run.dir=outputs/day/run", cwd=tmp_path, env=env)
     assert r.returncode != 0
     assert list((tmp_path / "outputs" / "day").iterdir()) == [other]
+    (other / "launch.log").write_text("an earlier run's log\n")  # a fixed hydra.run.dir
+    r = run_launch("optim.lr=-1", "hydra.run.dir=outputs/day/other-run", cwd=tmp_path, env=env)
+    assert r.returncode != 0 and (other / "launch.log").read_text() == "an earlier run's log\n"
 
 
 def test_every_bad_job_of_a_sweep_is_listed(tmp_path):
