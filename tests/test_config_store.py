@@ -14,7 +14,7 @@ from trainer.models.transformer import TransformerConfig
 
 
 def test_a_config_registered_after_the_repository_is_copied_still_composes():
-    """Hydra's own regression test for its fix (hydra#3301), on lmsweep's config: a repository
+    """Hydra's regression test for that fix (its PR 3301), on lmsweep's config: a repository
     copied (as every composition copies it) before a config is stored still finds it."""
     from hydra._internal.config_repository import CachingConfigRepository  # what Hydra builds
 

@@ -197,7 +197,7 @@ def register_configs() -> None:
 def share_config_store() -> None:
     """Copies of the ConfigStore are the store itself. hydra-core 1.3.8 deep-copies it with its
     config repository for every composition and every group `--help` lists (173 copies of 10-25
-    ms: `launch.py --help` took 4 s instead of 1.5; a sweep pays it per job). Hydra's own fix,
+    ms: `launch.py --help` took 4 s instead of 2; a sweep pays it per job). Hydra's own fix,
     facebookresearch/hydra#2928 (merged, not in 1.3.8: its config source reads the live
     singleton instead of copying it), has this effect; hydra-zen#769 reports the same cost.
     Nothing mutates a copy: the repository is copied so that re-initialising its sources does
