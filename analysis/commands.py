@@ -27,7 +27,7 @@ from analysis.compare import (
 )
 from analysis.curves import curve_points
 from analysis.errors import AnalysisError
-from analysis.groups import GroupFits, fit_groups
+from analysis.groups import GroupFits, first_reasons, fit_groups
 from analysis.holdout import extrapolation_check
 from analysis.isoflop import fit_isoflop, frontier_predict
 from analysis.load import (
@@ -288,8 +288,7 @@ def fit(args: argparse.Namespace) -> None:
                 f"  holdout: fit below {held.threshold:.3g}, prediction on the largest budget "
                 f"off by {held.mean_abs_rel_error:.2%} (mean |relative error|)"
             )
-    for g, why in fits.skipped.items():
-        print(f"skipped {g}: {why}")
+    _report_skipped("fit", fits.skipped, fits.fits)
     print(f"\nwinner by fitted law at {x}:\n{winners.to_string(float_format='%.4g')}")
     _finish(args, out, exp)
 
@@ -467,9 +466,19 @@ def _curve_points(
 
 
 def _none_fitted(what: str, skipped: dict[str, str]) -> str:
-    shown = "; ".join(f"group {g!r}: {why}" for g, why in list(skipped.items())[:3])
-    more = f"; and {len(skipped) - 3} more groups" if len(skipped) > 3 else ""
-    return f"{what}: no group could be fitted: {shown}{more}"
+    named = {f"group {g!r}": why for g, why in skipped.items()}
+    return f"{what}: no group could be fitted: {first_reasons(named)}"
+
+
+def _report_skipped(what: str, skipped: dict[str, str], fitted: dict) -> dict[str, str]:
+    """Prints each group left out with its reason; an error when no group was fitted. The
+    skipped groups, sorted, for the command's JSON."""
+    skipped = dict(sorted(skipped.items()))
+    for g, why in skipped.items():
+        print(f"skipped {g}: {why}")
+    if not fitted:
+        raise AnalysisError(_none_fitted(what, skipped))
+    return skipped
 
 
 def isoflop(args: argparse.Namespace) -> None:
@@ -521,10 +530,7 @@ def isoflop(args: argparse.Namespace) -> None:
             arrays[0], arrays[2], arrays[3], fitted, out.path(f"isoflop_{_safe(g)}.png")
         )
         _print_isoflop(g, fitted, held)
-    for g, why in sorted(skipped.items()):
-        print(f"skipped {g}: {why}")
-    if not summaries:
-        raise AnalysisError(_none_fitted("isoflop", skipped))
+    skipped = _report_skipped("isoflop", skipped, summaries)
     out.csv("isoflop_budgets.csv", pd.concat(tables, ignore_index=True))
     out.json(
         "isoflop.json",
@@ -545,7 +551,7 @@ def isoflop(args: argparse.Namespace) -> None:
             "y": y,
             "method": method.describe(),
             "groups": summaries,
-            "skipped": dict(sorted(skipped.items())),
+            "skipped": skipped,
         },
     )
     allv = pd.concat(minima)
@@ -691,14 +697,11 @@ def chinchilla(args: argparse.Namespace) -> None:
             points=pd.DataFrame({"compute": c, "n": n, "loss": loss}),
             intervals=_nopt_intervals(intervals.table, args.compute),
         )
-    for g, why in sorted(skipped.items()):
-        print(f"skipped {g}: {why}")
-    if not summaries:
-        raise AnalysisError(_none_fitted("chinchilla", skipped))
+    skipped = _report_skipped("chinchilla", skipped, summaries)
     out.csv("chinchilla.csv", pd.concat(tables, ignore_index=True))
     out.json(
         "chinchilla.json",
-        {"source": exp.name, "groups": summaries, "skipped": dict(sorted(skipped.items()))},
+        {"source": exp.name, "groups": summaries, "skipped": skipped},
     )
     _finish(args, out, exp)
 

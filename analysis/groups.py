@@ -93,9 +93,7 @@ def fit_groups(
         )
         held[group] = _holdout(xs, ys, np.ones(xs.size) if ws is None else ws, irreducible, starts)
     if not fits:
-        shown = "; ".join(f"{g}: {why}" for g, why in list(skipped.items())[:3])
-        more = f"; and {len(skipped) - 3} more groups" if len(skipped) > 3 else ""
-        raise AnalysisError(f"no group could be fitted on {x!r}: {shown}{more}")
+        raise AnalysisError(f"no group could be fitted on {x!r}: {first_reasons(skipped)}")
     return GroupFits(x=x, y=y, fits=fits, intervals=intervals, extrapolation=held, skipped=skipped)
 
 
@@ -114,3 +112,11 @@ def _holdout(
         )
     except AnalysisError:
         return None
+
+
+def first_reasons(skipped: dict[str, str]) -> str:
+    """The first three groups left out, with their reasons, and how many more: an error's
+    tail that stays one readable line however many groups a sweep has."""
+    shown = "; ".join(f"{g}: {why}" for g, why in list(skipped.items())[:3])
+    more = f"; and {len(skipped) - 3} more groups" if len(skipped) > 3 else ""
+    return shown + more
