@@ -302,3 +302,21 @@ def test_chinchilla_skips_a_group_that_cannot_be_fitted_and_writes_the_rest(
     assert sorted(saved["groups"]) == ["mixer", "transformer"] and list(saved["skipped"]) == [
         "thin"
     ]
+
+
+def test_isoflop_says_which_n_opt_lies_past_its_grid(tmp_path, capsys):
+    # the last budget trained only sizes above its optimum: the window's parabola puts the
+    # vertex below the smallest size, which the console and isoflop_budgets.csv call a guess
+    budgets = np.geomspace(1e18, 1e20, 4)
+    sweep = isoflop_sweep(LAW, budgets, sizes=9, decades=2.0, noise=0.0)
+    last = sweep["budget"] == sweep["budget"].iloc[-1]
+    sweep = sweep[~last | (sweep["n"] > LAW.n_opt(budgets[-1]) * 1.1)]
+    sweep.assign(D=sweep["compute"] / (6 * sweep["n"])).to_csv(tmp_path / "t.csv", index=False)
+    argv = ["isoflop", "--csv", tmp_path / "t.csv", "--n-col", "n", "--d-col", "D"]
+    argv += ["--method", "window", "--bootstrap", "0", "--out", tmp_path / "o"]
+    assert _main(*argv) == 0
+    warned = [line for line in capsys.readouterr().out.splitlines() if "(extrapolated)" in line]
+    table = pd.read_csv(tmp_path / "o" / "isoflop_budgets.csv", dtype={"budget": str})
+    outside = table[table["extrapolated"]]
+    assert len(outside) == 1 and len(warned) == 1 and outside["budget"].iloc[0] in warned[0]
+    assert outside["n_opt"].iloc[0] < sweep["n"][sweep["budget"] == outside["budget"].iloc[0]].min()
