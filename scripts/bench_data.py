@@ -149,7 +149,7 @@ def timed(f, *args):
     return out, time.perf_counter() - t0, time.process_time() - c0
 
 
-def stages(name: str, docs: list[str]) -> None:
+def stages(name: str, docs: list[str], pretrained: Path) -> None:
     """The filter and tokenizer stages alone, on the training documents."""
     from trainer.data.filters import FILTERS, apply
     from trainer.data.tokenizers import TOKENIZERS, HFTokenizer, TokenizerConfig
@@ -173,6 +173,14 @@ def stages(name: str, docs: list[str]) -> None:
     print(
         f"  {name:12s} the same bpe through tokenizers' encode_batch_fast: "
         f"{mb / wall:.1f} MB/s (CPU {cpu:.2f} s), identical ids: {bool((ref == ids).all())}"
+    )
+    tok = TOKENIZERS.build(TokenizerConfig(name="pretrained", path=str(pretrained)), docs)
+    (ids, _), wall, cpu = timed(tok.encode, docs)
+    (ref, _), ref_wall, _ = timed(HFTokenizer.encode, tok, docs)
+    print(
+        f"  {name:12s} tokenizer=pretrained {wall:7.2f} s {mb / wall:8.1f} MB/s (CPU "
+        f"{cpu:.2f} s; {type(tok).__name__}); through encode_batch_fast {mb / ref_wall:.1f} "
+        f"MB/s ({ref_wall / wall:.1f}x slower), identical ids: {bool((ref == ids).all())}"
     )
 
 
@@ -324,7 +332,7 @@ def main() -> None:
         synthetic = SOURCES.build(FilesConfig(paths=[str(tmp / "synthetic.jsonl")]))()
         print("\nStages alone (this tree), on all documents:")
         for name, texts in (("shakespeare", docs), ("synthetic", synthetic)):
-            stages(name, texts)
+            stages(name, texts, tmp / "tokenizer.json")
         print("\nCompressibility counter trained on a sample vs on all documents:")
         for name, texts in (("shakespeare", docs), ("synthetic", synthetic)):
             agreement(name, texts)

@@ -1,7 +1,8 @@
 """The trained BPE's fast path: the numpy pre-tokenizer splits like its regex (Python's `re`
 here, `tokenizers`' Oniguruma through the saved tokenizer), encoding each distinct word once
 gives `tokenizers`' own ids, training on pre-split byte-level words learns `tokenizers`' own
-merges, and the training sample is bounded, deterministic, order-free."""
+merges, and the training sample is bounded, deterministic, order-free. A pretrained tokenizer
+with GPT-2's pre-tokenizer, encoded piece by piece, gives `tokenizers`' own ids too."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from trainer.data.corpus import shakespeare_documents
 from trainer.data.tokenizers import (
     BYTE_LEVEL,
     SEP,
+    GPT2StyleTokenizer,
     HFTokenizer,
+    TokenizerConfig,
+    load_pretrained,
     train_bpe,
     training_sample,
 )
@@ -26,8 +30,17 @@ from trainer.data.tokenizers import (
 ALPHABET = list(" \t\n\r\v\f  aZz09.,'\"-_<>\x00\x7f\x1fé中’—😀")
 
 
-def random_docs(rng: np.random.Generator, n: int, longest: int = 40) -> list[str]:
-    return ["".join(rng.choice(ALPHABET, rng.integers(0, longest))) for _ in range(n)]
+# Besides: Unicode whitespace, zero-width characters, those normalization makes a space or a
+# space and an accent (U+02D8, U+00A8), a combining accent, GPT-2's contractions and
+# end-of-text token, CRLF.
+PIECES_ALPHABET = ALPHABET + list("\x85\xa0\u1680\u180e\u2003\u2028\u202f\u205f\u3000")
+PIECES_ALPHABET += list("\ufeff\u200b\u02d8\xa8\u0301Ж") + ["'s", "'ll", "<|endoftext|>", "\r\n"]
+
+
+def random_docs(
+    rng: np.random.Generator, n: int, longest: int = 40, alphabet: list[str] = ALPHABET
+) -> list[str]:
+    return ["".join(rng.choice(alphabet, rng.integers(0, longest))) for _ in range(n)]
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +126,92 @@ def test_training_learns_the_merges_of_tokenizers_own_pre_tokenization(shakespea
     ref.train_from_iterator(training_sample(docs, 700), trainer=trainer)
     ours, ref = json.loads(ours.to_str())["model"], json.loads(ref.to_str())["model"]
     assert len(ours["merges"]) > 300 and ours == ref
+
+
+@pytest.fixture(scope="module")
+def gpt2_style(shakespeare) -> str:
+    """A GPT-2-style byte-level BPE (its regex, no prefix space, <|endoftext|>) as JSON."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    docs = shakespeare[:100] + random_docs(np.random.default_rng(3), 300, 60, PIECES_ALPHABET)
+    trainer = trainers.BpeTrainer(
+        vocab_size=1000,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(docs, trainer)
+    return tok.to_str()
+
+
+def pretrained(tmp_path, tokenizer_json: str, change=None):
+    """`data.tokenizer.name=pretrained` loading tokenizer.json after `change(tok)`."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(tokenizer_json)
+    if change:
+        change(tok)
+    tok.save(str(tmp_path / "tokenizer.json"))
+    return load_pretrained(TokenizerConfig(name="pretrained", path=str(tmp_path)))
+
+
+@pytest.mark.parametrize("normalizer", [None, "NFC", "NFKC"])
+def test_gpt2_style_pretrained_encodes_piece_by_piece_like_tokenizers(
+    tmp_path, gpt2_style, shakespeare, normalizer
+):
+    from tokenizers import normalizers
+
+    def normalize(tok):
+        tok.normalizer = normalizer and getattr(normalizers, normalizer)()
+
+    tok = pretrained(tmp_path, gpt2_style, normalize)
+    assert isinstance(tok, GPT2StyleTokenizer)
+    rng = np.random.default_rng(4)
+    docs = shakespeare[100:300] + random_docs(rng, 3000, 60, PIECES_ALPHABET) + ["", " ", "\n"]
+    ids, counts = tok.encode(docs)
+    ref_ids, ref_counts = HFTokenizer.encode(tok, docs)  # tokenizers' own pipeline, whole texts
+    assert (counts == ref_counts).all() and (ids == ref_ids).all()
+    assert (tok.count(docs) == counts).all()
+    # A document quoting the end-of-text token gets it, as from tokenizers itself.
+    assert tok.sep_id in tok.encode(["a<|endoftext|>b c"])[0]
+
+
+LLAMA3_PATTERN = (  # Llama 3's tokenizer.json
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "prefix space",  # RoBERTa-style: pieces after a newline would gain a space
+        "another regex",  # Llama-3's splits keep newlines after punctuation
+        "a strip normalizer",
+        "an added token eating the spaces after it",
+    ],
+)
+def test_other_pretrained_tokenizers_keep_tokenizers_own_encoding(tmp_path, gpt2_style, change):
+    from tokenizers import AddedToken, Regex, normalizers, pre_tokenizers
+
+    def apply(tok):
+        if change == "prefix space":
+            tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+        elif change == "another regex":
+            tok.pre_tokenizer = pre_tokenizers.Sequence(
+                [
+                    pre_tokenizers.Split(Regex(LLAMA3_PATTERN), "isolated"),
+                    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+                ]
+            )
+        elif change == "a strip normalizer":
+            tok.normalizer = normalizers.Strip()
+        else:
+            tok.add_special_tokens([AddedToken("<mask>", rstrip=True)])
+
+    tok = pretrained(tmp_path, gpt2_style, apply)
+    assert type(tok) is HFTokenizer
+    docs = ["a.\n\nb", " x <mask>  y", "  z "]
+    assert tok.encode(docs)[0].tolist() == [i for e in tok.tok.encode_batch(docs) for i in e.ids]

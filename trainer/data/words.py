@@ -15,6 +15,9 @@ Why by hand: `tokenizers`' own pre-tokenization runs at 4-7 MB/s on 2 cores and 
 at ~15 MB/s on one (it makes a str per word). These numpy passes over the UTF-8 bytes run at
 ~100 MB/s and pyarrow's hash table finds the distinct words exactly, so a BPE then runs once per
 distinct word (tens of thousands) instead of once per word (millions).
+
+`pieces` cuts text more coarsely, for a pretrained tokenizer whose pre-tokenizer is GPT-2's
+own (see `pieces`).
 """
 
 from __future__ import annotations
@@ -74,9 +77,30 @@ class Words:
 
 
 def split(docs: Sequence[str]) -> Words:
+    """The documents' words, by the rule above."""
+    return _split_all(docs, _word_starts)
+
+
+def pieces(docs: Sequence[str]) -> Words:
+    """The documents cut before every ASCII whitespace character that follows a character
+    surely not whitespace: pieces of one whitespace run and the non-space text after it.
+
+    No pre-token of GPT-2's regex (`tokenizers`' ByteLevel, use_regex) holds a non-space
+    followed by a space: each is a letter, digit or symbol run with at most one space in front,
+    a contraction, or whitespace alone; and the regex has no look-behind, while its one
+    look-ahead (`\\s+(?!\\S)`) reads only to the end of a whitespace run, which lies inside
+    the piece. So a piece pre-tokenizes alone as it does in its document. Unicode
+    normalization cannot move a cut either: it composes nothing across an ASCII space, and
+    the characters it can turn into a space (NBSP, U+2000-U+200A, U+202F, U+205F, U+3000, and
+    U+00A8-style spacing accents) are among those not cut after (`_surely_not_space`).
+    """
+    return _split_all(docs, _piece_starts)
+
+
+def _split_all(docs: Sequence[str], starts) -> Words:
     # numpy and pyarrow release the GIL in these passes: threads use every core.
     with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
-        parts = list(pool.map(lambda r: _split(docs[r[0] : r[1]]), _batches(docs)))
+        parts = list(pool.map(lambda r: _split(docs[r[0] : r[1]], starts), _batches(docs)))
     # One list of distinct words for all batches: each batch's own list, deduplicated again.
     merged = pa.concat_arrays([distinct for _, distinct, _ in parts]).dictionary_encode()
     remap = merged.indices.to_numpy()
@@ -99,7 +123,7 @@ def _batches(docs: Sequence[str]) -> list[tuple[int, int]]:
     return list(pairwise(cuts))
 
 
-def _split(docs: Sequence[str]) -> tuple[np.ndarray, pa.Array, np.ndarray]:
+def _split(docs: Sequence[str], starts) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     """(word codes, distinct words, document bounds) of one batch."""
     data = [d.encode("utf-8") for d in docs]
     joined = b"".join(data)
@@ -109,8 +133,19 @@ def _split(docs: Sequence[str]) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     doc_start = np.zeros(len(text) + 1, dtype=bool)
     doc_start[offsets] = True
     cls = np.frombuffer(joined.translate(CLASS_TABLE), dtype=np.uint8)  # 2x CLASS[text]
+    edges = np.flatnonzero(starts(text, cls, doc_start))  # word starts, then len(text)
+    # Whole UTF-8 characters only (a multi-byte character is all "letter" bytes): valid strings.
+    words = pa.LargeStringArray.from_buffers(
+        len(edges) - 1, pa.py_buffer(edges), pa.py_buffer(text)
+    )
+    encoded = words.dictionary_encode()
+    return encoded.indices.to_numpy(), encoded.dictionary, np.searchsorted(edges, offsets)
+
+
+def _word_starts(text: np.ndarray, cls: np.ndarray, doc_start: np.ndarray) -> np.ndarray:
+    """[len(text) + 1]: where a word starts, and a sentinel, the end of the last word."""
     space = cls == SPACE
-    start = doc_start.copy()  # [n]: a sentinel, the end of the last word
+    start = doc_start.copy()
     start[1:-1] |= cls[1:] != cls[:-1]
     # The last character of a whitespace run followed by a non-space in the same document is a
     # word of its own, or, when it is a space, the start of the next word. (Whole-array masks:
@@ -118,10 +153,34 @@ def _split(docs: Sequence[str]) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     last = space[:-1] & ~space[1:] & ~doc_start[1:-1]
     start[: len(last)] |= last
     start[1 : len(text)] &= ~(last & (text[:-1] == ord(" ")))
-    edges = np.flatnonzero(start)  # word starts, then len(text)
-    # Whole UTF-8 characters only (a multi-byte character is all "letter" bytes): valid strings.
-    words = pa.LargeStringArray.from_buffers(
-        len(edges) - 1, pa.py_buffer(edges), pa.py_buffer(text)
+    return start
+
+
+# ASCII letters, digits and symbols; the other ASCII bytes are whitespace or control characters.
+_VISIBLE = np.zeros(256, dtype=bool)
+_VISIBLE[0x21:0x7F] = True
+
+
+def _piece_starts(text: np.ndarray, cls: np.ndarray, doc_start: np.ndarray) -> np.ndarray:
+    """[len(text) + 1]: document starts, and ASCII whitespace after a surely-not-space character."""
+    start = doc_start.copy()
+    at = np.flatnonzero(cls[1:] == SPACE) + 1
+    start[at[_surely_not_space(text, at)]] = True
+    return start
+
+
+def _surely_not_space(text: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Whether the character before each position in `at` (> 0) is surely not whitespace, even
+    after Unicode normalization: a visible ASCII character, or a multi-byte one other than
+    U+0080-U+00BF, U+1680-U+16BF, U+1800-U+183F, U+2000-U+207F, U+3000 and U+FEFF (blocks that
+    hold every Unicode space, the zero-width ones and those NFKC turns into a space)."""
+    padded = np.concatenate([np.zeros(3, np.uint8), text])  # padded[i + 3] is text[i]
+    b1, b2, b3 = padded[at + 2], padded[at + 1], padded[at]  # the character's last bytes
+    doubtful = (
+        (b2 == 0xC2)
+        | ((b3 == 0xE1) & ((b2 == 0x9A) | (b2 == 0xA0)))
+        | ((b3 == 0xE2) & ((b2 == 0x80) | (b2 == 0x81)))
+        | ((b3 == 0xE3) & (b2 == 0x80) & (b1 == 0x80))
+        | ((b3 == 0xEF) & (b2 == 0xBB) & (b1 == 0xBF))
     )
-    encoded = words.dictionary_encode()
-    return encoded.indices.to_numpy(), encoded.dictionary, np.searchsorted(edges, offsets)
+    return _VISIBLE[b1] | ((b1 >= 0x80) & ~doubtful)
