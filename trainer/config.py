@@ -1,9 +1,10 @@
 """The typed job config: one dataclass per config group, composed by Hydra, validated early.
 
 Every option of every group is a dataclass registered in its group's Registry; here they are
-stored in Hydra's ConfigStore as `schema/<group>/<option>`, which the YAML files in conf/
-extend. The dataclass holds every default (with where it comes from); an option's YAML lists
-only what differs from it, and why (tests/test_config_defaults.py checks this).
+stored in Hydra's ConfigStore as `schema_<group>_<option>`, which the YAML files in conf/
+extend (configs, not a group: `--help` lists only the groups a user picks from). The
+dataclass holds every default (with where it comes from); an option's YAML lists only what
+differs from it, and why (tests/test_config_defaults.py checks this).
 
 Checks come in two tiers. Cheap and pure: composition type-checks every field and rejects
 unknown keys, and `__post_init__` (run by OmegaConf.to_object) checks values and cross-field
@@ -191,7 +192,7 @@ def register_configs() -> None:
     cs.store(name="job_schema", node=JobConfig)
     for group, registry in GROUPS.items():
         for name in registry.names():
-            cs.store(group=f"schema/{group}", name=name, node=registry[name].config_cls)
+            cs.store(name=f"schema_{group}_{name}", node=registry[name].config_cls)
 
 
 def share_config_store() -> None:
