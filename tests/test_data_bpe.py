@@ -2,7 +2,8 @@
 here, `tokenizers`' Oniguruma through the saved tokenizer), encoding each distinct word once
 gives `tokenizers`' own ids, training on pre-split byte-level words learns `tokenizers`' own
 merges, and the training sample is bounded, deterministic, order-free. A pretrained tokenizer
-with GPT-2's pre-tokenizer, encoded piece by piece, gives `tokenizers`' own ids too."""
+with GPT-2's, Llama 3's or Qwen2's pre-tokenizer, encoded piece by piece, gives `tokenizers`'
+own ids too."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from trainer.data import words
 from trainer.data.corpus import shakespeare_documents
 from trainer.data.tokenizers import (
     BYTE_LEVEL,
+    CL100K_PATTERNS,
     SEP,
-    GPT2StyleTokenizer,
     HFTokenizer,
+    PiecewisePretrained,
     TokenizerConfig,
     load_pretrained,
     train_bpe,
@@ -128,14 +130,25 @@ def test_training_learns_the_merges_of_tokenizers_own_pre_tokenization(shakespea
     assert len(ours["merges"]) > 300 and ours == ref
 
 
-@pytest.fixture(scope="module")
-def gpt2_style(shakespeare) -> str:
-    """A GPT-2-style byte-level BPE (its regex, no prefix space, <|endoftext|>) as JSON."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+LLAMA3, QWEN2 = CL100K_PATTERNS
+
+
+def byte_level_bpe(docs: list[str], pattern: str | None) -> str:
+    """A pretrained-style byte-level BPE as JSON: GPT-2's pre-tokenizer (`pattern` None) or a
+    Split on `pattern` before the byte mapping (Llama 3, Qwen2); <|endoftext|> special."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    docs = shakespeare[:100] + random_docs(np.random.default_rng(3), 300, 60, PIECES_ALPHABET)
+    tok.pre_tokenizer = (
+        pre_tokenizers.ByteLevel(add_prefix_space=False)
+        if pattern is None
+        else pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(pattern), "isolated"),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
+    )
     trainer = trainers.BpeTrainer(
         vocab_size=1000,
         special_tokens=["<|endoftext|>"],
@@ -144,6 +157,14 @@ def gpt2_style(shakespeare) -> str:
     )
     tok.train_from_iterator(docs, trainer)
     return tok.to_str()
+
+
+@pytest.fixture(scope="module")
+def pretrained_json(shakespeare) -> dict[str, str]:
+    docs = shakespeare[:100] + random_docs(np.random.default_rng(3), 300, 60, PIECES_ALPHABET)
+    return {name: byte_level_bpe(docs, p) for name, p in (("gpt2", None), ("llama3", LLAMA3))} | {
+        "qwen2": byte_level_bpe(docs[:50], QWEN2)
+    }
 
 
 def pretrained(tmp_path, tokenizer_json: str, change=None):
@@ -157,17 +178,20 @@ def pretrained(tmp_path, tokenizer_json: str, change=None):
     return load_pretrained(TokenizerConfig(name="pretrained", path=str(tmp_path)))
 
 
-@pytest.mark.parametrize("normalizer", [None, "NFC", "NFKC"])
-def test_gpt2_style_pretrained_encodes_piece_by_piece_like_tokenizers(
-    tmp_path, gpt2_style, shakespeare, normalizer
+@pytest.mark.parametrize(
+    "kind, normalizer",
+    [("gpt2", None), ("gpt2", "NFC"), ("gpt2", "NFKC"), ("llama3", None), ("qwen2", "NFC")],
+)
+def test_pretrained_byte_level_bpe_encodes_piece_by_piece_like_tokenizers(
+    tmp_path, pretrained_json, shakespeare, kind, normalizer
 ):
     from tokenizers import normalizers
 
     def normalize(tok):
         tok.normalizer = normalizer and getattr(normalizers, normalizer)()
 
-    tok = pretrained(tmp_path, gpt2_style, normalize)
-    assert isinstance(tok, GPT2StyleTokenizer)
+    tok = pretrained(tmp_path, pretrained_json[kind], normalize)
+    assert isinstance(tok, PiecewisePretrained)
     rng = np.random.default_rng(4)
     docs = shakespeare[100:300] + random_docs(rng, 3000, 60, PIECES_ALPHABET) + ["", " ", "\n"]
     ids, counts = tok.encode(docs)
@@ -178,22 +202,34 @@ def test_gpt2_style_pretrained_encodes_piece_by_piece_like_tokenizers(
     assert tok.sep_id in tok.encode(["a<|endoftext|>b c"])[0]
 
 
-LLAMA3_PATTERN = (  # Llama 3's tokenizer.json
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
-    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
+def test_an_added_token_across_a_piece_and_the_separator_changes_no_id(tmp_path, pretrained_json):
+    """Pieces are encoded between separators: an added token that ends in the separator's text
+    would match across them. Then every piece is encoded alone."""
+    from tokenizers import AddedToken
+
+    def add(tok):
+        tok.add_tokens([AddedToken("x<|endoftext|>", normalized=False)])
+
+    tok = pretrained(tmp_path, pretrained_json["gpt2"], add)
+    assert isinstance(tok, PiecewisePretrained)
+    docs = ["the fox x<|endoftext|> ox", "box\nfox", "x"]
+    ids, counts = tok.encode(docs)
+    ref_ids, ref_counts = HFTokenizer.encode(tok, docs)
+    assert (counts == ref_counts).all() and (ids == ref_ids).all()
 
 
 @pytest.mark.parametrize(
     "change",
     [
         "prefix space",  # RoBERTa-style: pieces after a newline would gain a space
-        "another regex",  # Llama-3's splits keep newlines after punctuation
+        "another regex",  # one lmsweep has not checked
         "a strip normalizer",
         "an added token eating the spaces after it",
     ],
 )
-def test_other_pretrained_tokenizers_keep_tokenizers_own_encoding(tmp_path, gpt2_style, change):
+def test_other_pretrained_tokenizers_keep_tokenizers_own_encoding(
+    tmp_path, pretrained_json, change
+):
     from tokenizers import AddedToken, Regex, normalizers, pre_tokenizers
 
     def apply(tok):
@@ -202,7 +238,7 @@ def test_other_pretrained_tokenizers_keep_tokenizers_own_encoding(tmp_path, gpt2
         elif change == "another regex":
             tok.pre_tokenizer = pre_tokenizers.Sequence(
                 [
-                    pre_tokenizers.Split(Regex(LLAMA3_PATTERN), "isolated"),
+                    pre_tokenizers.Split(Regex(LLAMA3.replace("{1,3}", "{1,4}")), "isolated"),
                     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
                 ]
             )
@@ -211,7 +247,7 @@ def test_other_pretrained_tokenizers_keep_tokenizers_own_encoding(tmp_path, gpt2
         else:
             tok.add_special_tokens([AddedToken("<mask>", rstrip=True)])
 
-    tok = pretrained(tmp_path, gpt2_style, apply)
+    tok = pretrained(tmp_path, pretrained_json["gpt2"], apply)
     assert type(tok) is HFTokenizer
     docs = ["a.\n\nb", " x <mask>  y", "  z "]
     assert tok.encode(docs)[0].tolist() == [i for e in tok.tok.encode_batch(docs) for i in e.ids]

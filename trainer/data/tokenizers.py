@@ -132,8 +132,7 @@ class PiecewiseTokenizer(HFTokenizer):
     splits documents only where the tokenizer's own pre-tokenization does: the ids are those
     `tokenizers` gives for the whole document."""
 
-    @staticmethod
-    def cut(docs: Sequence[str]) -> words.Words:
+    def cut(self, docs: Sequence[str]) -> words.Words:
         raise NotImplementedError
 
     def encode(self, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +168,9 @@ class PiecewiseTokenizer(HFTokenizer):
         pieces, not one text per piece: its cost per encoded text (~8 us) was most of the time.
         The separator is a special token, so each piece between two is pre-tokenized and
         encoded on its own, as alone. The rare piece holding the separator's own text (a
-        document quoting "<|endoftext|>") is encoded as a text of its own.
+        document quoting "<|endoftext|>") is encoded as a text of its own; every piece is,
+        should an added token match across a piece's end and the separator (a token named
+        "x<|endoftext|>").
         """
         w = self.cut(docs)
         sep = self.sep_token
@@ -179,12 +180,17 @@ class PiecewiseTokenizer(HFTokenizer):
         parts = max(1, min(len(listed) // 1000, 4 * len(os.sched_getaffinity(0))))
         cuts = np.linspace(0, len(listed), parts + 1).astype(int)
         texts = [sep.join(listed[a:b]) + sep for a, b in pairwise(cuts) if b > a]
-        encoded = self.tok.encode_batch_fast(
-            texts + [w.distinct[i] for i in alone], add_special_tokens=False
-        )
-        ids = np.fromiter(chain.from_iterable(e.ids for e in encoded[: len(texts)]), np.int32)
+        encoded = self.tok.encode_batch_fast(texts, add_special_tokens=False)
+        ids = np.fromiter(chain.from_iterable(e.ids for e in encoded), np.int32)
         is_sep = ids == self.sep_id
-        singles = [e.ids for e in encoded[len(texts) :]]
+        if is_sep.sum() != len(listed):  # an added token matched across a separator
+            joined, alone, ids, is_sep = joined[:0], range(len(w.distinct)), ids[:0], is_sep[:0]
+        singles = [
+            e.ids
+            for e in self.tok.encode_batch_fast(
+                [w.distinct[i] for i in alone], add_special_tokens=False
+            )
+        ]
         order = np.concatenate([joined, alone]).astype(np.int64)
         in_order = np.concatenate(
             [np.diff(np.flatnonzero(is_sep), prepend=-1) - 1, list(map(len, singles))]
@@ -201,36 +207,73 @@ class TrainedBPE(PiecewiseTokenizer):
     `tokenizers` gives for the same text, except that a literal "<sep>" in a document stays
     text (three tokens) instead of becoming a separator."""
 
-    cut = staticmethod(words.split)
+    def cut(self, docs: Sequence[str]) -> words.Words:
+        return words.split(docs)
 
 
-class GPT2StyleTokenizer(PiecewiseTokenizer):
-    """A pretrained tokenizer with GPT-2's byte-level pre-tokenizer (GPT-2, RoBERTa, GPT-NeoX,
-    Pythia, OLMo-1), encoded piece by piece (`words.pieces`): 3-4x `tokenizers`' own batch
-    encoding on 2 cores, same ids (scripts/bench_data.py, tests/test_data_bpe.py)."""
+# The Split patterns `words.pieces` knows, as tokenizer.json files hold them: OpenAI's cl100k
+# as Llama 3 uses it, and Qwen2's (single digits). GPT-2's is ByteLevel's own (use_regex).
+CL100K_PATTERNS = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+)
 
-    cut = staticmethod(words.pieces)
+
+class PiecewisePretrained(PiecewiseTokenizer):
+    """A pretrained byte-level BPE whose pre-tokenizer `words.pieces` knows (GPT-2, RoBERTa,
+    GPT-NeoX, Pythia, OLMo; Llama 3, Qwen2), encoded piece by piece: ~8x `tokenizers`' own
+    batch encoding on 2 cores, same ids (scripts/bench_data.py, tests/test_data_bpe.py)."""
+
+    def __init__(self, tok, sep_token: str, regex: str):
+        super().__init__(tok, sep_token)
+        self.regex = regex
+
+    def cut(self, docs: Sequence[str]) -> words.Words:
+        return words.pieces(docs, self.regex)
 
     @staticmethod
-    def fits(tok) -> bool:
-        """Whether `words.pieces` cuts only where `tok` would: GPT-2's regex without a prefix
-        space, no normalizer but a Unicode normal form, no added token that could span a cut
-        (whitespace inside, or rstrip eating the spaces after it), and no BPE dropout."""
-        from tokenizers import models, normalizers, pre_tokenizers
+    def regex_of(tok) -> Optional[str]:
+        """The `words.pieces` regex that cuts only where `tok` would, if any: GPT-2's or a
+        cl100k Split before the byte mapping, without a prefix space; no normalizer but a
+        Unicode normal form; no added token that could span a cut (whitespace inside, or
+        rstrip eating the spaces after it); no BPE dropout. Pre-tokenizer and normalizer are
+        read as they serialize (their pickle state): `tokenizers` exposes no Split's pattern."""
+        from tokenizers import models
 
-        pre, norm = tok.pre_tokenizer, tok.normalizer
-        normal_forms = (normalizers.NFC, normalizers.NFD, normalizers.NFKC, normalizers.NFKD)
-        return (
-            isinstance(pre, pre_tokenizers.ByteLevel)
-            and pre.use_regex
-            and not pre.add_prefix_space
-            and (norm is None or isinstance(norm, normal_forms))
+        def spec(part) -> dict:
+            return {} if part is None else json.loads(part.__getstate__())
+
+        def byte_level(s: dict, regex: bool) -> bool:
+            return (
+                s.get("type") == "ByteLevel"
+                and not s["add_prefix_space"]
+                and s["use_regex"] is regex
+            )
+
+        pre = spec(tok.pre_tokenizer)
+        steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+        split = steps[0] if len(steps) == 2 and steps[0].get("type") == "Split" else {}
+        regex = (
+            words.GPT2
+            if len(steps) == 1 and byte_level(steps[0], True)
+            else words.CL100K
+            if split.get("pattern", {}).get("Regex") in CL100K_PATTERNS
+            and split["behavior"] == "Isolated"
+            and not split["invert"]
+            and byte_level(steps[1], False)
+            else None
+        )
+        fits = (
+            spec(tok.normalizer).get("type") in (None, "NFC", "NFD", "NFKC", "NFKD")
             and not (isinstance(tok.model, models.BPE) and tok.model.dropout)
             and not any(
                 t.rstrip or any(c.isspace() for c in t.content)
                 for t in tok.get_added_tokens_decoder().values()
             )
         )
+        return regex if fits else None
 
 
 def _per_document(ends: np.ndarray, bounds: np.ndarray) -> np.ndarray:
@@ -365,8 +408,8 @@ def _load(file: Path) -> HFTokenizer:
         str(file),
         f"not a `tokenizers` tokenizer.json ({str(error)[:200]})",
     )
-    kind = GPT2StyleTokenizer if GPT2StyleTokenizer.fits(tok) else HFTokenizer
-    return kind(tok, eos_token(file, tok) or SEP)
+    sep, regex = eos_token(file, tok) or SEP, PiecewisePretrained.regex_of(tok)
+    return PiecewisePretrained(tok, sep, regex) if regex else HFTokenizer(tok, sep)
 
 
 def _json_object(path: Path) -> Optional[dict]:

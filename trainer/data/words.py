@@ -22,6 +22,7 @@ own (see `pieces`).
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -81,20 +82,30 @@ def split(docs: Sequence[str]) -> Words:
     return _split_all(docs, _word_starts)
 
 
-def pieces(docs: Sequence[str]) -> Words:
-    """The documents cut before every ASCII whitespace character that follows a character
-    surely not whitespace: pieces of one whitespace run and the non-space text after it.
+GPT2, CL100K = "gpt2", "cl100k"  # the pre-tokenizer regexes `pieces` knows
 
-    No pre-token of GPT-2's regex (`tokenizers`' ByteLevel, use_regex) holds a non-space
-    followed by a space: each is a letter, digit or symbol run with at most one space in front,
-    a contraction, or whitespace alone; and the regex has no look-behind, while its one
-    look-ahead (`\\s+(?!\\S)`) reads only to the end of a whitespace run, which lies inside
-    the piece. So a piece pre-tokenizes alone as it does in its document. Unicode
-    normalization cannot move a cut either: it composes nothing across an ASCII space, and
-    the characters it can turn into a space (NBSP, U+2000-U+200A, U+202F, U+205F, U+3000, and
-    U+00A8-style spacing accents) are among those not cut after (`_surely_not_space`).
+
+def pieces(docs: Sequence[str], regex: str) -> Words:
+    """The documents cut where a pre-tokenizer regex always cuts, for a pretrained tokenizer:
+    GPT2 (GPT-2's, ByteLevel's own) or CL100K (OpenAI's cl100k as Llama 3 and, with single
+    digits, Qwen2 use it). Documents are cut before ASCII whitespace that follows a character
+    surely not whitespace (CL100K: before a space, tab, VT or FF only), and, for CL100K, after
+    a CR or LF followed by a visible ASCII character.
+
+    No pre-token crosses such a cut. GPT-2's are a letter, digit or symbol run with at most a
+    space in front, a contraction, or whitespace. cl100k's are the same with any one character
+    but CR and LF in front of letters, whitespace whose run ends at its last CR or LF
+    (`\\s*[\\r\\n]+`, tried before any other whitespace rule), or symbols followed by
+    CRs and LFs. Neither regex looks behind, and a look-ahead (`\\s+(?!\\S)`) reads only
+    to the end of a whitespace run: inside the piece, except at a CL100K cut after a line
+    break, where the run is matched by `\\s*[\\r\\n]+` or the symbol rule, which look
+    ahead of nothing (GPT-2's regex lacks them, hence no such cut). So a piece pre-tokenizes
+    alone as in its document. Unicode normalization cannot move a cut either: it composes
+    nothing across ASCII whitespace nor changes visible ASCII, and the characters it can turn
+    into a space (NBSP, U+2000-U+200A, U+202F, U+205F, U+3000, U+00A8-style spacing accents)
+    are among those not cut after (`_surely_not_space`).
     """
-    return _split_all(docs, _piece_starts)
+    return _split_all(docs, functools.partial(_piece_starts, after_breaks=regex == CL100K))
 
 
 def _split_all(docs: Sequence[str], starts) -> Words:
@@ -161,11 +172,21 @@ _VISIBLE = np.zeros(256, dtype=bool)
 _VISIBLE[0x21:0x7F] = True
 
 
-def _piece_starts(text: np.ndarray, cls: np.ndarray, doc_start: np.ndarray) -> np.ndarray:
-    """[len(text) + 1]: document starts, and ASCII whitespace after a surely-not-space character."""
+_BLANK = np.zeros(256, dtype=bool)  # whitespace that ends no line: space, tab, VT, FF
+_BLANK[[0x20, 0x09, 0x0B, 0x0C]] = True
+_BREAK = np.zeros(256, dtype=bool)
+_BREAK[[0x0A, 0x0D]] = True
+
+
+def _piece_starts(
+    text: np.ndarray, cls: np.ndarray, doc_start: np.ndarray, after_breaks: bool
+) -> np.ndarray:
+    """[len(text) + 1]: document starts, and `pieces`' cuts."""
     start = doc_start.copy()
-    at = np.flatnonzero(cls[1:] == SPACE) + 1
+    at = np.flatnonzero(_BLANK[text[1:]] if after_breaks else cls[1:] == SPACE) + 1
     start[at[_surely_not_space(text, at)]] = True
+    if after_breaks:
+        start[1 : len(text)] |= _BREAK[text[:-1]] & _VISIBLE[text[1:]]
     return start
 
 
