@@ -37,6 +37,7 @@ ALPHABET = list(" \t\n\r\v\f  aZz09.,'\"-_<>\x00\x7f\x1fé中’—😀")
 # end-of-text token, CRLF.
 PIECES_ALPHABET = ALPHABET + list("\x85\xa0\u1680\u180e\u2003\u2028\u202f\u205f\u3000")
 PIECES_ALPHABET += list("\ufeff\u200b\u02d8\xa8\u0301Ж") + ["'s", "'ll", "<|endoftext|>", "\r\n"]
+PIECES_ALPHABET += ["<mask>"]
 
 
 def random_docs(
@@ -178,19 +179,31 @@ def pretrained(tmp_path, tokenizer_json: str, change=None):
     return load_pretrained(TokenizerConfig(name="pretrained", path=str(tmp_path)))
 
 
+# Added tokens that cannot match across a cut: GPT-NeoX's whitespace runs, and (GPT-2's regex
+# only) RoBERTa's <mask>, which takes the spaces before it.
+NEOX, MASK = ("  ", "   ", "\n\n", " \n", "\t\t"), ("<mask>",)
+
+
 @pytest.mark.parametrize(
-    "kind, normalizer",
-    [("gpt2", None), ("gpt2", "NFC"), ("gpt2", "NFKC"), ("llama3", None), ("qwen2", "NFC")],
+    "kind, normalizer, added",
+    [
+        ("gpt2", None, ()),
+        ("gpt2", "NFC", NEOX + MASK),
+        ("gpt2", "NFKC", ()),
+        ("llama3", None, NEOX),
+        ("qwen2", "NFC", NEOX),
+    ],
 )
 def test_pretrained_byte_level_bpe_encodes_piece_by_piece_like_tokenizers(
-    tmp_path, pretrained_json, shakespeare, kind, normalizer
+    tmp_path, pretrained_json, shakespeare, kind, normalizer, added
 ):
-    from tokenizers import normalizers
+    from tokenizers import AddedToken, normalizers
 
-    def normalize(tok):
+    def change(tok):
         tok.normalizer = normalizer and getattr(normalizers, normalizer)()
+        tok.add_tokens([AddedToken(t, lstrip=t in MASK) for t in added])
 
-    tok = pretrained(tmp_path, pretrained_json[kind], normalize)
+    tok = pretrained(tmp_path, pretrained_json[kind], change)
     assert isinstance(tok, PiecewisePretrained)
     rng = np.random.default_rng(4)
     docs = shakespeare[100:300] + random_docs(rng, 3000, 60, PIECES_ALPHABET) + ["", " ", "\n"]
@@ -225,6 +238,9 @@ def test_an_added_token_across_a_piece_and_the_separator_changes_no_id(tmp_path,
         "another regex",  # one lmsweep has not checked
         "a strip normalizer",
         "an added token eating the spaces after it",
+        "an added token of text and spaces",
+        "a whitespace token that reads the word before",
+        "cl100k with a token eating the line break before it",
     ],
 )
 def test_other_pretrained_tokenizers_keep_tokenizers_own_encoding(
@@ -244,10 +260,17 @@ def test_other_pretrained_tokenizers_keep_tokenizers_own_encoding(
             )
         elif change == "a strip normalizer":
             tok.normalizer = normalizers.Strip()
-        else:
+        elif change == "an added token eating the spaces after it":
             tok.add_special_tokens([AddedToken("<mask>", rstrip=True)])
+        elif change == "an added token of text and spaces":
+            tok.add_tokens(["x y"])
+        elif change == "a whitespace token that reads the word before":
+            tok.add_tokens([AddedToken("  ", single_word=True)])
+        else:
+            tok.add_special_tokens([AddedToken("<mask>", lstrip=True)])
 
-    tok = pretrained(tmp_path, pretrained_json["gpt2"], apply)
+    kind = "llama3" if change.startswith("cl100k") else "gpt2"
+    tok = pretrained(tmp_path, pretrained_json[kind], apply)
     assert type(tok) is HFTokenizer
     docs = ["a.\n\nb", " x <mask>  y", "  z "]
     assert tok.encode(docs)[0].tolist() == [i for e in tok.tok.encode_batch(docs) for i in e.ids]

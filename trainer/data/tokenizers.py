@@ -237,8 +237,9 @@ class PiecewisePretrained(PiecewiseTokenizer):
     def regex_of(tok) -> Optional[str]:
         """The `words.pieces` regex that cuts only where `tok` would, if any: GPT-2's or a
         cl100k Split before the byte mapping, without a prefix space; no normalizer but a
-        Unicode normal form; no added token that could span a cut (whitespace inside, or
-        rstrip eating the spaces after it); no BPE dropout. Pre-tokenizer and normalizer are
+        Unicode normal form; no added token that could match across a cut (whitespace runs as
+        GPT-NeoX adds them, and RoBERTa's <mask> taking the spaces before it, cannot); no BPE
+        dropout. Pre-tokenizer and normalizer are
         read as they serialize (their pickle state): `tokenizers` exposes no Split's pattern."""
         from tokenizers import models
 
@@ -265,13 +266,20 @@ class PiecewisePretrained(PiecewiseTokenizer):
             and byte_level(steps[1], False)
             else None
         )
+
+        def may_cross(t) -> bool:  # an added token matching across a cut, or reading past it
+            space = [c.isspace() for c in t.content]
+            return (
+                any(space) != all(space)  # text and whitespace: cuts lie between the two
+                or t.rstrip  # eats the whitespace after it, which a cut may precede
+                or (t.lstrip and regex == words.CL100K)  # eats a line break a cut may follow
+                or (all(space) and t.single_word)  # reads the character before the run
+            )
+
         fits = (
             spec(tok.normalizer).get("type") in (None, "NFC", "NFD", "NFKC", "NFKD")
             and not (isinstance(tok.model, models.BPE) and tok.model.dropout)
-            and not any(
-                t.rstrip or any(c.isspace() for c in t.content)
-                for t in tok.get_added_tokens_decoder().values()
-            )
+            and not any(map(may_cross, tok.get_added_tokens_decoder().values()))
         )
         return regex if fits else None
 
