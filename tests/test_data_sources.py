@@ -15,6 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import ROOT, compose_job, run_launch
+from tests.tokenizer_files import byte_level_bpe
 from trainer.data.filters import LengthConfig, NoFilterConfig
 from trainer.data.prepare import prepare
 from trainer.data.sources import SOURCES, FilesConfig, HFConfig
@@ -35,22 +36,8 @@ def write_jsonl(path, rows) -> None:
 
 
 def save_tokenizer(path, special: list[str]) -> None:
-    """A tiny BPE trained with `tokenizers`, saved as tokenizer.json."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.train_from_iterator(
-        documents(),
-        trainers.BpeTrainer(
-            vocab_size=300,
-            special_tokens=special,
-            show_progress=False,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        ),
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tok.save(str(path))
+    """A tiny GPT-2-style BPE, saved as tokenizer.json."""
+    byte_level_bpe(documents(), 300, special, path=path)
 
 
 # --- files ---------------------------------------------------------------------------------
