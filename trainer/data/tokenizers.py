@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from itertools import chain, pairwise
 from pathlib import Path
-from typing import Optional, Protocol, Sequence
+from typing import Callable, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -132,8 +132,9 @@ class PiecewiseTokenizer(HFTokenizer):
     splits documents only where the tokenizer's own pre-tokenization does: the ids are those
     `tokenizers` gives for the whole document."""
 
-    def cut(self, docs: Sequence[str]) -> words.Words:
-        raise NotImplementedError
+    def __init__(self, tok, sep_token: str, cut: Callable[[Sequence[str]], words.Words]):
+        super().__init__(tok, sep_token)
+        self.cut = cut
 
     def encode(self, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         w, table, sizes, first = self._pieces(docs)
@@ -207,8 +208,8 @@ class TrainedBPE(PiecewiseTokenizer):
     `tokenizers` gives for the same text, except that a literal "<sep>" in a document stays
     text (three tokens) instead of becoming a separator."""
 
-    def cut(self, docs: Sequence[str]) -> words.Words:
-        return words.split(docs)
+    def __init__(self, tok):
+        super().__init__(tok, SEP, words.split)
 
 
 # The Split patterns `words.pieces` knows, as tokenizer.json files hold them: OpenAI's cl100k
@@ -227,11 +228,7 @@ class PiecewisePretrained(PiecewiseTokenizer):
     batch encoding on 2 cores, same ids (scripts/bench_data.py, tests/test_data_bpe.py)."""
 
     def __init__(self, tok, sep_token: str, regex: str):
-        super().__init__(tok, sep_token)
-        self.regex = regex
-
-    def cut(self, docs: Sequence[str]) -> words.Words:
-        return words.pieces(docs, self.regex)
+        super().__init__(tok, sep_token, functools.partial(words.pieces, regex=regex))
 
     @staticmethod
     def regex_of(tok) -> Optional[str]:

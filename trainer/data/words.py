@@ -16,8 +16,8 @@ at ~15 MB/s on one (it makes a str per word). These numpy passes over the UTF-8 
 ~100 MB/s and pyarrow's hash table finds the distinct words exactly, so a BPE then runs once per
 distinct word (tens of thousands) instead of once per word (millions).
 
-`pieces` cuts text more coarsely, for a pretrained tokenizer whose pre-tokenizer is GPT-2's
-own (see `pieces`).
+`pieces` cuts text more coarsely, for a pretrained tokenizer whose pre-tokenizer is GPT-2's or
+cl100k's (Llama 3, Qwen2): only where those regexes always cut.
 """
 
 from __future__ import annotations
@@ -98,12 +98,12 @@ def pieces(docs: Sequence[str], regex: str) -> Words:
     (`\\s*[\\r\\n]+`, tried before any other whitespace rule), or symbols followed by
     CRs and LFs. Neither regex looks behind, and a look-ahead (`\\s+(?!\\S)`) reads only
     to the end of a whitespace run: inside the piece, except at a CL100K cut after a line
-    break, where the run is matched by `\\s*[\\r\\n]+` or the symbol rule, which look
-    ahead of nothing (GPT-2's regex lacks them, hence no such cut). So a piece pre-tokenizes
-    alone as in its document. Unicode normalization cannot move a cut either: it composes
-    nothing across ASCII whitespace nor changes visible ASCII, and the characters it can turn
-    into a space (NBSP, U+2000-U+200A, U+202F, U+205F, U+3000, U+00A8-style spacing accents)
-    are among those not cut after (`_surely_not_space`).
+    break, where the run is matched by `\\s*[\\r\\n]+` or the symbol rule, neither of
+    which looks ahead (GPT-2's regex has neither, hence no such cut for it). So a piece
+    pre-tokenizes alone as in its document. Unicode normalization cannot move a cut either: it
+    composes nothing across ASCII whitespace nor changes visible ASCII, and the characters it
+    can turn into a space (NBSP, U+2000-U+200A, U+202F, U+205F, U+3000, U+00A8-style spacing
+    accents) are among those not cut after (`_surely_not_space`).
     """
     return _split_all(docs, functools.partial(_piece_starts, after_breaks=regex == CL100K))
 
