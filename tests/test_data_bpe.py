@@ -22,6 +22,7 @@ from trainer.data.tokenizers import (
     SEP,
     HFTokenizer,
     PiecewisePretrained,
+    PiecewiseTokenizer,
     TokenizerConfig,
     load_pretrained,
     train_bpe,
@@ -185,12 +186,35 @@ def test_pretrained_byte_level_bpe_encodes_piece_by_piece_like_tokenizers(
     assert isinstance(tok, PiecewisePretrained)
     rng = np.random.default_rng(4)
     docs = shakespeare[100:300] + random_docs(rng, 3000, 60, PIECES_ALPHABET) + ["", " ", "\n"]
-    ids, counts = tok.encode(docs)
     ref_ids, ref_counts = HFTokenizer.encode(tok, docs)  # tokenizers' own pipeline, whole texts
-    assert (counts == ref_counts).all() and (ids == ref_ids).all()
-    assert (tok.count(docs) == counts).all()
+    for ids, counts in (tok.encode(docs), tok._encode_pieces(tok.cut(docs))):
+        assert (counts == ref_counts).all() and (ids == ref_ids).all()
+    assert (tok.count(docs) == ref_counts).all()
     # A document quoting the end-of-text token gets it, as from tokenizers itself.
     assert tok.sep_id in tok.encode(["a<|endoftext|>b c"])[0]
+
+
+def test_text_whose_pieces_barely_repeat_is_encoded_whole(
+    tmp_path, pretrained_json, shakespeare, monkeypatch
+):
+    """Lines of Chinese have no ASCII space to cut at: encoding their pieces (whole lines)
+    between separators would cost more than the documents themselves."""
+    tok = pretrained(tmp_path, pretrained_json["qwen2"])
+    pieces = []
+    monkeypatch.setattr(
+        PiecewisePretrained,
+        "_encode_pieces",
+        lambda self, w: pieces.append(w) or PiecewiseTokenizer._encode_pieces(self, w),
+    )
+    rng = np.random.default_rng(5)
+    han = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)] + list("，。")
+    lines = ["\n".join("".join(rng.choice(han, 40)) for _ in range(5)) for _ in range(100)]
+    for docs, piecewise in ((lines, False), (shakespeare[:100], True)):
+        ids, counts = tok.encode(docs)
+        ref_ids, ref_counts = HFTokenizer.encode(tok, docs)
+        assert (counts == ref_counts).all() and (ids == ref_ids).all()
+        assert bool(pieces) == piecewise
+        pieces.clear()
 
 
 def test_an_added_token_across_a_piece_and_the_separator_changes_no_id(tmp_path, pretrained_json):

@@ -137,7 +137,10 @@ class PiecewiseTokenizer(HFTokenizer):
         self.cut = cut
 
     def encode(self, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        w, table, sizes, first = self._pieces(docs)
+        return self._encode_pieces(self.cut(docs))
+
+    def _encode_pieces(self, w: words.Words) -> tuple[np.ndarray, np.ndarray]:
+        table, sizes, first = self._distinct_ids(w)
         n = sizes[w.codes]  # token count of every piece in the text
         ends = np.cumsum(n, dtype=np.int64)
         if not len(n):
@@ -156,14 +159,13 @@ class PiecewiseTokenizer(HFTokenizer):
 
     def count(self, docs: Sequence[str]) -> np.ndarray:
         """Each document's token count without its ids (the compressibility filter's need)."""
-        w, _, sizes, _ = self._pieces(docs)
+        w = self.cut(docs)
+        _, sizes, _ = self._distinct_ids(w)
         return _per_document(np.cumsum(sizes[w.codes], dtype=np.int64), w.bounds)
 
-    def _pieces(
-        self, docs: Sequence[str]
-    ) -> tuple[words.Words, np.ndarray, np.ndarray, np.ndarray]:
-        """The documents' pieces; the ids of the distinct ones (flat), and each one's token
-        count and the index of its first id.
+    def _distinct_ids(self, w: words.Words) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ids of the distinct pieces (flat), and each one's token count and the index of
+        its first id.
 
         The distinct pieces go to `tokenizers` as a few long texts with the separator between
         pieces, not one text per piece: its cost per encoded text (~8 us) was most of the time.
@@ -173,7 +175,6 @@ class PiecewiseTokenizer(HFTokenizer):
         should an added token match across a piece's end and the separator (a token named
         "x<|endoftext|>").
         """
-        w = self.cut(docs)
         sep = self.sep_token
         alone = [i for i, piece in enumerate(w.distinct) if sep in piece]
         joined = np.delete(np.arange(len(w.distinct)), alone)
@@ -200,7 +201,7 @@ class PiecewiseTokenizer(HFTokenizer):
         sizes[order] = in_order
         first[order] = np.cumsum(in_order, dtype=np.int32) - in_order
         table = np.concatenate([ids[~is_sep], np.fromiter(chain(*singles), np.int32)])
-        return w, table, sizes, first
+        return table, sizes, first
 
 
 class TrainedBPE(PiecewiseTokenizer):
@@ -229,6 +230,15 @@ class PiecewisePretrained(PiecewiseTokenizer):
 
     def __init__(self, tok, sep_token: str, regex: str):
         super().__init__(tok, sep_token, functools.partial(words.pieces, regex=regex))
+
+    def encode(self, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        w = self.cut(docs)
+        if sum(map(len, w.distinct)) * 2 > sum(map(len, docs)):
+            # Pieces barely repeat (text with few ASCII spaces, as Chinese): encoding them
+            # between separators costs more than whole documents (0.5-0.7x on 2.7 MB of CJK
+            # lines), for the same ids.
+            return HFTokenizer.encode(self, docs)
+        return self._encode_pieces(w)
 
     @staticmethod
     def regex_of(tok) -> Optional[str]:
