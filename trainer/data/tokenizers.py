@@ -246,8 +246,8 @@ class PiecewisePretrained(PiecewiseTokenizer):
         cl100k Split before the byte mapping, without a prefix space; no normalizer but a
         Unicode normal form; no added token that could match across a cut (whitespace runs as
         GPT-NeoX adds them, and RoBERTa's <mask> taking the spaces before it, cannot); no BPE
-        dropout. Pre-tokenizer and normalizer are
-        read as they serialize (their pickle state): `tokenizers` exposes no Split's pattern."""
+        dropout. Pre-tokenizer and normalizer are read as they serialize (their pickle state):
+        `tokenizers` exposes no Split's pattern."""
         from tokenizers import models
 
         def spec(part) -> dict:
