@@ -13,13 +13,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from tokenizers import Tokenizer
 
 from tests.conftest import ROOT, compose_job, run_launch
 from tests.tokenizer_files import byte_level_bpe
 from trainer.data.filters import LengthConfig, NoFilterConfig
 from trainer.data.prepare import prepare
 from trainer.data.sources import SOURCES, FilesConfig, HFConfig
-from trainer.data.tokenizers import SEP, TOKENIZERS, TokenizerConfig
+from trainer.data.tokenizers import (
+    CL100K_PATTERNS,
+    SEP,
+    TOKENIZERS,
+    TokenizerConfig,
+    load_pretrained,
+)
+from trainer.data.tokenizers import PiecewisePretrained as Piecewise
 
 WORDS = "the king queen castle went to and with a of her his crown sword night day".split()
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -244,9 +252,19 @@ def test_new_options_train_end_to_end(tmp_path):
     write_jsonl(tmp_path / "corpus" / "a.jsonl", [{"text": d} for d in documents(50)] * 2)
     write_jsonl(tmp_path / "corpus" / "b.jsonl", [{"text": d} for d in documents(50, seed=1)])
     save_tokenizer(tmp_path / "tok" / "tokenizer.json", special=["<|endoftext|>"])
+    # Llama 3's layout: a cl100k Split before the byte mapping, the end-of-text token named by
+    # tokenizer_config.json; its text has line breaks, digits and contractions to cut around.
+    texts = [
+        d.replace(" and ", " and\n").replace(" of ", f" of {i * 1237},\nit's \n\n ")
+        for i, d in enumerate(documents(80, seed=2))
+    ]
+    llama3 = tmp_path / "llama3"
+    special = ["<|begin_of_text|>", "<|end_of_text|>"]
+    byte_level_bpe(texts, 1000, special, CL100K_PATTERNS[0], llama3 / "tokenizer.json")
+    (llama3 / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|end_of_text|>"}))
     repo = tmp_path / "repo"
     repo.mkdir()
-    pd.DataFrame({"text": documents(80, seed=2)}).to_parquet(repo / "train.parquet")
+    pd.DataFrame({"text": texts}).to_parquet(repo / "train.parquet")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {"LMSWEEP_CACHE": str(tmp_path / "cache"), **OFFLINE}
     runs = {
@@ -264,6 +282,9 @@ def test_new_options_train_end_to_end(tmp_path):
             f"data.path={repo}",
             "data.subset=null",
             "data.max_documents=60",
+            "data.val_fraction=0.2",
+            "data.tokenizer.name=pretrained",
+            f"data.tokenizer.path={llama3}",
             "filter=dedup",
             "order=reverse_unigram",
         ],
@@ -291,3 +312,18 @@ def test_new_options_train_end_to_end(tmp_path):
     assert f["data.stats.filters.1.length.docs_out"] == f["data.stats.docs_train"]
     assert h["data.stats.docs_total"] == "60"
     assert h["data.stats.filters.0.dedup.docs_out"] == h["data.stats.docs_train"]
+    # The cached streams are, document by document, `tokenizers`' own ids for the text.
+    tok = Tokenizer.from_file(str(llama3 / "tokenizer.json"))
+    assert isinstance(load_pretrained(TokenizerConfig("pretrained", path=str(llama3))), Piecewise)
+    sep = tok.token_to_id("<|end_of_text|>")
+    assert h["data.stats.sep_id"] == str(sep)
+    (entry,) = (p for p in (tmp_path / "cache" / "data").glob("hf-pretrained-*") if p.is_dir())
+    for split in ("train", "val"):
+        stream = np.load(entry / f"{split}.npy")
+        ends = np.flatnonzero(stream == sep)
+        assert ends[-1] == len(stream) - 1
+        for doc in np.split(stream, ends[:-1] + 1):
+            ids = doc[:-1].tolist()
+            text = tok.decode(ids)
+            assert text in texts[:60]
+            assert tok.encode(text, add_special_tokens=False).ids == ids

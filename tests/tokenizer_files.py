@@ -15,8 +15,8 @@ def byte_level_bpe(
     path: Optional[Path] = None,
 ) -> str:
     """The tokenizer as JSON (also saved at `path`): GPT-2's pre-tokenizer, or with `pattern`
-    a Split on it before the byte mapping, as Llama 3's and Qwen2's are."""
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+    a Split on it before the byte mapping, as Llama 3's and Qwen2's are; ByteLevel's decoder."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = (
@@ -36,6 +36,7 @@ def byte_level_bpe(
         show_progress=False,
     )
     tok.train_from_iterator(docs, trainer)
+    tok.decoder = decoders.ByteLevel()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tok.save(str(path))
