@@ -64,6 +64,20 @@ def compose_job(*overrides: str):
     return to_job(compose_cfg(*overrides))
 
 
+def tiny(*more: str, micro_batch: int = 8, batch: int | None = None) -> list[str]:
+    """Overrides for the smallest model a launch test trains (one layer of width 32 on
+    32-token windows), `micro_batch` sequences per micro-step and a global batch of `batch`
+    (default: one micro-batch), then `more`."""
+    return [
+        "model.d_model=32",
+        "model.n_layers=1",
+        "data.seq_len=32",
+        f"train.micro_batch={micro_batch}",
+        f"ramp.start={batch or micro_batch}",
+        *more,
+    ]
+
+
 def run_launch(*args: str, cwd: Path, env: dict | None = None, timeout: int = 600):
     """Run `python launch.py ARGS` as a user would, from `cwd`."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

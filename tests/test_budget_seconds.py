@@ -6,23 +6,19 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import compose_job
+from tests.conftest import compose_job, tiny
 from trainer import schema
 from trainer.job import train
 from trainer.schedules import SCHEDULES
 
 BUDGET_S = 3.0
-TINY = [
-    "model.d_model=32",
-    "model.n_layers=1",
-    "data.seq_len=32",
-    "train.micro_batch=4",
-    "ramp.start=4",
+TINY = tiny(
     "train.eval_sequences=4",
     "train.eval_every=1000000",
     "train.log_every=1",
     "train.threads=1",
-]
+    micro_batch=4,
+)
 
 
 def test_seconds_budget_stops_at_the_deadline_and_drives_the_schedule(tmp_path, cache_dir):

@@ -15,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from tokenizers import Tokenizer
 
-from tests.conftest import ROOT, compose_job, run_launch
+from tests.conftest import ROOT, compose_job, run_launch, tiny
 from tests.tokenizer_files import byte_level_bpe
 from trainer.data.filters import LengthConfig, NoFilterConfig
 from trainer.data.prepare import prepare
@@ -237,14 +237,7 @@ def test_pretrained_tokenizer_prepares_and_its_file_is_in_the_cache_key(tmp_path
 
 
 # --- end to end ----------------------------------------------------------------------------
-TINY = [
-    "model.d_model=32",
-    "model.n_layers=1",
-    "data.seq_len=32",
-    "train.micro_batch=8",
-    "ramp.start=8",
-    "budget.steps=10",
-]
+TINY = tiny("budget.steps=10")
 
 
 @pytest.mark.slow

@@ -10,21 +10,14 @@ import os
 
 import pytest
 
-from tests.conftest import compose_job
+from tests.conftest import compose_job, tiny
 from trainer.contract import ConfigError
 from trainer.dist.config import ELEMENTWISE_OPTIMIZERS
 from trainer.optim import OPTIMIZERS
 
 pytestmark = pytest.mark.slow
 
-TINY = [
-    "model.d_model=32",
-    "model.n_layers=1",
-    "data.seq_len=32",
-    "train.micro_batch=4",
-    "ramp.start=16",
-    "train.threads=1",
-]
+TINY = tiny("train.threads=1", micro_batch=4, batch=16)
 SUPPORTED = (
     [("ddp", o) for o in OPTIMIZERS.names()]
     + [("fsdp", o) for o in ELEMENTWISE_OPTIMIZERS]

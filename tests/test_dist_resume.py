@@ -15,22 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_launch
+from tests.conftest import ROOT, run_launch, tiny
 from tests.test_dist_train import history, job_runs
 from trainer import schema
 
 pytestmark = pytest.mark.slow
 
-TINY = [
-    "model.d_model=32",
-    "model.n_layers=1",
-    "data.seq_len=32",
-    "train.micro_batch=4",
-    "ramp.start=16",
-    "train.log_every=5",
-    "train.eval_sequences=16",
-    "train.threads=1",
-]
+TINY = tiny(
+    "train.log_every=5", "train.eval_sequences=16", "train.threads=1", micro_batch=4, batch=16
+)
 
 
 @pytest.fixture

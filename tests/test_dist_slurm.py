@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_launch
+from tests.conftest import run_launch, tiny
 from tests.test_dist_train import history, job_runs
 from tests.test_slurm import ENV, SLURM, on_slurm, sweep_record, wait_for
 from trainer import schema
@@ -23,16 +23,15 @@ from trainer import schema
 LONG = [
     "dist=ddp",
     "dist.nproc=2",
-    "model.d_model=32",
-    "model.n_layers=1",
-    "data.seq_len=32",
-    "train.micro_batch=4",
-    "ramp.start=16",
-    "budget.steps=400",
-    "train.eval_every=200",
-    "train.log_every=10",
-    "train.eval_sequences=16",
-    "train.threads=1",
+    *tiny(
+        "budget.steps=400",
+        "train.eval_every=200",
+        "train.log_every=10",
+        "train.eval_sequences=16",
+        "train.threads=1",
+        micro_batch=4,
+        batch=16,
+    ),
 ]
 
 

@@ -13,7 +13,7 @@ import math
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_launch
+from tests.conftest import run_launch, tiny
 from trainer import schema
 
 pytestmark = pytest.mark.slow
@@ -21,18 +21,15 @@ pytestmark = pytest.mark.slow
 # 20 steps of 4 micro-batches of 4 windows: 2 micro-batches per rank on 2 ranks. Float rounding
 # of the gradient sums (which rank adds which micro-batch) is chaotic over long runs of a
 # model this small (about 1e-7 relative after 30 steps, 1e-4 after 50): the curve is short.
-TINY = [
-    "model.d_model=32",
-    "model.n_layers=1",
-    "data.seq_len=32",
-    "train.micro_batch=4",
-    "ramp.start=16",
+TINY = tiny(
     "budget.steps=20",
     "train.log_every=2",
     "train.eval_every=10",
     "train.eval_sequences=16",
     "train.threads=1",
-]
+    micro_batch=4,
+    batch=16,
+)
 # dist.nproc is not part of a job's identity (the training is the same on any number of
 # ranks), so the sweep of both sizes asks for both runs with rerun=true.
 BOTH_SIZES = ["dist.nproc=1,2", "hydra.sweeper.rerun=true"]

@@ -8,22 +8,14 @@ import math
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import link_corpus, run_launch, store_uri
+from tests.conftest import link_corpus, run_launch, store_uri, tiny
 from trainer import schema
 
 pytestmark = pytest.mark.slow
 
-TINY = [
-    "model.d_model=32",
-    "model.n_layers=1",
-    "data.seq_len=32",
-    "train.micro_batch=8",
-    "ramp.start=8",
-    "budget.steps=40",
-    "train.eval_every=20",
-    "train.log_every=5",
-    "train.eval_sequences=16",
-]
+TINY = tiny(
+    "budget.steps=40", "train.eval_every=20", "train.log_every=5", "train.eval_sequences=16"
+)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "server"])

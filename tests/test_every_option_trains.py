@@ -9,19 +9,11 @@ import math
 import pytest
 import torch
 
-from tests.conftest import CONF, compose_job
+from tests.conftest import CONF, compose_job, tiny
 from trainer.config import GROUPS
 from trainer.loop import Trainer
 
-TINY = [
-    "model.d_model=32",
-    "model.n_layers=1",
-    "data.seq_len=32",
-    "train.micro_batch=8",
-    "ramp.start=8",
-    "train.threads=1",
-    "train.eval_sequences=8",
-]
+TINY = tiny("train.threads=1", "train.eval_sequences=8")
 NEEDS_INPUTS = {("data", "files"), ("data", "hf")}
 OPTIONS = [
     (g, p.stem)

@@ -12,22 +12,14 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, run_launch
+from tests.conftest import ROOT, run_launch, tiny
 from trainer import schema
 
 pytestmark = pytest.mark.slow
 
-TINY = [
-    "model.d_model=32",
-    "model.n_layers=1",
-    "data.seq_len=32",
-    "train.micro_batch=8",
-    "ramp.start=8",
-    "train.eval_every=50",
-    "train.log_every=5",
-    "train.eval_sequences=16",
-    "train.threads=1",
-]
+TINY = tiny(
+    "train.eval_every=50", "train.log_every=5", "train.eval_sequences=16", "train.threads=1"
+)
 
 
 @pytest.fixture

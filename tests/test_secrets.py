@@ -9,22 +9,13 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import link_corpus, run_launch
+from tests.conftest import link_corpus, run_launch, tiny
 from trainer import contract
 
 pytestmark = pytest.mark.slow
 
 SECRET = "s3cr3t-pw-9f1c"
-TINY = [
-    "model.d_model=32",
-    "model.n_layers=1",
-    "data.seq_len=32",
-    "train.micro_batch=8",
-    "ramp.start=8",
-    "budget.steps=20",
-    "train.eval_every=10",
-    "train.eval_sequences=8",
-]
+TINY = tiny("budget.steps=20", "train.eval_every=10", "train.eval_sequences=8")
 
 
 def files_holding(root: Path, text: str) -> list[Path]:

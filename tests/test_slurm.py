@@ -16,19 +16,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeper import slurm
-from tests.conftest import link_corpus, run_launch
+from tests.conftest import link_corpus, run_launch, tiny
 from trainer import schema
 from trainer.contract import ConfigError
 
-TINY = [
-    "model.d_model=32",
-    "model.n_layers=1",
-    "data.seq_len=32",
-    "train.micro_batch=8",
-    "ramp.start=8",
-    "budget.steps=10",
-    "train.eval_every=5",
-]
+TINY = tiny("budget.steps=10", "train.eval_every=5")
 SLURM = ["hydra/launcher=slurm", "+cluster=local"]
 ENV = {"MLFLOW_TRACKING_URI": ""}
 

@@ -5,20 +5,13 @@ import math
 import pytest
 import torch
 
-from tests.conftest import compose_job
+from tests.conftest import compose_job, tiny
 from trainer.loop import Trainer
 from trainer.models import build_model
 from trainer.objectives import OBJECTIVES
 from trainer.optim.clipping import adaptive_clip_
 
-TINY = [
-    "model.d_model=32",
-    "model.n_layers=1",
-    "data.seq_len=32",
-    "train.micro_batch=8",
-    "ramp.start=8",
-    "train.threads=1",
-]
+TINY = tiny("train.threads=1")
 
 
 def test_z_loss_adds_log_z_squared_in_training_only():
