@@ -24,10 +24,10 @@ from trainer.data.tokenizers import (
     CL100K_PATTERNS,
     SEP,
     TOKENIZERS,
+    PiecewisePretrained,
     TokenizerConfig,
     load_pretrained,
 )
-from trainer.data.tokenizers import PiecewisePretrained as Piecewise
 
 WORDS = "the king queen castle went to and with a of her his crown sword night day".split()
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -307,7 +307,8 @@ def test_new_options_train_end_to_end(tmp_path):
     assert h["data.stats.filters.0.dedup.docs_out"] == h["data.stats.docs_train"]
     # The cached streams are, document by document, `tokenizers`' own ids for the text.
     tok = Tokenizer.from_file(str(llama3 / "tokenizer.json"))
-    assert isinstance(load_pretrained(TokenizerConfig("pretrained", path=str(llama3))), Piecewise)
+    loaded = load_pretrained(TokenizerConfig("pretrained", path=str(llama3)))
+    assert isinstance(loaded, PiecewisePretrained)
     sep = tok.token_to_id("<|end_of_text|>")
     assert h["data.stats.sep_id"] == str(sep)
     (entry,) = (p for p in (tmp_path / "cache" / "data").glob("hf-pretrained-*") if p.is_dir())
