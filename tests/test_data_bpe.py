@@ -88,6 +88,12 @@ def test_trained_bpe_encodes_like_tokenizers_and_round_trips(bpe, shakespeare):
     assert bpe.sep_id not in bpe.encode(["a<sep>b"])[0]  # a literal "<sep>" stays text
     empty_ids, empty_counts = bpe.encode(["", "x"])
     assert empty_counts.tolist() == [0, len(empty_ids)]
+    # count sums each document's pieces (np.add.reduceat): empty ones first, between, last
+    edges = ["", "to be", "", "", "or not", ""]
+    counts = bpe.count(edges).tolist()
+    assert counts == bpe.encode(edges)[1].tolist()
+    assert [n > 0 for n in counts] == [d != "" for d in edges]
+    assert bpe.count(["", ""]).tolist() == [0, 0]
 
 
 def test_training_sample_is_bounded_deterministic_and_order_free():

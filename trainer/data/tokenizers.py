@@ -142,7 +142,10 @@ class PiecewiseTokenizer(HFTokenizer):
     def _encode_pieces(self, w: words.Words) -> tuple[np.ndarray, np.ndarray]:
         table, sizes, first = self._distinct_ids(w)
         n = sizes[w.codes]  # token count of every piece in the text
-        ends = np.cumsum(n, dtype=np.int64)
+        # int32 while every running count surely fits: fresh memory is what these passes
+        # spend most on (scripts/bench_data.py), and int64 doubles it.
+        wide = len(n) * int(sizes.max(initial=0)) >= 2**31
+        ends = np.cumsum(n, dtype=np.int64 if wide else np.int32)
         if not len(n):
             return table[:0], _per_document(ends, w.bounds)
         # Token t of the output is table[i_t]: i steps by one inside a piece and jumps to the
@@ -151,7 +154,8 @@ class PiecewiseTokenizer(HFTokenizer):
         # index into the table of distinct pieces' ids, far below 2**31.
         first = first[w.codes]
         jump = first[1:] - first[:-1]
-        jump -= n[:-1] - 1
+        jump -= n[:-1]
+        jump += 1
         step = np.ones(int(ends[-1]), dtype=np.int32)
         step[0] = first[0]
         step[ends[:-1]] = jump
@@ -161,7 +165,14 @@ class PiecewiseTokenizer(HFTokenizer):
         """Each document's token count without its ids (the compressibility filter's need)."""
         w = self.cut(docs)
         _, sizes, _ = self._distinct_ids(w)
-        return _per_document(np.cumsum(sizes[w.codes], dtype=np.int64), w.bounds)
+        # Sums over each document's pieces; np.add.reduceat gives an empty range the value at
+        # its start, so empty documents are left at 0 and only the others' starts are read.
+        starts = w.bounds[:-1]
+        counts = np.zeros(len(starts), dtype=np.int64)
+        some = starts < w.bounds[1:]
+        if some.any():
+            counts[some] = np.add.reduceat(sizes[w.codes], starts[some], dtype=np.int64)
+        return counts
 
     def _distinct_ids(self, w: words.Words) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ids of the distinct pieces (flat), and each one's token count and the index of
