@@ -172,6 +172,24 @@ def test_deepnet_scales_the_shortcut_and_the_init_by_depth():
     assert k.std().item() == pytest.approx(xavier, rel=0.15)
 
 
+def test_attention_reads_queries_keys_and_values_from_the_rows_its_roles_declare():
+    """qkv's rows are [q; k; v], head by head (roles and DeepNet's init rely on it): the
+    module's output is causal softmax attention computed from those row blocks by hand."""
+    torch.manual_seed(0)
+    cfg = small("transformer", "model.n_heads=4")
+    attn = build_model(cfg, VOCAB).blocks[0].branches[0].f
+    d, H = cfg.d_model, cfg.n_heads
+    x = torch.randn(2, T, d)
+    wq, wk, wv = attn.qkv.weight.split(d)
+    heads = [(x @ w.T).view(2, T, H, d // H).transpose(1, 2) for w in (wq, wk, wv)]
+    q, k, v = heads
+    scores = q @ k.transpose(-1, -2) / math.sqrt(d // H)
+    scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+    expected = attn.proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(2, T, d))
+    with torch.no_grad():
+        assert torch.allclose(attn(x), expected, atol=1e-5)
+
+
 def test_deepnet_needs_post_norm_and_excludes_rezero():
     with pytest.raises(ValueError, match="model.deepnet=True.*model.norm=post"):
         small("transformer", "model.deepnet=true")
