@@ -181,8 +181,7 @@ def test_attention_reads_queries_keys_and_values_from_the_rows_its_roles_declare
     d, H = cfg.d_model, cfg.n_heads
     x = torch.randn(2, T, d)
     wq, wk, wv = attn.qkv.weight.split(d)
-    heads = [(x @ w.T).view(2, T, H, d // H).transpose(1, 2) for w in (wq, wk, wv)]
-    q, k, v = heads
+    q, k, v = ((x @ w.T).view(2, T, H, d // H).transpose(1, 2) for w in (wq, wk, wv))
     scores = q @ k.transpose(-1, -2) / math.sqrt(d // H)
     scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
     expected = attn.proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(2, T, d))
