@@ -22,6 +22,21 @@ SHARED_CACHE = Path(os.environ.get("LMSWEEP_CACHE", ROOT / ".cache" / "lmsweep")
 register_configs()
 
 
+def _files(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_untouched():
+    """Nothing a test records lands in the checkout: a store made while the working directory
+    is the checkout puts its artifacts in its ./mlruns (MLflow's default artifact root), beside
+    what the user's own runs there hold."""
+    before = _files(ROOT / "mlruns")
+    yield
+    added = sorted(_files(ROOT / "mlruns") - before)
+    assert not added, f"tests wrote {len(added)} files into {ROOT / 'mlruns'}: {added[:3]}"
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     return ensure_corpus(SHARED_CACHE)

@@ -27,7 +27,8 @@ LAW = ChinchillaFit.given(1.69, 406.4, 410.7, 0.34, 0.28)
 def store():
     # RAM-backed where available: SQLite's per-commit fsyncs make a disk store 3x slower
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    with tempfile.TemporaryDirectory(dir=shm) as tmp:
+    with tempfile.TemporaryDirectory(dir=shm) as tmp, pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)  # MLflow puts a new experiment's artifacts under ./mlruns
         uri = f"sqlite:///{tmp}/mlflow.db"
         parent = demo_store(uri, experiment="demo", sweep_id="sw", sizes=(4e6, 8e6, 1.6e7, 3.2e7))
         yield uri, parent

@@ -21,6 +21,11 @@ TINY = tiny(
 )
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow puts a new experiment's artifacts under ./mlruns
+
+
 def test_seconds_budget_stops_at_the_deadline_and_drives_the_schedule(tmp_path, cache_dir):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     job = compose_job(
