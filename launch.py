@@ -34,15 +34,20 @@ def main(cfg: DictConfig):
 
     hc = HydraConfig.get()
     try:
+        if hc.mode == RunMode.RUN and hc.sweeper.get("dry_run"):
+            raise contract.ConfigError(
+                "hydra.sweeper.dry_run=true plans a sweep and launches nothing: add -m "
+                "(python launch.py -m ...); without it, the job would run"
+            )
         job = checked_job(cfg)  # a bad config: one clean line, without a traceback
-    except contract.ConfigError:
+        overrides = " ".join(hc.overrides.task) or "defaults"
+        context = SweepContext.load() if hc.mode == RunMode.MULTIRUN else None
+        name = (context.run_name(hc.job.num) if context else "") or overrides
+        summary = run(train, job, name, overrides, context)  # dist: on every rank (trainer/dist)
+    except contract.ConfigError:  # e.g. a tracking.uri that does not answer, checked first
         if hc.mode == RunMode.RUN:  # -m refuses before Hydra makes any directory
             discard_run_dir(Path(hc.runtime.output_dir), hc.job.name)
         raise
-    overrides = " ".join(hc.overrides.task) or "defaults"
-    context = SweepContext.load() if hc.mode == RunMode.MULTIRUN else None
-    name = (context.run_name(hc.job.num) if context else "") or overrides
-    summary = run(train, job, name, overrides, context)  # dist: on every rank (trainer/dist)
     if hc.mode == RunMode.RUN:
         uri = contract.resolve_uri(job.tracking.uri)
         print("\n" + table([summary]) + "\n\nMLflow: " + run_hint(uri, summary), flush=True)

@@ -7,7 +7,8 @@
 #   here:   bash scripts/device-kit.sh        (wheels the machine's image lacks, the corpus)
 #   there:  the device tool's run with command "bash scripts/device-check.sh",
 #           carry [".device-kit"], timeout_s 570 (the limits below, 210 + 330 s, and set-up)
-#   on CPU: bash scripts/device-check.sh --small   (tiny shapes; tests/test_device_check.py)
+#   on CPU: DEVICE_PYTHON=<this python, e.g. 3.11> bash scripts/device-kit.sh, then
+#           bash scripts/device-check.sh --small   (tiny shapes; tests/test_device_check.py)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 KIT=${KIT:-.device-kit}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/device-kit.sh - gather here what the GPU checks (scripts/device-check.sh) need on a
 # lent GPU machine that its image lacks; that machine reaches no network:
-#   bash scripts/device-kit.sh [KIT_DIR]      (default .device-kit, git-ignored; ~6 MB, ~5 s)
+#   bash scripts/device-kit.sh [KIT_DIR]      (default .device-kit, git-ignored; ~11 MB, ~5 s)
 #
 # - wheels of the packages the Trainer's GPU path imports beyond what the image holds
 #   (torch, numpy, pyarrow, tokenizers, filelock, yaml, tqdm, psutil, ninja, ... are there:

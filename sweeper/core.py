@@ -16,7 +16,9 @@ Whatever launcher runs the jobs (in-process, submitit local or Slurm) is Hydra's
 from __future__ import annotations
 
 import itertools
+import json
 import logging
+import math
 import os
 import secrets
 import shlex
@@ -32,9 +34,11 @@ from omegaconf import OmegaConf
 from sweeper import plan as planning
 from sweeper import slurm
 from sweeper.preflight import PlannedJob, validate
-from trainer import contract, liveness, startup_gc
+from sweeper.status import job_runs
+from trainer import contract, liveness, schema, startup_gc
 from trainer.config import fingerprint
-from trainer.contract import ConfigError
+from trainer.contract import ConfigError, Summary
+from trainer.registry import check
 from trainer.report import sweep_view, table, ui_hint
 
 log = logging.getLogger("lmsweep")
@@ -78,6 +82,20 @@ def run_names(jobs: List[List[str]]) -> List[str]:
     ]
 
 
+def one_store_and_experiment(jobs: Sequence[PlannedJob]) -> None:
+    """A sweep has one parent run, one plan of what already finished and one URL: its runs go
+    to one experiment of one store."""
+    for key in ("uri", "experiment"):
+        values = {contract.redact(str(getattr(j.config.tracking, key))) for j in jobs}
+        check(
+            len(values) == 1,
+            f"tracking.{key}",
+            ",".join(sorted(values)),
+            "one value per sweep (its runs go to one experiment of one store): "
+            "launch one sweep per value",
+        )
+
+
 def run_sweep(plugin: Any, arguments: List[str]) -> Any:
     """`plugin` is the LmsweepSweeper (hydra_plugins/lmsweep_sweeper): its options, Hydra's
     context, the sweep config and the launcher."""
@@ -89,6 +107,12 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
     # which the collector must free as they come in a sweep of thousands.
     startup_gc.settle()
     throughput = planning.Throughput(plugin.gpu, plugin.assumed_mfu)  # checked first
+    check(
+        plugin.max_batch_size is None or plugin.max_batch_size > 0,
+        "hydra.sweeper.max_batch_size",
+        plugin.max_batch_size,
+        "null (every job at once) or > 0 jobs per launch",
+    )
     loader = plugin.hydra_context.config_loader
     params = [f"{k}={v}" for k, v in plugin.params.items()]
     local = not slurm.is_slurm_launcher(plugin.config.hydra.launcher)
@@ -101,6 +125,7 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
 
     jobs = validate(expand(params + list(arguments), loader), compose, local)
     names = run_names([j.overrides for j in jobs])
+    one_store_and_experiment(jobs)
     settings = jobs[0].config.tracking
     uri = contract.resolve_uri(settings.uri)
     db = tracking.sqlite_path(uri)
@@ -155,6 +180,7 @@ def _launch(
     sweep_id = new_sweep_id()
     command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     parent = tracking.start_sweep_run(client, experiment_id, sweep_id, command, len(todo))
+    parent.log_text(json.dumps(names), schema.JOBS_ARTIFACT)  # status lists those not started
     view = sweep_view(client, experiment_id, sweep_id)  # the URL printed at the end opens it
     sweep_dir = Path(plugin.config.hydra.sweep.dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -202,6 +228,11 @@ def _launch(
             )
         else:
             ok = failed == 0 and len(rows) == len(todo)
+            if len(rows) < len(todo):  # interrupted mid-batch: the jobs that ran are in the store
+                rows = [
+                    *ran_in(client, experiment_id, sweep_id),
+                    *(r for r in rows if isinstance(r, str)),
+                ]
             summary = table(rows)
             tracking.retrying(
                 lambda: parent.describe(command, summary),
@@ -222,6 +253,30 @@ def _launch(
     if failed:
         raise contract.JobsFailed(f"{failed} of {len(todo)} jobs failed (see the table above)")
     return returns
+
+
+def ran_in(client: Any, experiment_id: str, sweep_id: str) -> List[Summary]:
+    """The Summary rows of a sweep's job runs, read back from the store (what the launcher
+    would have returned, had it not been interrupted)."""
+    rows = []
+    for run in job_runs(client, experiment_id, sweep_id):
+        m, t = run.data.metrics, run.data.tags
+        rows.append(
+            Summary(
+                run.info.run_id,
+                run.info.run_name,
+                t.get(schema.TAG_OUTCOME, run.info.status.lower()),
+                int(t.get(schema.TAG_PARAMS_TOTAL, 0)),
+                int(t.get(schema.TAG_PARAMS_NON_EMBEDDING, 0)),
+                0,
+                int(m.get(schema.TOKENS, 0)),
+                m.get(schema.WALL_CLOCK, 0.0),
+                m.get(schema.FINAL_VAL_LOSS, math.nan),
+                m.get(schema.UNIGRAM_ENTROPY, math.nan),
+                run.info.experiment_id,
+            )
+        )
+    return rows
 
 
 def _restore_env(key: str, value: str | None) -> None:

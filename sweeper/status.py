@@ -18,6 +18,7 @@ close it) is marked KILLED; once every job has ended, a parent run still RUNNING
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from typing import Optional, Sequence
 
 from sweeper import slurm
 from trainer import liveness, schema
-from trainer.contract import DEFAULT_EXPERIMENT, redact, resolve_uri
+from trainer.contract import DEFAULT_EXPERIMENT, ConfigError, redact, resolve_uri, scrub
 from trainer.tables import format_table
 
 
@@ -88,13 +89,17 @@ def find_parent(client, sweep_id: Optional[str], experiment: str):
     raise StatusError(f"no {what} found in {where} of the MLflow store {client.tracking_uri}")
 
 
-def read_record(client, parent) -> Optional[slurm.SweepRecord]:
+def read_artifact(client, parent, name: str) -> Optional[str]:
     try:
         with tempfile.TemporaryDirectory() as d:
-            path = client.download_artifacts(parent.info.run_id, slurm.RECORD_FILE, d)
-            return slurm.SweepRecord.from_json(Path(path).read_text())
+            return Path(client.download_artifacts(parent.info.run_id, name, d)).read_text()
     except Exception:
-        return None  # not a Slurm sweep (or the upload failed)
+        return None  # not there: not a Slurm sweep, a sweep from before it was logged, ...
+
+
+def read_record(client, parent) -> Optional[slurm.SweepRecord]:
+    text = read_artifact(client, parent, slurm.RECORD_FILE)
+    return slurm.SweepRecord.from_json(text) if text else None
 
 
 def job_runs(client, experiment_id: str, sweep_id: str) -> list:
@@ -154,6 +159,13 @@ def collect(
                     states.get(j.slurm_job_id),
                 )
             )
+            if run is not None and run.info.run_id not in used:
+                used.add(run.info.run_id)
+                _fill(client, rows[-1], run)
+    elif planned := read_artifact(client, parent, schema.JOBS_ARTIFACT):
+        for i, name in enumerate(json.loads(planned)):  # those that never started included
+            rows.append(JobRow(i, name))
+            run = by_name.get(name)
             if run is not None and run.info.run_id not in used:
                 used.add(run.info.run_id)
                 _fill(client, rows[-1], run)
@@ -278,7 +290,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     args = p.parse_args(argv)
 
-    from trainer.tracking import client_for
+    from trainer.tracking import connect
 
     record = None
     if args.sweep_dir:
@@ -293,13 +305,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
         print(f"error: no MLflow store at {redact(uri)} (pass --tracking-uri)", file=sys.stderr)
         return 2
-    client = client_for(uri)
+    from mlflow.exceptions import MlflowException
+
     try:
+        client = connect(uri)  # a store that does not answer: in seconds, naming it
         st = collect(client, args.sweep_id, args.experiment, record)
-    except StatusError as e:
-        print(f"error: {e}", file=sys.stderr)
+        changes = reconcile(client, st) if args.reconcile else []
+    except (StatusError, ConfigError, MlflowException, OSError) as e:
+        print(f"error: {scrub(str(e), uri)}", file=sys.stderr)
         return 1
-    changes = reconcile(client, st) if args.reconcile else []
     print(render(st))
     for c in changes:
         print("reconciled: " + c)

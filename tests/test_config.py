@@ -109,6 +109,57 @@ def test_a_sweep_s_misspelt_option_or_key_names_every_valid_one(tmp_path):
     assert "AdamConfig has no field 'lrr'; its fields: name, lr," in r.stderr
 
 
+def test_a_sweep_s_value_of_the_wrong_type_is_named_as_such_not_as_a_missing_field(tmp_path):
+    r = run_launch(
+        "-m", "budget=tokens", "budget.tokens=1000000,2e6", "seed=1,abc",
+        "hydra.sweeper.dry_run=true", cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert r.returncode != 0
+    assert (
+        "Error merging override budget.tokens=2000000.0 | Value '2000000.0' of type 'float' "
+        "could not be converted to Integer | full_key: budget.tokens" in r.stderr
+    )
+    assert (
+        "Value 'abc' of type 'str' could not be converted to Integer | full_key: seed" in r.stderr
+    )
+    assert "has no field" not in r.stderr  # both fields exist: the values were wrong
+
+
+@pytest.mark.parametrize(
+    "overrides,why",
+    [
+        (
+            ["tracking.experiment=a,b"],
+            "tracking.experiment='a,b' is invalid: one value per sweep",
+        ),
+        (
+            ["tracking.uri=sqlite:///a.db,sqlite:///b.db"],
+            "tracking.uri='sqlite:///a.db,sqlite:///b.db' is invalid: one value per sweep",
+        ),
+        (
+            ["seed=0,1", "hydra.sweeper.max_batch_size=-1"],
+            "hydra.sweeper.max_batch_size=-1 is invalid: null (every job at once) or > 0",
+        ),
+    ],
+)
+def test_a_sweep_over_where_runs_go_or_a_batch_below_one_is_refused_before_anything(
+    tmp_path, overrides, why
+):
+    """One sweep has one parent run, one plan of what finished and one URL: sweeping the
+    experiment or store would file every run under the first one."""
+    r = run_launch("-m", *overrides, cwd=tmp_path, timeout=120)
+    assert r.returncode != 0 and why in r.stderr, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    assert not list(tmp_path.glob("*.db")) and not (tmp_path / "multirun").exists()
+
+
+def test_a_dry_run_without_m_is_refused_rather_than_run(tmp_path):
+    r = run_launch("hydra.sweeper.dry_run=true", cwd=tmp_path, timeout=120)
+    assert r.returncode != 0
+    assert "hydra.sweeper.dry_run=true plans a sweep and launches nothing: add -m" in r.stderr
+    assert not list(tmp_path.iterdir())  # no store, no outputs/
+
+
 def test_cfg_job_shows_the_resolved_config(tmp_path):
     r = run_launch(
         "--cfg", "job", "--resolve", "model=mixer", "data.seq_len=64", cwd=tmp_path, timeout=120

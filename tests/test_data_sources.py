@@ -272,8 +272,7 @@ def test_new_options_train_end_to_end(tmp_path):
         ],
         "hf": [
             "data=hf",
-            f"data.path={repo}",
-            "data.subset=null",
+            f"data.path={repo}",  # no data.subset: a local directory has none
             "data.max_documents=60",
             "data.val_fraction=0.2",
             "data.tokenizer.name=pretrained",

@@ -121,3 +121,90 @@ def test_seq_len_is_blamed_on_data_seq_len_when_composed():
     """JobConfig validates `data` before `model`, whose max_seq_len is ${data.seq_len}."""
     with pytest.raises(ValueError, match="data.seq_len=-1 is invalid"):
         compose_job("data.seq_len=-1")
+
+
+@pytest.mark.parametrize(
+    "name,rows,field_name,why",
+    [
+        (
+            "content.jsonl",
+            [{"content": "a"}],
+            "data.text_field='text'",
+            "not a field of the first row",
+        ),
+        ("numbers.jsonl", [{"text": 7}], "data.text_field='text'", "holds int in the first row"),
+        ("strings.jsonl", ["text"], "data.text_field='text'", "it has: str"),
+        (
+            "plain.jsonl",
+            None,
+            "data.format='auto'",
+            "is not JSON lines: its first row does not parse",
+        ),
+    ],
+)
+def test_a_json_lines_file_without_text_in_its_first_row_is_refused(
+    tmp_path, name, rows, field_name, why
+):
+    path = tmp_path / name
+    if rows is None:
+        path.write_text("just prose, not JSON\n")
+    else:
+        write_jsonl(path, rows)
+    with pytest.raises(ValueError) as e:
+        FilesConfig(paths=[str(path)]).preflight()
+    assert f"{field_name} is invalid: " in str(e.value) and why in str(e.value)
+    assert str(path) in str(e.value)
+
+
+def test_parquet_is_checked_by_its_schema_and_a_wrong_format_is_named(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"body": ["a", "b"]}).to_parquet(tmp_path / "docs.parquet")
+    pd.DataFrame({"text": [1, 2]}).to_parquet(tmp_path / "ints.parquet")
+    write_jsonl(tmp_path / "rows.jsonl", [{"text": "fine"}])
+    for paths, fmt, want in [
+        ("docs.parquet", "auto", "data.text_field='text' is invalid: not a column of"),
+        ("ints.parquet", "auto", "data.text_field='text' is invalid: holds int64 in"),
+        ("rows.jsonl", "parquet", "data.format='parquet' is invalid: "),
+    ]:
+        with pytest.raises(ValueError, match=want):
+            FilesConfig(paths=[str(tmp_path / paths)], format=fmt).preflight()
+    FilesConfig(paths=[str(tmp_path / "docs.parquet")], text_field="body").preflight()
+
+
+def test_a_row_that_breaks_later_fails_the_load_in_one_line_naming_file_and_row(tmp_path):
+    """Pre-flight reads the first row only; a later row that does not parse is the data
+    stage's ConfigError (one line, no traceback from pyarrow), before any token is written."""
+    from trainer.contract import ConfigError
+
+    path = tmp_path / "late.jsonl"
+    write_jsonl(path, [{"text": t} for t in documents(60)])
+    lines = path.read_text().splitlines()
+    lines[49] = '{"text": "cut short'
+    path.write_text("\n".join(lines) + "\n")
+    data = FilesConfig(paths=[str(path)], cache_dir=str(tmp_path / "cache"))
+    data.preflight()
+    with pytest.raises(ConfigError, match=r"could not load data.paths=.*late.jsonl.*row 49"):
+        prepare(data, NoFilterConfig())
+    assert not list((tmp_path / "cache" / "data").glob("files-*[!k]"))  # no entry, only a lock
+
+
+def test_a_filter_that_keeps_nothing_is_one_clear_error(tmp_path):
+    from trainer.contract import ConfigError
+    from trainer.data.filters import LengthConfig
+
+    write_jsonl(tmp_path / "d.jsonl", [{"text": t} for t in documents(40)])
+    data = FilesConfig(paths=[str(tmp_path / "d.jsonl")], cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(ConfigError, match="filter=length removed every one of the .* training"):
+        prepare(data, LengthConfig(min_chars=10**6, max_chars=2 * 10**6))
+
+
+def test_hf_refuses_a_local_path_that_does_not_exist_and_defaults_subsets_per_dataset(tmp_path):
+    from trainer.data.sources import HFConfig
+
+    with pytest.raises(ValueError, match="data.path='/no/such/dir' is invalid: no such file"):
+        HFConfig(path="/no/such/dir").preflight()
+    assert HFConfig().subset == "wikitext-103-raw-v1"  # wikitext has no default config
+    assert HFConfig(path=str(tmp_path)).subset is None  # a local directory has none
+    assert HFConfig(path="allenai/c4").subset is None
+    assert HFConfig(path="allenai/c4", subset="en").subset == "en"

@@ -73,6 +73,9 @@ def finish_once_back(server: MlflowServer, args, cwd, env):
     return run
 
 
+SECRET = "s3cr3t-pw-0utage"
+
+
 @pytest.fixture
 def env(tmp_path, corpus):
     return {
@@ -123,10 +126,11 @@ def test_server_killed_mid_sweep_and_restarted_loses_nothing(tmp_path, env):
 
 def test_outage_past_the_limit_checkpoints_and_the_next_launch_finishes(tmp_path, env):
     server = MlflowServer(tmp_path / "server").start()
+    host = server.uri.removeprefix("http://")
     args = [
         *SHAPE,
         f"budget.steps={STEPS}",
-        f"tracking.uri={server.uri}",
+        f"tracking.uri=http://alice:{SECRET}@{host}",  # the message names it, redacted
         "tracking.outage_limit_s=4",
     ]
     try:
@@ -137,7 +141,8 @@ def test_outage_past_the_limit_checkpoints_and_the_next_launch_finishes(tmp_path
         out.append(proc.stdout.read())
         text = "".join(out)
         assert proc.wait(timeout=300) != 0, text[-3000:]
-        assert f"tracking.uri='{server.uri}' has not answered for" in text
+        assert f"tracking.uri='http://alice:***@{host}' has not answered for" in text
+        assert SECRET not in text  # nor in the store's error it quotes
         assert "checkpoint saved at step" in text and "Run the same command again" in text
         assert "Traceback" not in text
         assert list((tmp_path / "ckpt").rglob("step_*.pt"))

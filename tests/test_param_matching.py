@@ -114,3 +114,21 @@ def test_heads_need_not_divide_the_placeholder_width_when_params_is_set():
 def test_a_bad_target_fails_at_composition():
     with pytest.raises(Exception, match="model.params='lots' is invalid"):
         compose_job("model.params=lots")
+
+
+def test_a_bpe_that_learns_fewer_tokens_than_declared_trains_the_planned_model(tmp_path):
+    """The plan and model.params count the declared vocabulary (no data is prepared before a
+    sweep); a small corpus leaves the BPE short of it, and the model keeps the planned rows."""
+    from tests.test_data_sources import documents, write_jsonl
+    from trainer.loop import Trainer
+
+    write_jsonl(tmp_path / "d.jsonl", [{"text": t} for t in documents(80)])
+    job = solved(
+        "data=files", f"data.paths=[{tmp_path / 'd.jsonl'}]", "data.tokenizer.name=bpe",
+        "data.tokenizer.vocab_size=4000", "model.params=300k", f"data.cache_dir={tmp_path}",
+        "train.micro_batch=4", "ramp.start=4",
+    )  # fmt: skip
+    planned = count_params(job.model, job.vocab_size())
+    trainer = Trainer(job)
+    assert trainer.data.vocab_size < 4000  # the corpus holds fewer merges
+    assert trainer.params_total == planned and abs(planned - 300_000) <= 3_000

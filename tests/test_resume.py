@@ -47,8 +47,9 @@ def history(client, run_id, key):
     ]
 
 
-def launch_and_signal(args, cwd, env, signum, at_step=40) -> int:
-    """Start `launch.py ARGS`, send `signum` once it reports `at_step`, return its exit code."""
+def launch_and_signal(args, cwd, env, signum, at_step=40) -> tuple[int, str]:
+    """Start `launch.py ARGS`, send `signum` once it reports `at_step`; its exit code and what
+    it printed after the signal."""
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "launch.py"), *args],
         cwd=cwd,
@@ -61,8 +62,8 @@ def launch_and_signal(args, cwd, env, signum, at_step=40) -> int:
         if f"] step {at_step} " in line:
             proc.send_signal(signum)
             break
-    proc.stdout.read()
-    return proc.wait(timeout=120)
+    out = proc.stdout.read()
+    return proc.wait(timeout=120), out
 
 
 def test_preempted_run_resumes_into_the_same_run_bit_exact(tmp_path, env):
@@ -73,7 +74,7 @@ def test_preempted_run_resumes_into_the_same_run_bit_exact(tmp_path, env):
     assert r.returncode == 0, r.stderr[-2000:]
 
     # Checkpointed, then the signal's default action (under submitit: requeue).
-    assert launch_and_signal(args, dir_, env, signal.SIGUSR2) == -signal.SIGUSR2
+    assert launch_and_signal(args, dir_, env, signal.SIGUSR2)[0] == -signal.SIGUSR2
 
     uri = f"sqlite:///{dir_ / 'mlflow.db'}"
     client, runs = jobs(uri)
@@ -102,7 +103,10 @@ def test_preempted_run_resumes_into_the_same_run_bit_exact(tmp_path, env):
 
 def test_sigterm_ends_the_run_killed_and_a_rerun_resumes_it(tmp_path, env):
     args = [*TINY, "budget.steps=120"]
-    assert launch_and_signal(args, tmp_path, env, signal.SIGTERM) == 128 + signal.SIGTERM
+    code, out = launch_and_signal(args, tmp_path, env, signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM
+    (line,) = [x for x in out.splitlines() if x.startswith("SIGTERM at step ")]
+    assert line.endswith("checkpoint saved; run the same command again to resume")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client, runs = jobs(uri)
     assert len(runs) == 1 and runs[0].info.status == "KILLED"
@@ -146,7 +150,7 @@ def test_a_sweep_run_again_after_an_interrupt_owns_the_job_it_resumed(tmp_path, 
     """The new sweep's status, link and analysis show the job it trained; the run keeps its
     history and says which sweep it started in."""
     args = ["-m", "model=transformer", *TINY, "budget.steps=120"]
-    assert launch_and_signal(args, tmp_path, env, signal.SIGTERM) != 0
+    assert launch_and_signal(args, tmp_path, env, signal.SIGTERM)[0] != 0
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client, (run,) = jobs(uri)
     first = run.data.tags[schema.TAG_SWEEP_ID]
@@ -228,3 +232,101 @@ def test_a_diverging_run_is_recorded_and_its_sibling_finishes(tmp_path, env):
     assert bad.data.metrics[schema.SKIPPED_STEPS] == 3
     assert good.data.tags[schema.TAG_OUTCOME] == schema.OUTCOME_FINISHED
     assert "diverged" in r.stdout and "finished" in r.stdout
+
+
+def runs_of(uri, experiment):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client, (client.search_runs([exp.experiment_id]) if exp else [])
+
+
+def test_a_checkpoint_whose_run_is_in_another_experiment_is_set_aside_not_continued(tmp_path, env):
+    """The same job launched for experiment B after an interrupt in A (the fingerprint leaves
+    tracking out) starts its own run in B; the run in A keeps its history as it was."""
+    args = [*TINY, "budget.steps=120"]
+    code, _ = launch_and_signal([*args, "tracking.experiment=A"], tmp_path, env, signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM
+    r = run_launch(*args, "tracking.experiment=B", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "is in experiment 'A', not in tracking.experiment='B'" in r.stdout + r.stderr
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client, (a,) = runs_of(uri, "A")
+    _, (b,) = runs_of(uri, "B")
+    assert a.info.status == "KILLED" and b.info.status == "FINISHED"
+    assert schema.TAG_RESUMES not in b.data.tags
+    assert [s for s, _ in history(client, a.info.run_id, schema.TRAIN_LOSS)][-1] <= 45
+    assert [s for s, _ in history(client, b.info.run_id, schema.TRAIN_LOSS)] == list(
+        range(5, 121, 5)
+    )
+
+
+def test_a_checkpoint_of_data_that_changed_since_is_set_aside_not_continued(tmp_path, env):
+    """Files added to the data between an interrupt and the next launch: continuing the run
+    would train and evaluate it on other documents, so the job starts a new run."""
+    from tests.test_data_sources import documents
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(8):
+        (corpus / f"{i}.txt").write_text("\n\n".join(documents(30, seed=i)))
+    args = [
+        *TINY, "data=files", f"data.paths=[{corpus}/*.txt]", "data.sample_by=paragraph",
+        "budget.steps=120",
+    ]  # fmt: skip
+    assert launch_and_signal(args, tmp_path, env, signal.SIGTERM)[0] == 128 + signal.SIGTERM
+    r = run_launch(*args, cwd=tmp_path, env=env)  # the same data: resumed
+    assert r.returncode == 0 and "trained on other data" not in r.stdout + r.stderr
+    client, (run,) = jobs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert run.data.tags[schema.TAG_RESUMES] == "1"
+
+    args[-1] = "budget.steps=121"  # another job, interrupted, then its data grows
+    assert launch_and_signal(args, tmp_path, env, signal.SIGTERM)[0] == 128 + signal.SIGTERM
+    (corpus / "8.txt").write_text("\n\n".join(documents(30, seed=8)))
+    r = run_launch(*args, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "trained on other data (a data file changed since" in r.stdout + r.stderr
+    client, runs = jobs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    grown = sorted(
+        (r for r in runs if r.data.params["budget.steps"] == "121"), key=lambda r: r.info.start_time
+    )
+    assert [r.info.status for r in grown] == ["KILLED", "FINISHED"]
+    assert schema.TAG_RESUMES not in grown[1].data.tags
+
+
+def test_an_interrupted_sweep_keeps_its_table_and_status_lists_the_jobs_never_started(
+    tmp_path, env
+):
+    """Ctrl-C during the second of three jobs: the parent run's summary shows the job that
+    finished and the one interrupted (the launcher returned neither), and `status` lists all
+    three, the third with no run."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "launch.py"), "-m", "seed=0,1,2", *TINY, "budget.steps=60"],
+        cwd=tmp_path,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    for line in proc.stdout:
+        if "[seed=1] step 20 " in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    out = proc.stdout.read()
+    assert proc.wait(timeout=120) == 130, out[-2000:]
+    client, runs = jobs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (parent,) = client.search_runs(
+        [runs[0].info.experiment_id], f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_SWEEP}'"
+    )
+    note = parent.data.tags[schema.NOTE_TAG]
+    assert parent.info.status == "FAILED"
+    assert [line.split()[0] for line in note.splitlines() if line.startswith("seed=")] == [
+        "seed=0",
+        "seed=1",
+    ]
+    assert "finished" in note and "cancelled" in note
+    r = subprocess.run(
+        [sys.executable, "-m", "sweeper", "status"],
+        cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert ": 3 jobs;" in r.stdout and "1 FINISHED, 1 KILLED, 1 no run yet" in r.stdout

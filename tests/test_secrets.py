@@ -4,6 +4,9 @@ console, Slurm logs. It reaches the jobs through the environment only."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +84,22 @@ def test_redaction_and_moving_a_password_to_the_environment(monkeypatch):
         contract.scrub("could not connect: mysql://u:p%40ss@h/db")
         == "could not connect: mysql://u:***@h/db"
     )
+
+
+@pytest.mark.parametrize("how", ["command line", "environment"])
+def test_status_against_a_store_that_does_not_answer_says_so_without_the_password(how, tmp_path):
+    uri = f"http://alice:{SECRET}@127.0.0.1:9"  # nothing listens on port 9
+    given = ["--tracking-uri", uri] if how == "command line" else []
+    r = subprocess.run(
+        [sys.executable, "-m", "sweeper", "status", *given],
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri if how == "environment" else ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 1
+    assert (
+        "error: tracking.uri='http://alice:***@127.0.0.1:9': no MLflow server answers" in r.stderr
+    )
+    assert SECRET not in r.stdout + r.stderr and "Traceback" not in r.stderr

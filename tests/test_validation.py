@@ -44,6 +44,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     (d / "latin1.txt").write_bytes("Hello caf\xe9 world\n".encode("latin-1"))
     (d / "notok.json").write_text('{"not": "a tokenizer"}')
     (d / "doc.txt").write_text("One text file is one document.\n\nOf two paragraphs.\n")
+    (d / "rows.jsonl").write_text('{"body": "a document", "n": 1}\n')
     readonly = d / "readonly"
     readonly.mkdir()
     readonly.chmod(0o500)
@@ -54,6 +55,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "latin1": str(d / "latin1.txt"),
         "notok": str(d / "notok.json"),
         "doc": str(d / "doc.txt"),
+        "rows": str(d / "rows.jsonl"),
         "readonly": str(readonly),
     }
 
@@ -128,6 +130,15 @@ def test_a_refused_single_run_leaves_nothing_behind(tmp_path):
     (other / "launch.log").write_text("an earlier run's log\n")  # a fixed hydra.run.dir
     r = run_launch("optim.lr=-1", "hydra.run.dir=outputs/day/other-run", cwd=tmp_path, env=env)
     assert r.returncode != 0 and (other / "launch.log").read_text() == "an earlier run's log\n"
+
+
+def test_a_single_run_against_a_store_that_does_not_answer_leaves_nothing_behind(tmp_path):
+    """The URI is checked by the job before it claims its checkpoint directory."""
+    env = {"LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"), "MLFLOW_TRACKING_URI": ""}
+    r = run_launch("tracking.uri=http://127.0.0.1:9", cwd=tmp_path, env=env, timeout=120)
+    assert r.returncode != 0 and "no MLflow server answers there" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert list(tmp_path.iterdir()) == []  # no outputs/, no claim in ckpt/
 
 
 def test_every_bad_job_of_a_sweep_is_listed(tmp_path):

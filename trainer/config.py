@@ -26,7 +26,12 @@ from typing import Any, Mapping, Optional
 from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    InterpolationResolutionError,
+    OmegaConfBaseException,
+)
 
 from trainer.budgets import BUDGETS, BudgetConfig
 from trainer.contract import DEFAULT_EXPERIMENT, ConfigError, has_secret
@@ -165,11 +170,12 @@ class JobConfig:
         check_dist(self)  # ranks x micro-batches, and what the dist option can run
 
     def vocab_size(self, data_vocab: Optional[int] = None) -> int:
-        """The model's vocabulary: the data's (known after preparation; before it, the
-        tokenizer's expected size) plus the objective's extra ids (mlm's [MASK])."""
-        return (
-            data_vocab or self.data.tokenizer.expected_vocab_size()
-        ) + self.objective.extra_tokens
+        """The model's vocabulary: the tokenizer's declared size, what plans and model.params
+        count with before any data is prepared (a BPE that learns fewer tokens on a small
+        corpus leaves rows unused, as GPT-2's 50,257 are padded to 50,304), or the data's if
+        larger; plus the objective's extra ids (mlm's [MASK])."""
+        declared = self.data.tokenizer.expected_vocab_size()
+        return max(data_vocab or 0, declared) + self.objective.extra_tokens
 
 
 GROUPS: dict[str, Registry] = {
@@ -302,15 +308,21 @@ def in_one_line(e: BaseException) -> str:
     if listed is not None:
         return " ".join(lines[:listed]) + f"; {lines[listed]} {', '.join(lines[listed + 1 :])}"
     cause = e
-    while cause is not None and not dataclasses.is_dataclass(getattr(cause, "object_type", None)):
+    while cause is not None and not isinstance(cause, OmegaConfBaseException):
         cause = cause.__cause__ or cause.__context__
-    if cause is not None and getattr(cause, "key", None):
+    missing = isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and not isinstance(
+        cause, InterpolationResolutionError
+    )
+    if missing and cause.key and dataclasses.is_dataclass(cause.object_type):
+        said = str(cause.msg).splitlines()[0]  # already in the first line when e wraps it
+        first = lines[0].replace(said, "").rstrip(": .") or said
         fields = ", ".join(f.name for f in dataclasses.fields(cause.object_type))
-        return (
-            f"{lines[0]} {cause.object_type.__name__} has no field {cause.key!r}; its fields: "
-            f"{fields}"
-        )
-    return " | ".join(lines[:3])
+        kind = cause.object_type.__name__
+        return f"{first}: {kind} has no field {cause.key!r}; its fields: {fields}"
+    # A wrong type or value: what Hydra and OmegaConf said and of which key, not their types.
+    said = [line.strip() for line in str(cause or "").splitlines() if line.strip()]
+    parts = [line for line in lines + said if not re.match(r"\w+_type=", line)]
+    return " | ".join(dict.fromkeys(p for p in parts if not any(p in q for q in parts if q != p)))
 
 
 def preflight(job: JobConfig, local: bool = True) -> None:

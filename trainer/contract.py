@@ -59,11 +59,14 @@ def has_secret(uri: str) -> bool:
     return redact(uri) != uri
 
 
-def scrub(text: str) -> str:
+def scrub(text: str, uri: str = "") -> str:
     """`text` (an error from MLflow or a database driver, say) without the password of the
-    tracking URI in the environment."""
-    password = urlsplit(os.environ.get(TRACKING_URI_ENV, "")).password
-    return text.replace(password, REDACTED) if password and password != REDACTED else text
+    tracking URI in the environment, nor of `uri` (one given on a command line)."""
+    for source in (os.environ.get(TRACKING_URI_ENV, ""), uri):
+        password = urlsplit(source).password
+        if password and password != REDACTED:
+            text = text.replace(password, REDACTED)
+    return text
 
 
 def resolve_uri(uri: Optional[str]) -> str:

@@ -54,7 +54,19 @@ def train(
 ) -> Summary:
     key = fingerprint(job)
     ckpt_dir = contract.checkpoint_dir(job.train.checkpoint_dir, key)
-    main = ranks.is_main()  # rank 0 claims, tracks and cleans up for all ranks
+    main = ranks.is_main()  # rank 0 connects, claims, tracks and cleans up for all ranks
+    uri = contract.resolve_uri(context.tracking_uri if context else job.tracking.uri)
+    # In a sweep, a store that restarts as this job begins is waited for; alone, a bad URI
+    # fails in seconds (before the claim: a refused job leaves no file behind).
+    client = (
+        tracking.connect(
+            uri,
+            wait_s=job.tracking.outage_limit_s if context else 0.0,
+            cache_dir=job.data.cache_path(),
+        )
+        if main
+        else None
+    )  # other ranks: rank 0's answers
     claim = checkpoint.Claim(ckpt_dir)
     if not ranks.broadcast(claim.acquire() if main else None):
         log.warning(
@@ -63,7 +75,7 @@ def train(
         )
         return Summary("", run_name, OUTCOME_ELSEWHERE, 0, 0, 0, 0, 0.0, math.nan, math.nan)
     try:
-        summary = _train_claimed(job, run_name, overrides, context, key, ckpt_dir)
+        summary = _train_claimed(job, run_name, overrides, context, key, ckpt_dir, client, uri)
     finally:
         if main:
             claim.release()
@@ -79,19 +91,9 @@ def _train_claimed(
     context: Optional[contract.SweepContext],
     key: str,
     ckpt_dir: Path,
+    client,
+    uri: str,
 ) -> Summary:
-    uri = contract.resolve_uri(context.tracking_uri if context else job.tracking.uri)
-    # In a sweep, a store that restarts as this job begins is waited for; alone, a bad URI
-    # fails in seconds.
-    client = (
-        tracking.connect(
-            uri,
-            wait_s=job.tracking.outage_limit_s if context else 0.0,
-            cache_dir=job.data.cache_path(),
-        )
-        if ranks.is_main()
-        else None
-    )  # other ranks: rank 0's answers
     if ranks.broadcast(
         client
         and context
@@ -104,8 +106,9 @@ def _train_claimed(
     trainer = Trainer(job)
     store = dist_checkpoint.for_trainer(trainer, ckpt_dir)
     saved = store.latest()
-    if saved is not None and not ranks.broadcast(client and _run_alive(client, saved["run_id"])):
-        store.set_aside(f"the MLflow run {saved['run_id']} of checkpoint {ckpt_dir} was deleted")
+    stale = saved and ranks.broadcast(client and _stale(client, saved, job, trainer, context))
+    if stale:
+        store.set_aside(f"the MLflow run {saved['run_id']} of checkpoint {ckpt_dir} {stale}")
         saved = None
     # Installed before the run exists, so no signal can leave an orphan RUNNING run.
     stop = checkpoint.StopSignals()
@@ -153,18 +156,44 @@ def _fail(run, writer: MetricWriter, error: BaseException) -> None:
         run.set_tags({schema.TAG_OUTCOME: schema.OUTCOME_FAILED})
         run.end("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
     except Exception as e:
-        log.warning(f"could not mark run {run.run_id} failed: {type(e).__name__}: {e}")
+        log.warning(
+            f"could not mark run {run.run_id} failed: {type(e).__name__}: {contract.scrub(str(e))}"
+        )
 
 
-def _run_alive(client, run_id: str) -> bool:
+def _stale(
+    client, saved: dict, job: JobConfig, trainer: Trainer, context: Optional[contract.SweepContext]
+) -> Optional[str]:
+    """Why the checkpoint's run must not be continued ("was deleted", ...: the checkpoint is set
+    aside, the job starts a new run), or None: the run is gone, lives in another experiment
+    than the one this job records into, or trained on other data (a data file changed)."""
     from mlflow.exceptions import MlflowException
 
+    run_id = saved["run_id"]
     try:
-        return client.get_run(run_id).info.lifecycle_stage == "active"
+        run = client.get_run(run_id)
     except MlflowException as e:
         if e.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return False
+            return "was deleted"
         raise
+    if run.info.lifecycle_stage != "active":
+        return "was deleted"
+    target = (
+        context.experiment_id
+        if context
+        else getattr(client.get_experiment_by_name(job.tracking.experiment), "experiment_id", None)
+    )
+    if run.info.experiment_id != target:
+        return (
+            f"is in experiment '{client.get_experiment(run.info.experiment_id).name}', not in "
+            f"tracking.experiment='{job.tracking.experiment}'"
+        )
+    if saved.get("data", trainer.data.digest) != trainer.data.digest:
+        return (
+            f"trained on other data (a data file changed since; now {trainer.data.directory.name})"
+            ": continued, it would train and evaluate on other documents"
+        )
+    return None
 
 
 def _open_run(
@@ -313,6 +342,13 @@ def _stop(trainer: Trainer, run, writer: MetricWriter, stop: checkpoint.StopSign
     ranks.barrier()  # no rank ends the job before rank 0 closed the run
     if stop.signum == signal.SIGINT:
         raise KeyboardInterrupt(f"interrupted at step {step}; checkpoint saved")
+    if ranks.is_main():  # the exit status alone does not say that nothing was lost
+        print(
+            f"{signal.Signals(stop.signum).name} at step {step}: checkpoint saved; run the same "
+            "command again to resume",
+            file=sys.stderr,
+            flush=True,
+        )
     raise SystemExit(128 + stop.signum)
 
 

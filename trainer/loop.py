@@ -132,6 +132,7 @@ class Trainer:
         s = self.state
         return {
             "run_id": run_id,
+            "data": self.data.digest,  # a resume on other data is refused (trainer/job.py)
             "progress": asdict(s.progress),
             "window": asdict(s.window),
             "best_val": s.best_val,

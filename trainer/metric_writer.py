@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from trainer import schema
-from trainer.contract import MAX_METRICS_PER_BATCH
+from trainer.contract import MAX_METRICS_PER_BATCH, scrub
 from trainer.tracking import is_permanent
 
 SPILL_FILE = "metrics_spill.jsonl"
@@ -145,7 +145,7 @@ class MetricWriter:
                 if is_permanent(e):
                     self.fatal = e
                 self.outage_since = self.outage_since or time.monotonic()
-                self.last_error = f"{type(e).__name__}: {str(e)[:200]}"
+                self.last_error = f"{type(e).__name__}: {scrub(str(e))[:200]}"
                 return False
             self.spill_path.unlink(missing_ok=True)
             with self._lock:

@@ -63,3 +63,4 @@ EVAL_SECONDS = "eval_s"  # time spent in validation passes (not in wall_clock_s)
 
 # --- artifacts ----------------------------------------------------------------------------
 CONFIG_ARTIFACT = "config.yaml"
+JOBS_ARTIFACT = "jobs.json"  # sweep (parent) run: its jobs' run names, in launch order

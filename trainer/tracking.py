@@ -176,7 +176,7 @@ def connect(uri: str, wait_s: float = 0.0, cache_dir: Optional[Path] = None) -> 
         except Exception as e:
             raise ConfigError(
                 f"tracking.uri={redact(uri)!r}: the store does not answer "
-                f"({type(e).__name__}: {scrub(str(e))[:300]})"
+                f"({type(e).__name__}: {scrub(str(e), uri)[:300]})"
             ) from None
         return client
     db.resolve().parent.mkdir(parents=True, exist_ok=True)

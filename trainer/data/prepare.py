@@ -27,6 +27,7 @@ from typing import Any, Optional
 import numpy as np
 from filelock import FileLock
 
+from trainer.contract import ConfigError
 from trainer.data.filters import FilterConfig, apply
 from trainer.data.order import ORDERS, OrderConfig, RandomOrderConfig
 from trainer.data.sources import SOURCES, DataConfig
@@ -46,6 +47,7 @@ class Prepared:
     vocab_size: int
     sep_id: int
     stats: dict
+    digest: str  # of the token streams and tokenizer (their CRC-32s): what a run trained on
 
     def params(self) -> dict[str, Any]:
         """The stats as flat MLflow params, one per filter step and count
@@ -140,15 +142,24 @@ def _build(data: DataConfig, filt: FilterConfig, out: Path) -> None:
     train_docs = [d for d, v in zip(docs, held_out) if not v]
     val_docs = [d for d, v in zip(docs, held_out) if v]
     if not val_docs:
-        raise ValueError(
+        raise ConfigError(
             f"data.val_fraction={data.val_fraction} put none of the {len(docs)} "
             f"documents of data={data.name} in validation: use more documents "
             "(e.g. data.sample_by=paragraph for text files) or a larger fraction"
         )
     kept, filter_counts = apply(filt, train_docs)
     if not kept:
-        raise ValueError(f"filter={filt.name} removed every training document ({asdict(filt)})")
+        raise ConfigError(
+            f"filter={filt.name} removed every one of the {len(train_docs)} training documents "
+            f"of data={data.name} ({asdict(filt)}): loosen it, or use filter=none"
+        )
     tok = TOKENIZERS.build(data.tokenizer, kept)
+    if tok.vocab_size < data.tokenizer.expected_vocab_size():
+        log.warning(
+            f"data.tokenizer.vocab_size={data.tokenizer.vocab_size}: the BPE learned "
+            f"{tok.vocab_size} tokens from this corpus; models keep the declared size, as "
+            "planned, with the rest of their rows unused"
+        )
     dtype = np.uint16 if tok.vocab_size <= 2**16 else np.uint32
     ids, lengths = tok.encode(kept + val_docs)  # one pass: the splits share most words
     cut = int(lengths[: len(kept)].sum())
@@ -198,7 +209,12 @@ def prepare(data: DataConfig, filt: FilterConfig) -> Prepared:
         stats["vocab_size"],
         stats["sep_id"],
         stats,
+        _files_digest(meta["files"]),
     )
+
+
+def _files_digest(files: dict) -> str:
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _ensure(data: DataConfig, filt: FilterConfig, entry: Path) -> None:

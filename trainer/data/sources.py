@@ -14,6 +14,7 @@ import codecs
 import functools
 import glob
 import gzip
+import json
 import lzma
 import os
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any, Callable, Optional
 
 from omegaconf import MISSING
 
+from trainer.contract import ConfigError
 from trainer.data.tokenizers import TokenizerConfig
 from trainer.registry import Registry, check, check_choice
 
@@ -41,6 +43,8 @@ SUFFIX_FORMATS = {
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")  # read transparently by `datasets`
 OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}  # .zst: not in the stdlib
 SAMPLE_BY = ("document", "paragraph", "line")  # `datasets` text builder's sample_by
+# data=hf's subset when none is given, for hub datasets that have no default config.
+DEFAULT_SUBSETS = {"wikitext": "wikitext-103-raw-v1", "Salesforce/wikitext": "wikitext-103-raw-v1"}
 
 
 @dataclass
@@ -97,9 +101,13 @@ class FilesConfig(DataConfig):
     def preflight(self) -> None:
         super().preflight()
         fmt, files = self.resolve()
-        for f in files:
-            problem = _file_problem(str(f), fmt, f.stat().st_size, f.stat().st_mtime_ns)
+        versions = {f: (f.stat().st_size, f.stat().st_mtime_ns) for f in files}
+        for f, version in versions.items():  # bytes first: a file that is not text at all
+            problem = _file_problem(str(f), fmt, *version)
             check(problem is None, "data.paths", str(f), problem)
+        for f, version in versions.items() if fmt != "text" else ():
+            field_name, problem = _first_row_problem(str(f), fmt, self.text_field, *version)
+            check(problem is None, field_name, getattr(self, field_name[5:]), problem)
         if fmt == "text" and self.sample_by == "document":  # a document per file: countable
             check(
                 len(files) * self.val_fraction >= 1,
@@ -159,7 +167,7 @@ class HFConfig(DataConfig):
 
     name: str = "hf"
     path: str = "wikitext"
-    subset: Optional[str] = "wikitext-103-raw-v1"  # the dataset's config name
+    subset: Optional[str] = None  # the dataset's config name; null: DEFAULT_SUBSETS, or none
     split: str = "train"  # any `datasets` split, e.g. train[:10%]
     text_field: str = "text"
     max_documents: Optional[int] = None  # stream only the first N rows, not the whole split
@@ -172,6 +180,18 @@ class HFConfig(DataConfig):
             "data.max_documents",
             self.max_documents,
             "null (all) or > 0",
+        )
+        if self.subset is None:
+            self.subset = DEFAULT_SUBSETS.get(self.path)
+
+    def preflight(self) -> None:
+        super().preflight()
+        local = self.path.startswith(("/", "./", "../", "~")) or os.path.isabs(self.path)
+        check(
+            not local or Path(self.path).expanduser().exists(),
+            "data.path",
+            self.path,
+            "no such file or directory (a hub dataset is named without a leading / . or ~)",
         )
 
     def inputs(self) -> list[Path]:
@@ -215,6 +235,48 @@ def _file_problem(path: str, fmt: str, size: int, mtime_ns: int) -> Optional[str
     return "no text, only whitespace" if blank else None
 
 
+@functools.lru_cache(maxsize=4096)
+def _first_row_problem(
+    path: str, fmt: str, text_field: str, size: int, mtime_ns: int
+) -> tuple[str, Optional[str]]:
+    """(field to blame, why) when a json/parquet file's first row has no text in `text_field`,
+    or the file is not of its format; (_, None) if it looks right. One row, not every row: a
+    later one that does not parse fails the job's load, naming the file and the row."""
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            schema = pq.read_schema(path)
+        except (pa.ArrowException, OSError) as e:
+            return "data.format", f"{path} is not a Parquet file ({e})"
+        if text_field not in schema.names:
+            return "data.text_field", f"not a column of {path}; columns: {schema.names}"
+        kind = schema.field(text_field).type
+        text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+        return "data.text_field", None if text else f"holds {kind} in {path}, not text"
+    suffix = Path(path).suffix.lower()
+    if suffix not in OPENERS and suffix in COMPRESSIONS:
+        return "data.format", None  # .zst: no stdlib reader, left to `datasets`
+    with OPENERS.get(suffix, open)(path, "rt", encoding="utf-8") as f:
+        line = next((line for line in f if line.strip()), "").strip()
+    if line.startswith("["):
+        return "data.format", None  # a JSON array, not JSON lines: `datasets` reads it whole
+    try:
+        row = json.loads(line)
+    except ValueError as e:
+        return "data.format", f"{path} is not JSON lines: its first row does not parse ({e})"
+    if not isinstance(row, dict) or text_field not in row:
+        fields = list(row) if isinstance(row, dict) else type(row).__name__
+        return "data.text_field", f"not a field of the first row of {path}; it has: {fields}"
+    value = row[text_field]
+    return "data.text_field", (
+        None
+        if value is None or isinstance(value, str)
+        else f"holds {type(value).__name__} in the first row of {path} ({value!r:.40}), not text"
+    )
+
+
 def _format_of(path: Path) -> Optional[str]:
     suffixes = [s.lower() for s in path.suffixes if s.lower() not in COMPRESSIONS]
     return SUFFIX_FORMATS.get(suffixes[-1]) if suffixes else None
@@ -223,25 +285,35 @@ def _format_of(path: Path) -> Optional[str]:
 def load_texts(
     what: str, text_field: str, max_documents: Optional[int], *args: Any, **kwargs: Any
 ) -> list[str]:
-    """`datasets.load_dataset(*args, **kwargs)` -> the non-blank strings of `text_field`."""
+    """`datasets.load_dataset(*args, **kwargs)` -> the non-blank strings of `text_field`.
+    What goes wrong on the way (a file, a split or the hub; a row that does not parse, streamed
+    ones fail while read) is one ConfigError naming `what`, not a traceback from inside."""
     import datasets
 
     try:
         ds = datasets.load_dataset(*args, **kwargs)
-    except Exception as e:  # hub, file and split errors come in many types
-        raise RuntimeError(f"could not load {what}: {type(e).__name__}: {e}") from e
-    columns = ds.column_names  # None when a stream does not know its columns up front
+        columns = ds.column_names  # None when a stream does not know its columns up front
+        check(
+            columns is None or text_field in columns,
+            "data.text_field",
+            text_field,
+            f"not a column of {what}; columns: {columns}",
+        )
+        if max_documents is not None:
+            ds = ds.take(max_documents)
+        texts = [t for batch in ds.iter(batch_size=1024) for t in batch[text_field]]
+    except ConfigError:
+        raise
+    except Exception as e:  # hub, file, split and parse errors come in many types
+        raise ConfigError(f"could not load {what}: {type(e).__name__}: {e}") from e
+    wrong = next((t for t in texts if t is not None and not isinstance(t, str)), None)
     check(
-        columns is None or text_field in columns,
+        wrong is None,
         "data.text_field",
         text_field,
-        f"not a column of {what}; columns: {columns}",
+        f"holds {type(wrong).__name__} values in {what} (e.g. {wrong!r:.40}), not text",
     )
-    if max_documents is not None:
-        ds = ds.take(max_documents)
-    return [
-        t for batch in ds.iter(batch_size=1024) for t in batch[text_field] if t and not t.isspace()
-    ]
+    return [t for t in texts if t and not t.isspace()]
 
 
 @SOURCES.register("shakespeare", ShakespeareConfig)

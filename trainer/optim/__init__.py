@@ -1,7 +1,7 @@
 """Optimizers (the `optim` group), all from maintained libraries: torch.optim, pytorch-optimizer.
 
-Each YAML in conf/optim/ carries the defaults and names where they come from. Importing this
-package registers every optimizer in OPTIMIZERS.
+Every default, and where it comes from, is in the config dataclasses (conf/optim/ only names
+them). Importing this package registers every optimizer in OPTIMIZERS.
 """
 
 from trainer.optim import elementwise, factored, matrix  # noqa: F401  (registration)
