@@ -47,9 +47,9 @@ def history(client, run_id, key):
     ]
 
 
-def launch_and_signal(args, cwd, env, signum, at_step=40) -> tuple[int, str]:
-    """Start `launch.py ARGS`, send `signum` once it reports `at_step`; its exit code and what
-    it printed after the signal."""
+def launch_and_signal(args, cwd, env, signum, at_step=40, when="") -> tuple[int, str]:
+    """Start `launch.py ARGS`, send `signum` once it prints `when` (default: that a job
+    reached `at_step`); its exit code and what it printed after the signal."""
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "launch.py"), *args],
         cwd=cwd,
@@ -59,7 +59,7 @@ def launch_and_signal(args, cwd, env, signum, at_step=40) -> tuple[int, str]:
         text=True,
     )
     for line in proc.stdout:
-        if f"] step {at_step} " in line:
+        if (when or f"] step {at_step} ") in line:
             proc.send_signal(signum)
             break
     out = proc.stdout.read()
@@ -299,20 +299,9 @@ def test_an_interrupted_sweep_keeps_its_table_and_status_lists_the_jobs_never_st
     """Ctrl-C during the second of three jobs: the parent run's summary shows the job that
     finished and the one interrupted (the launcher returned neither), and `status` lists all
     three, the third with no run."""
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "launch.py"), "-m", "seed=0,1,2", *TINY, "budget.steps=60"],
-        cwd=tmp_path,
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    for line in proc.stdout:
-        if "[seed=1] step 20 " in line:
-            proc.send_signal(signal.SIGINT)
-            break
-    out = proc.stdout.read()
-    assert proc.wait(timeout=120) == 130, out[-2000:]
+    args = ["-m", "seed=0,1,2", *TINY, "budget.steps=60"]
+    code, out = launch_and_signal(args, tmp_path, env, signal.SIGINT, when="[seed=1] step 20 ")
+    assert code == 130, out[-2000:]
     client, runs = jobs(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (parent,) = client.search_runs(
         [runs[0].info.experiment_id], f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_SWEEP}'"
