@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.errors import unknown
+from analysis.errors import AnalysisError, unknown
 from trainer import schema
 
 MEASURES = (
@@ -39,10 +39,29 @@ def check_columns(df: pd.DataFrame, columns: Sequence[str], option: str) -> None
             raise unknown(f"column for {option}", col, df.columns)
 
 
+def check_numeric(df: pd.DataFrame, column: str, option: str) -> None:
+    """Refuse a column holding values that are not numbers (NaN and inf are numbers: a diverged
+    run's loss), naming the numeric columns there are."""
+    values = df[column]
+    bad = values.notna() & pd.to_numeric(values, errors="coerce").isna()
+    if bad.any():
+        numeric = sorted(
+            str(c)
+            for c in df.columns
+            if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+        )
+        raise AnalysisError(
+            f"{option} {column!r} must be a numeric column (it holds {values[bad].iloc[0]!r}); "
+            f"numeric columns: {', '.join(numeric) or '(none)'}"
+        )
+
+
 def labels(df: pd.DataFrame, by: Sequence[str]) -> pd.Series:
     """One string per row naming its group: the ``by`` values joined by '/' ('all' if no by)."""
     if not by:
         return pd.Series("all", index=df.index)
+    if df.empty:  # agg over no rows would give a DataFrame, not a Series
+        return pd.Series(index=df.index, dtype=str)
     return df[list(by)].map(str).agg("/".join, axis=1)  # map, not astype: NaN -> "nan"
 
 

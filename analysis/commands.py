@@ -17,7 +17,14 @@ from analysis.chinchilla import (
     fit_chinchilla,
     objective_at,
 )
-from analysis.collapse import check_columns, collapse_seeds, config_columns, labels, min_over
+from analysis.collapse import (
+    check_columns,
+    check_numeric,
+    collapse_seeds,
+    config_columns,
+    labels,
+    min_over,
+)
 from analysis.compare import (
     COMPARE_AXES,
     compare_at_equal,
@@ -26,9 +33,9 @@ from analysis.compare import (
     winners_from_fits,
 )
 from analysis.curves import curve_points
-from analysis.errors import AnalysisError
+from analysis.errors import AnalysisError, unknown
 from analysis.groups import GroupFits, first_reasons, fit_groups
-from analysis.holdout import extrapolation_check
+from analysis.holdout import Extrapolation, held_out, holdout_json
 from analysis.isoflop import fit_isoflop, frontier_predict
 from analysis.load import (
     AXES,
@@ -98,6 +105,9 @@ def _points(args: argparse.Namespace, exp: Experiment, y: str) -> pd.DataFrame:
     """The runs table, less the --drop-highest losses, collapsed over seeds / a swept column."""
     check_columns(exp.runs, _group_by(args), "--group-by")
     check_columns(exp.runs, [y], "--loss-col" if args.csv else "--y")
+    check_numeric(exp.runs, y, "--loss-col" if args.csv else "--y")
+    if args.collapse_seeds:
+        check_columns(exp.runs, [args.seed_column], "--seed-column (--collapse-seeds)")
     if args.weight_col and args.collapse_seeds:
         raise AnalysisError(
             "--weight-col and --collapse-seeds: a cell of seeds has no one weight; give one of them"
@@ -166,13 +176,33 @@ def _safe(name: str) -> str:
 # --- fit -----------------------------------------------------------------------------------
 
 
+def _uses_curves(exp: Experiment, x: str) -> bool:
+    """Whether a frontier in ``x`` is the envelope of the runs' curves (not of their points)."""
+    return x in AXES and not exp.histories.empty
+
+
+# the options that make the points out of the runs' final results
+_POINT_OPTIONS = ("collapse_seeds", "min_over", "drop_highest")
+
+
+def _refuse_point_options(args: argparse.Namespace, where: str, instead: str) -> None:
+    """``where`` reads whole curves, not the runs' final points: refuse the point options
+    there rather than ignore them."""
+    given = ["--" + dest.replace("_", "-") for dest in _POINT_OPTIONS if getattr(args, dest)]
+    if given:
+        raise AnalysisError(
+            f"{', '.join(given)}: options for the runs' final points; {where} reads every "
+            f"evaluation of their val-loss curves instead ({instead})"
+        )
+
+
 def _frontier(
     exp: Experiment, points: pd.DataFrame, x: str, y: str, by: Sequence[str]
 ) -> tuple[pd.DataFrame, str, list[str]]:
     """(points, y, group columns) of each group's efficient frontier in ``x``: the envelope of
     the val_loss curves for tokens / FLOPs / wall-clock when there are curves, else its
     Pareto-best points."""
-    if x in AXES and not exp.histories.empty:
+    if _uses_curves(exp, x):
         return (
             history_frontier(exp.runs, exp.histories, x, labels(exp.runs, by)),
             schema.VAL_LOSS,
@@ -211,11 +241,13 @@ def _warn_pooled(points: pd.DataFrame, x: str, by: Sequence[str]) -> None:
             )
 
 
-def _winner_budgets(fits: GroupFits) -> np.ndarray:
-    """Seven budgets from the smallest fitted x to 10x past the largest."""
-    return np.geomspace(
+def _winners(fits: GroupFits) -> pd.DataFrame:
+    """Which group's law is lowest at seven budgets from the smallest fitted x to 10x past the
+    largest; ``skipped`` names the groups without a law, which cannot win."""
+    budgets = np.geomspace(
         min(f.x_min for f in fits.fits.values()), 10 * max(f.x_max for f in fits.fits.values()), 7
     )
+    return winners_from_fits(fits.fits, budgets).assign(skipped=", ".join(sorted(fits.skipped)))
 
 
 def fit(args: argparse.Namespace) -> None:
@@ -230,6 +262,10 @@ def fit(args: argparse.Namespace) -> None:
     points = _points(args, exp, y)
     _require(args, points, x, f"--x {args.x}")
     weight = args.weight_col
+    if args.frontier and _uses_curves(exp, x):
+        _refuse_point_options(
+            args, f"fit --frontier --x {args.x}", "fit without --frontier, or on --x params"
+        )
     if args.frontier:
         points, y, by = _frontier(exp, points, x, y, by)
         weight = None  # a frontier point is the best of several: no one row's weight
@@ -249,7 +285,7 @@ def fit(args: argparse.Namespace) -> None:
     out = Output(args.out)
     out.csv("points.csv", points)
     out.csv(f"fit_{args.x}.csv", fits.table())
-    winners = winners_from_fits(fits.fits, _winner_budgets(fits))
+    winners = _winners(fits)
     out.csv(f"winners_{args.x}.csv", winners, index=True)
     out.json(
         f"fit_{args.x}.json",
@@ -269,7 +305,7 @@ def fit(args: argparse.Namespace) -> None:
                     "formula": f.formula(x),
                     "x_range": [f.x_min, f.x_max],
                     "intervals": intervals_json(fits.intervals[g]),
-                    "holdout": (fits.extrapolation[g].summary() if fits.extrapolation[g] else None),
+                    "holdout": holdout_json(fits.extrapolation[g]),
                 }
                 for g, f in fits.fits.items()
             },
@@ -283,11 +319,12 @@ def fit(args: argparse.Namespace) -> None:
             f"{law.formula(x)}"
         )
         print(format_intervals(fits.intervals[g]))
-        if held:
-            print(
-                f"  holdout: fit below {held.threshold:.3g}, prediction on the largest budget "
-                f"off by {held.mean_abs_rel_error:.2%} (mean |relative error|)"
-            )
+        print(
+            f"  holdout: fit below {held.threshold:.3g}, prediction on the largest budget "
+            f"off by {held.mean_abs_rel_error:.2%} (mean |relative error|)"
+            if isinstance(held, Extrapolation)
+            else _holdout_skipped(held)
+        )
     _report_skipped("fit", fits.skipped, fits.fits)
     print(f"\nwinner by fitted law at {x}:\n{winners.to_string(float_format='%.4g')}")
     _finish(args, out, exp)
@@ -302,8 +339,16 @@ def compare(args: argparse.Namespace) -> None:
             "compare --csv compares loss curves: name the column that says which "
             "run each row belongs to with --run-col"
         )
+    _refuse_point_options(
+        args,
+        "compare",
+        "it averages the seeds of each configuration itself (--seed-column) and shows each "
+        "variant's best configuration",
+    )
     metric = schema.VAL_LOSS if args.csv else args.metric
     exp = _load(args, sorted({metric, schema.VAL_LOSS}))
+    if metric not in exp.metrics and not args.csv:
+        raise unknown("--metric (no loaded run logged it)", metric, exp.metrics)
     y = _loss(args)
     points = _points(args, exp, y)
     variant = _group_by(args) or ["model.name"]
@@ -349,28 +394,53 @@ def compare(args: argparse.Namespace) -> None:
         _print_verdict(res.table)
         if res.excluded:
             print(f"  left out (diverged or no finite point): {', '.join(res.excluded)}")
-    # "which variant wins at compute C / wall-clock T": laws fitted to each variant's frontier
-    for axis in ("flops", "wall_clock"):
-        x = X_AXES[axis]
-        if x not in points:
-            continue
-        front, fy, by = _frontier(exp, points, x, y, variant)
-        try:
-            fits = fit_groups(
-                front, x, fy, by, n_resamples=args.bootstrap, seed=args.seed, level=args.level
-            )
-        except AnalysisError as err:
-            print(f"no fitted-law winners on {x}: {err}")
-            continue
-        winners = winners_from_fits(fits.fits, _winner_budgets(fits))
-        out.csv(f"winners_{axis}.csv", winners, index=True)
-        out.csv(f"frontier_fit_{axis}.csv", fits.table())
-        plots.plot_group_fits(front, labels(front, by), fits, out.path(f"frontier_fit_{axis}.png"))
-        print(
-            f"\nwinner by law fitted to each variant's frontier, at {x}:\n"
-            f"{winners.to_string(float_format='%.4g')}"
-        )
+    winners = {
+        axis: _compare_winners(args, exp, points, axis, variant, out)
+        for axis in ("flops", "wall_clock")
+        if X_AXES[axis] in points
+    }
+    out.json(
+        "compare.json",
+        {
+            "source": exp.name,
+            "sweep_id": args.sweep_id,
+            "metric": metric,
+            "variant": variant,
+            "fitted_law_winners": winners,
+        },
+    )
     _finish(args, out, exp)
+
+
+def _compare_winners(
+    args: argparse.Namespace,
+    exp: Experiment,
+    points: pd.DataFrame,
+    axis: str,
+    variant: list[str],
+    out: Output,
+) -> dict:
+    """Which variant wins at compute C / wall-clock T, by laws fitted to each variant's
+    frontier. Returns the variants fitted and those skipped with why, for compare.json."""
+    x = X_AXES[axis]
+    front, fy, by = _frontier(exp, points, x, _loss(args), variant)
+    try:
+        fits = fit_groups(
+            front, x, fy, by, n_resamples=args.bootstrap, seed=args.seed, level=args.level
+        )
+    except AnalysisError as err:
+        print(f"no fitted-law winners on {x}: {err}")
+        return {"fitted": [], "error": str(err)}
+    winners = _winners(fits)
+    out.csv(f"winners_{axis}.csv", winners, index=True)
+    out.csv(f"frontier_fit_{axis}.csv", fits.table())
+    plots.plot_group_fits(front, labels(front, by), fits, out.path(f"frontier_fit_{axis}.png"))
+    print(
+        f"\nwinner by law fitted to each variant's frontier, at {x}:\n"
+        f"{winners.to_string(float_format='%.4g')}"
+    )
+    skipped = _report_skipped(f"compare's frontier fits on {x}", fits.skipped, fits.fits)
+    return {"fitted": sorted(fits.fits), "skipped": skipped}
 
 
 def _print_verdict(table: pd.DataFrame) -> None:
@@ -564,12 +634,13 @@ def isoflop(args: argparse.Namespace) -> None:
     _finish(args, out, exp)
 
 
-def _isoflop_holdout(used: pd.DataFrame):
+def _isoflop_holdout(used: pd.DataFrame) -> Extrapolation | str:
     c, n = used["compute"].to_numpy(), used["n_opt"].to_numpy()
-    try:
-        return extrapolation_check(c, n, lambda tr, te: frontier_predict(c, n, tr, te))
-    except AnalysisError:
-        return None
+    return held_out(c, n, lambda tr, te: frontier_predict(c, n, tr, te))
+
+
+def _holdout_skipped(why: str) -> str:
+    return f"  holdout: skipped: {why}"
 
 
 def _isoflop_summary(fitted, held) -> dict:
@@ -587,7 +658,7 @@ def _isoflop_summary(fitted, held) -> dict:
         },
         "diagnostics": fitted.messages(),
         "intervals": intervals_json(fitted.intervals) if fitted.intervals else None,
-        "holdout_n_opt": held.summary() if held else None,
+        "holdout_n_opt": holdout_json(held),
     }
 
 
@@ -608,11 +679,12 @@ def _print_isoflop(group: str, fitted, held) -> None:
             if alt
             else f"  {name}: fewer than 2 budgets, no exponent"
         )
-    if held:
-        print(
-            f"  holdout: N_opt at the largest budget predicted from the others, off by "
-            f"{held.mean_abs_rel_error:.1%}"
-        )
+    print(
+        f"  holdout: N_opt at the largest budget predicted from the others, off by "
+        f"{held.mean_abs_rel_error:.1%}"
+        if isinstance(held, Extrapolation)
+        else _holdout_skipped(held)
+    )
 
 
 # --- chinchilla ----------------------------------------------------------------------------
@@ -664,7 +736,7 @@ def chinchilla(args: argparse.Namespace) -> None:
             "n_starts": law.n_starts,
             "n_converged": law.n_converged,
             "intervals": intervals_json(intervals),
-            "holdout": held.summary() if held else None,
+            "holdout": holdout_json(held),
             "compute_range": [float(c.min()), float(c.max())],
             "extrapolated_compute": extrapolated,
         }
@@ -685,11 +757,12 @@ def chinchilla(args: argparse.Namespace) -> None:
             f"  objective {law.objective:.7g} (at Hoffmann et al. 2022's parameters: "
             f"{hoffmann:.7g})"
         )
-        if held:
-            print(
-                f"  holdout: fit below C = {held.threshold:.3g}, prediction above it off by "
-                f"{held.mean_abs_rel_error:.2%} (mean |relative error|)"
-            )
+        print(
+            f"  holdout: fit below C = {held.threshold:.3g}, prediction above it off by "
+            f"{held.mean_abs_rel_error:.2%} (mean |relative error|)"
+            if isinstance(held, Extrapolation)
+            else _holdout_skipped(held)
+        )
         plots.plot_frontier(
             (c.min(), max(c.max(), *args.compute)),
             {f"{g}: N_opt = {law.G:.3g} (C/6)^{law.a:.3f}": law.n_opt},
@@ -710,7 +783,7 @@ def _chinchilla_holdout(
     n: np.ndarray, d: np.ndarray, loss: np.ndarray, weights: np.ndarray | None, continuous: bool
 ):
     """Fit below the largest budget (a CSV's compute is continuous: below its top 10%) and
-    score the prediction above it; None without two smaller budgets."""
+    score the prediction above it; why not (a str) without two smaller budgets."""
 
     def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         law = fit_chinchilla(
@@ -719,15 +792,12 @@ def _chinchilla_holdout(
         return law.predict(n[test], d[test])
 
     c = 6 * n * d
-    try:
-        return extrapolation_check(
-            c if continuous else budget_bins(c),
-            loss,
-            fit_predict,
-            holdout_frac=0.1 if continuous else None,
-        )
-    except AnalysisError:
-        return None
+    return held_out(
+        c if continuous else budget_bins(c),
+        loss,
+        fit_predict,
+        holdout_frac=0.1 if continuous else None,
+    )
 
 
 def _warn_unidentified(group: str, n: np.ndarray, d: np.ndarray) -> None:

@@ -113,7 +113,8 @@ def _covered(
     if inside.size == 0:
         raise AnalysisError(
             f"no FLOP budget lies on the curves of >= {min_sizes} model sizes: "
-            f"give budgets with --from-curves C [C ...] or sweep sizes whose "
-            f"curves overlap"
+            f"give budgets with --budgets C [C ...] or sweep sizes whose curves overlap"
         )
-    return np.geomspace(inside.min(), inside.max(), count)
+    # evenly spaced over the covered points only: the covered stretches may have gaps (sizes
+    # whose curves do not meet), and a budget in a gap would have fewer than min_sizes sizes
+    return np.unique(inside[np.round(np.linspace(0, inside.size - 1, count)).astype(int)])

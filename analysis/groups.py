@@ -12,7 +12,7 @@ from analysis.bootstrap import Intervals, seed_matrix
 from analysis.budgets import budget_bins
 from analysis.collapse import labels
 from analysis.errors import AnalysisError
-from analysis.holdout import Extrapolation, extrapolation_check
+from analysis.holdout import Extrapolation, held_out
 from analysis.lse import usable
 from analysis.powerlaw import PowerLawFit, bootstrap_power_law, fit_power_law
 
@@ -23,7 +23,7 @@ class GroupFits:
     y: str
     fits: dict[str, PowerLawFit]
     intervals: dict[str, Intervals]
-    extrapolation: dict[str, Extrapolation | None]  # None: too few budgets to hold one out
+    extrapolation: dict[str, Extrapolation | str]  # str: why none was held out (too few budgets)
     skipped: dict[str, str]  # group -> why it was not fitted
 
     def table(self) -> pd.DataFrame:
@@ -40,7 +40,9 @@ class GroupFits:
                     y=self.y,
                     n_points=fit.n_points,
                     objective=fit.objective,
-                    holdout_mean_abs_rel_error=held.mean_abs_rel_error if held else np.nan,
+                    holdout_mean_abs_rel_error=(
+                        np.nan if isinstance(held, str) else held.mean_abs_rel_error
+                    ),
                 )
             )
             rows.append(t)
@@ -99,19 +101,16 @@ def fit_groups(
 
 def _holdout(
     x: np.ndarray, y: np.ndarray, w: np.ndarray, irreducible: bool, starts: np.ndarray | None
-) -> Extrapolation | None:
+) -> Extrapolation | str:
     ok = usable(x, y) & (w > 0)
     x, y, w = x[ok], y[ok], w[ok]
-    try:
-        return extrapolation_check(
-            budget_bins(x),
-            y,
-            lambda train, test: fit_power_law(
-                x[train], y[train], irreducible=irreducible, starts=starts, weights=w[train]
-            ).predict(x[test]),
-        )
-    except AnalysisError:
-        return None
+    return held_out(
+        budget_bins(x),
+        y,
+        lambda train, test: fit_power_law(
+            x[train], y[train], irreducible=irreducible, starts=starts, weights=w[train]
+        ).predict(x[test]),
+    )
 
 
 def first_reasons(skipped: dict[str, str]) -> str:

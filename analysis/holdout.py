@@ -54,7 +54,10 @@ def extrapolation_check(
             f"extrapolation check needs >= 2 smaller budgets below the held-out "
             f"{threshold:.3g}; got {np.unique(budget[train]).size}"
         )
-    predicted = fit_predict(train, test)
+    try:
+        predicted = fit_predict(train, test)
+    except AnalysisError as err:  # the fit's own message would not say which fit failed
+        raise AnalysisError(f"the fit below the held-out {threshold:.3g} failed: {err}") from None
     rel_error = predicted / observed[test] - 1
     table = pd.DataFrame(
         {
@@ -72,3 +75,22 @@ def extrapolation_check(
         mean_abs_rel_error=float(np.mean(np.abs(rel_error))),
         max_abs_rel_error=float(np.max(np.abs(rel_error))),
     )
+
+
+def held_out(
+    budget: np.ndarray,
+    observed: np.ndarray,
+    fit_predict: FitPredict,
+    *,
+    holdout_frac: float | None = None,
+) -> Extrapolation | str:
+    """``extrapolation_check``, or why it cannot run (e.g. too few budgets): a fit without a
+    holdout says so, like a skipped group, rather than leaving it out without a word."""
+    try:
+        return extrapolation_check(budget, observed, fit_predict, holdout_frac=holdout_frac)
+    except AnalysisError as err:
+        return str(err)
+
+
+def holdout_json(held: Extrapolation | str) -> dict:
+    return {"skipped": held} if isinstance(held, str) else held.summary()

@@ -61,6 +61,7 @@ class Experiment:
     histories: pd.DataFrame  # run_id, step, tokens, flops, wall_clock_s, metric, value
     param_columns: tuple[str, ...]  # the config params among runs' columns
     unfinished: pd.DataFrame = field(default_factory=pd.DataFrame)  # left out: run_name, status
+    metrics: tuple[str, ...] = ()  # every metric key a loaded run logged (a CSV's: none)
 
     def parent_run_id(self) -> str:
         """The sweep (parent) run the loaded job runs hang under, for attaching artifacts."""
@@ -157,6 +158,7 @@ def load_experiment(
         histories=histories,
         param_columns=param_columns,
         unfinished=unfinished if not include_unfinished else unfinished.iloc[:0],
+        metrics=tuple(sorted({k for r in runs for k in r.data.metrics})),
     )
 
 

@@ -13,6 +13,11 @@
 - An interval of zero width over many resamples says the opposite of precision: no resample
   moved the estimate, so the points do not determine it either (typically E far below the
   losses, where its log-parametrised gradient vanishes and every refit stays where it started).
+  So does an interval far narrower than the standard deviation of the same resamples: a
+  unimodal spread puts about 4 se between the ends of a 95% interval, so an interval under
+  NARROW se wide means most refits stayed at their start and a few moved far (the audit's
+  E = 0.00024 [0.00024026, 0.00024032] with se 1.9e-5, while cold refits put E anywhere up
+  to 1.8).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ FRONTIER_AT = ("N_opt@", "D_opt@")
 # an interval no wider than this relative to its estimate, over at least MIN_MOVED resamples
 ZERO_WIDTH = 1e-9
 MIN_MOVED = 10
+# an interval narrower than this many of the resamples' standard deviations
+NARROW = 0.1
 
 
 def _frontier_undefined(table) -> str:
@@ -50,6 +57,27 @@ def _frontier_undefined(table) -> str:
     )
 
 
+def _unidentified(name: str, row, moved: float) -> list[str]:
+    """A line when the interval is too narrow to mean precision: zero width, or far narrower
+    than the resamples' own standard deviation."""
+    estimate, width = row["estimate"], row["hi"] - row["lo"]
+    if moved < MIN_MOVED or not np.isfinite(estimate):
+        return []
+    interval = f"interval [{row['lo']:.4g}, {row['hi']:.4g}], se {row['se']:.2g} over {moved:.0f}"
+    if width <= ZERO_WIDTH * abs(estimate):
+        return [
+            f"{name} = {estimate:.4g} is not identified: no resample moved it ({interval} "
+            f"resamples), so its zero width is not precision"
+        ]
+    if width < NARROW * row["se"]:
+        return [
+            f"{name} = {estimate:.4g} is not identified: its interval is far narrower than the "
+            f"resamples' spread ({interval} resamples): most refits stayed where they started "
+            f"and a few moved far, so the narrow interval is not precision"
+        ]
+    return []
+
+
 def implausible(intervals: Intervals) -> list[str]:
     """One line per implausible estimate or interval."""
     lines = []
@@ -68,23 +96,14 @@ def implausible(intervals: Intervals) -> list[str]:
         elif not lo <= estimate <= hi:
             lines.append(f"{name} = {estimate:.4g} is outside [{lo:g}, {hi:g}]: implausible")
         if row["lo"] > 0 and np.isfinite(row["hi"]):
-            decades = np.log10(row["hi"] / row["lo"])
+            # a difference of logs: hi / lo itself overflows for intervals like [1e-13, 1e300]
+            decades = np.log10(row["hi"]) - np.log10(row["lo"])
             if decades >= SPAN_DECADES:
                 lines.append(
                     f"the interval of {name} spans {decades:.1f} orders of magnitude "
                     f"[{row['lo']:.3g}, {row['hi']:.3g}]: the points do not pin it down"
                 )
-        moved = intervals.n_resamples - row["failed"]
-        if (
-            moved >= MIN_MOVED
-            and np.isfinite(estimate)
-            and row["hi"] - row["lo"] <= ZERO_WIDTH * abs(estimate)
-        ):
-            lines.append(
-                f"{name} = {estimate:.4g} is not identified: no resample moved it (interval "
-                f"[{row['lo']:.4g}, {row['hi']:.4g}], se {row['se']:.2g} over {moved:.0f} "
-                f"resamples), so its zero width is not precision"
-            )
+        lines += _unidentified(name, row, intervals.n_resamples - row["failed"])
     if undefined:
         lines.append(undefined)
     return lines

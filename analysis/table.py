@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from analysis.collapse import check_numeric
 from analysis.errors import AnalysisError
 from analysis.load import AXES, Experiment, empty_histories
 from trainer import schema
@@ -63,6 +64,9 @@ def read_table(path: str, cols: Columns) -> Experiment:
                 f"--csv {path!r} has no column {column!r} ({option}); "
                 f"columns: {', '.join(map(str, df.columns))}"
             )
+    for option, column in (("--loss-col", cols.loss), ("--weight-col", cols.weight)):
+        if column is not None:
+            check_numeric(df, column, option)
     special = {cols.loss, cols.weight, cols.run, cols.t} - {None}
     params = tuple(c for c in df.columns if c not in special)
     rows = df.assign(

@@ -316,6 +316,23 @@ def test_every_fitting_subcommand_reads_a_csv(tables, tmp_path, capsys):
     assert "bootstrap over seeds within cells" in printed
 
 
+def test_compare_names_a_variant_its_fitted_laws_leave_out(tables, tmp_path, capsys):
+    # variant b: one run's last 3 evaluations, too few frontier points for a law; the winners
+    # by fitted law are then a's alone, and compare says so instead of crowning a silently
+    curves = pd.read_csv(tables / "curves.csv")
+    b = curves[curves["run"] == curves[curves["arch"] == "b"]["run"].iloc[0]].tail(3)
+    pd.concat([curves[curves["arch"] == "a"], b]).to_csv(tmp_path / "c.csv", index=False)
+    argv = ["compare", "--csv", str(tmp_path / "c.csv"), "--run-col", "run", "--n-col", "N"]
+    argv += ["--c-col", "C", "--t-col", "sec", "--group-by", "arch", "--bootstrap", "10"]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 0
+    assert "skipped b: power-law fit: 3 usable points" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "o" / "compare.json").read_text())["fitted_law_winners"]
+    for axis in ("flops", "wall_clock"):
+        assert saved[axis]["fitted"] == ["a"] and list(saved[axis]["skipped"]) == ["b"]
+        winners = pd.read_csv(tmp_path / "o" / f"winners_{axis}.csv")
+        assert (winners["skipped"] == "b").all()
+
+
 def test_weights_from_a_column(tables, tmp_path):
     df = pd.read_csv(tables / "final.csv")
     df["w"] = np.where(df["N"] < df["N"].median(), 0.0, 1.0)  # the smaller sizes left out
@@ -381,6 +398,14 @@ def test_weights_from_a_column(tables, tmp_path):
             "--window and --margin apply to --method window",
         ),
         (["isoflop", "--budget", "x", "--budgets", "1e19"], "--budget names a column of budgets"),
+        (
+            ["fit", "--loss-col", "color"],
+            "--loss-col 'color' must be a numeric column (it holds '#faebdd'); numeric columns: "
+            "Model Size, Training FLOP, loss, x, y",
+        ),
+        (["chinchilla", "--loss-col", "color"], "--loss-col 'color' must be a numeric column"),
+        # the reference table has no seed column: --collapse-seeds cannot collapse anything
+        (["fit", "--collapse-seeds"], "unknown column for --seed-column (--collapse-seeds) 'seed'"),
     ],
 )
 def test_options_that_do_not_apply_to_a_csv_are_refused(args, message, capsys, tmp_path):
@@ -453,6 +478,21 @@ def test_failed_resamples_and_implausible_values_are_shown(tmp_path, capsys):
         (
             ["fit", "--x", "params", "--group-by", "fingerprint"],
             "1 usable points (finite, positive), need at least 4",
+        ),
+        (["fit", "--y", "model.name"], "--y 'model.name' must be a numeric column (it holds "),
+        (["compare", "--metric", "nope"], "unknown --metric (no loaded run logged it) 'nope'"),
+        (
+            ["fit", "--x", "params", "--collapse-seeds", "--seed-column", "sed"],
+            "unknown column for --seed-column (--collapse-seeds) 'sed'; valid: ",
+        ),
+        # the frontier on FLOPs and compare read whole curves: the point options are refused
+        (
+            ["fit", "--x", "flops", "--frontier", "--min-over", "optim.lr"],
+            "--min-over: options for the runs' final points; fit --frontier --x flops reads",
+        ),
+        (
+            ["compare", "--collapse-seeds", "--drop-highest", "2"],
+            "--collapse-seeds, --drop-highest: options for the runs' final points; compare reads",
         ),
     ],
 )

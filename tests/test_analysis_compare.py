@@ -8,6 +8,7 @@ from analysis.compare import compare_at_equal, history_frontier, pareto_front, w
 from analysis.errors import AnalysisError
 from analysis.groups import labels
 from analysis.holdout import extrapolation_check
+from analysis.load import empty_histories
 from analysis.powerlaw import PowerLawFit
 from trainer import schema
 
@@ -155,3 +156,12 @@ def test_extrapolation_check_holds_out_the_largest_budget():
     assert check.mean_abs_rel_error == pytest.approx(0.01)
     with pytest.raises(AnalysisError, match=">= 2 smaller budgets"):
         extrapolation_check(budget[6:], observed[6:], lambda tr, te: observed[te])
+
+
+def test_no_finite_curve_is_a_clear_error_not_an_ambiguous_series():
+    # labels() of no rows is an empty Series (it was a DataFrame, whose nunique() < 2 raised
+    # "the truth value of a Series is ambiguous")
+    runs = pd.DataFrame({"run_id": ["r1", "r2"], "diverged": False, "model.name": ["a", "b"]})
+    assert isinstance(labels(runs.iloc[:0], ["model.name"]), pd.Series)
+    with pytest.raises(AnalysisError, match="need >= 2 variants of model.name"):
+        compare_at_equal(runs, empty_histories(), schema.TOKENS, ["model.name"], ["model.name"])

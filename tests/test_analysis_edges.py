@@ -11,10 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.bootstrap import Intervals
 from analysis.chinchilla import ChinchillaFit
 from analysis.cli import main
+from analysis.curves import curve_points
+from analysis.errors import AnalysisError
+from analysis.plausibility import implausible
 from analysis.powerlaw import PowerLawFit
 from analysis.synthetic import demo_store, isoflop_sweep
+from analysis.table import Columns, read_table
+from trainer import schema
 
 # the audit sweep's runs: N parameters, tokens trained, final val loss, per architecture
 AUDIT_RUNS = """\
@@ -320,3 +326,63 @@ def test_isoflop_says_which_n_opt_lies_past_its_grid(tmp_path, capsys):
     outside = table[table["extrapolated"]]
     assert len(outside) == 1 and len(warned) == 1 and outside["budget"].iloc[0] in warned[0]
     assert outside["n_opt"].iloc[0] < sweep["n"][sweep["budget"] == outside["budget"].iloc[0]].min()
+
+
+# --- a second audit: holdout reasons, auto budgets in coverage gaps, interval flags ---------
+
+
+def test_a_fit_without_holdout_says_why(runs_csv, tmp_path, capsys):
+    # L(tokens) over 3 token budgets: the fit below the largest has 2 distinct x, no law
+    argv = ["fit", "--csv", runs_csv, "--n-col", "N", "--d-col", "tokens", "--x", "tokens"]
+    assert _main(*argv, "--group-by", "arch", "--bootstrap", "5", "--out", tmp_path / "o") == 0
+    printed = capsys.readouterr().out
+    why = "the fit below the held-out 2e+05 failed: power-law fit: 2 distinct x values"
+    assert printed.count(f"holdout: skipped: {why}") == 2
+    saved = json.loads((tmp_path / "o" / "fit_tokens.json").read_text())["groups"]
+    assert saved["mixer"]["holdout"] == {"skipped": f"{why}, need at least 3"}
+
+
+def _curve_table(tmp_path, rows):
+    pd.DataFrame(rows).to_csv(tmp_path / "curves.csv", index=False)
+    return read_table(str(tmp_path / "curves.csv"), Columns(n="N", c="C", run="run"))
+
+
+def test_automatic_budgets_from_curves_lie_where_3_sizes_overlap(tmp_path):
+    # 3 small sizes trained to 1e17 FLOPs, 3 large ones to 1e19: 3 sizes overlap on
+    # [1e16, 1e17] and on [1e18, 1e19], and no size spans the decade between
+    small = _curves("g", 1e17, np.array([1e6, 2e6, 4e6]))
+    large = _curves("g", 1e19, np.array([1e8, 2e8, 4e8]))
+    exp = _curve_table(tmp_path, small + large)
+    points = curve_points(exp.runs, exp.histories, None, schema.VAL_LOSS, "params_total")
+    sizes = points.groupby("budget")["params_total"].nunique()
+    assert len(sizes) == 6 and (sizes == 3).all(), sizes  # none in the gap
+
+
+def test_curves_that_do_not_overlap_name_the_budgets_flag(tmp_path):
+    rows = _curves("g", 1e15, np.array([1e6])) + _curves("g", 1e18, np.array([1e8]))
+    exp = _curve_table(tmp_path, rows)
+    with pytest.raises(AnalysisError, match=r"give budgets with --budgets C \[C \.\.\.\]"):
+        curve_points(exp.runs, exp.histories, None, schema.VAL_LOSS, "params_total")
+
+
+def _intervals(**row):
+    table = pd.DataFrame([{"failed": 0, **row}], index=pd.Index(["q"], name="quantity"))
+    return Intervals(table=table, level=0.95, n_resamples=200, seed=0)
+
+
+def test_an_interval_far_narrower_than_its_se_is_not_identified():
+    # the audit's mixer frontier fit: E = 0.00024 [0.00024026, 0.00024032] with se 1.9e-5;
+    # refits from cold starts put E anywhere from 2e-4 to 1.79
+    stuck = _intervals(estimate=0.00024029, lo=0.00024026, hi=0.00024032, se=1.9e-5)
+    assert any("q = 0.0002403 is not identified" in line for line in implausible(stuck))
+    spread = _intervals(estimate=2.9, lo=2.59, hi=2.97, se=0.1)  # about 4 se wide
+    assert implausible(spread) == []
+
+
+def test_a_huge_interval_span_is_counted_without_overflow():
+    # the audit's k of N_opt = k C^a with --from-curves: hi / lo overflows a float
+    wide = _intervals(estimate=1.0, lo=1e-13, hi=1e300, se=1e299)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lines = implausible(wide)
+    assert "the interval of q spans 313.0 orders of magnitude" in lines[0]
