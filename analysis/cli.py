@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="average seeds (mean, sem) per config; bootstraps resample them",
         )
-        arg("--seed-column", default="seed", help="column of the seed (default: %(default)s)")
+        arg("--seed-column", help="column of the seed (default: seed)")
         arg(
             "--min-over",
             metavar="COL",

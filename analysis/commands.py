@@ -101,13 +101,22 @@ def _loss(args: argparse.Namespace) -> str:
     return (args.loss_col or "loss") if args.csv else args.y
 
 
+def _seed_column(args: argparse.Namespace, exp: Experiment, needed: bool = False) -> str:
+    """--seed-column (default `seed`), which must exist when given or `needed`: a misspelt one
+    would leave every seed its own configuration. The default may be absent (a CSV of one
+    seed per configuration)."""
+    column = args.seed_column or "seed"
+    if args.seed_column or needed:
+        check_columns(exp.runs, [column], "--seed-column")
+    return column
+
+
 def _points(args: argparse.Namespace, exp: Experiment, y: str) -> pd.DataFrame:
     """The runs table, less the --drop-highest losses, collapsed over seeds / a swept column."""
     check_columns(exp.runs, _group_by(args), "--group-by")
     check_columns(exp.runs, [y], "--loss-col" if args.csv else "--y")
     check_numeric(exp.runs, y, "--loss-col" if args.csv else "--y")
-    if args.collapse_seeds:
-        check_columns(exp.runs, [args.seed_column], "--seed-column (--collapse-seeds)")
+    seed = _seed_column(args, exp, needed=args.collapse_seeds)
     if args.weight_col and args.collapse_seeds:
         raise AnalysisError(
             "--weight-col and --collapse-seeds: a cell of seeds has no one weight; give one of them"
@@ -127,11 +136,11 @@ def _points(args: argparse.Namespace, exp: Experiment, y: str) -> pd.DataFrame:
         threshold = np.sort(loss[finite])[-args.drop_highest]
         points = points[~finite | (loss < threshold)]
     if args.collapse_seeds:
-        cells = config_columns(exp.param_columns, [args.seed_column])
+        cells = config_columns(exp.param_columns, [seed])
         points = collapse_seeds(points, cells, value=y)
     if args.min_over:
         # without --collapse-seeds each seed is its own cell
-        exclude = [args.min_over, args.seed_column] if args.collapse_seeds else [args.min_over]
+        exclude = [args.min_over, seed] if args.collapse_seeds else [args.min_over]
         cells = config_columns(exp.param_columns, exclude)
         points = min_over(points, args.min_over, cells, value=y)
         edge = points[points[f"{args.min_over}_at_edge"] & (points[f"n_{args.min_over}"] > 1)]
@@ -353,7 +362,7 @@ def compare(args: argparse.Namespace) -> None:
     points = _points(args, exp, y)
     variant = _group_by(args) or ["model.name"]
     check_columns(exp.runs, variant, "--group-by")
-    cell = config_columns(exp.param_columns, [args.seed_column])
+    cell = config_columns(exp.param_columns, [_seed_column(args, exp)])
     out = Output(args.out)
     for axis in args.axes:
         column = COMPARE_AXES[axis]

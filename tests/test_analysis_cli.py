@@ -405,7 +405,7 @@ def test_weights_from_a_column(tables, tmp_path):
         ),
         (["chinchilla", "--loss-col", "color"], "--loss-col 'color' must be a numeric column"),
         # the reference table has no seed column: --collapse-seeds cannot collapse anything
-        (["fit", "--collapse-seeds"], "unknown column for --seed-column (--collapse-seeds) 'seed'"),
+        (["fit", "--collapse-seeds"], "unknown column for --seed-column 'seed'"),
     ],
 )
 def test_options_that_do_not_apply_to_a_csv_are_refused(args, message, capsys, tmp_path):
@@ -483,8 +483,10 @@ def test_failed_resamples_and_implausible_values_are_shown(tmp_path, capsys):
         (["compare", "--metric", "nope"], "unknown --metric (no loaded run logged it) 'nope'"),
         (
             ["fit", "--x", "params", "--collapse-seeds", "--seed-column", "sed"],
-            "unknown column for --seed-column (--collapse-seeds) 'sed'; valid: ",
+            "unknown column for --seed-column 'sed'; valid: ",
         ),
+        # misspelt, compare would take every seed for a configuration of its own
+        (["compare", "--seed-column", "sed"], "unknown column for --seed-column 'sed'; valid: "),
         # the frontier on FLOPs and compare read whole curves: the point options are refused
         (
             ["fit", "--x", "flops", "--frontier", "--min-over", "optim.lr"],
