@@ -99,4 +99,5 @@ def test_every_dist_resolves_precision_as_the_loop_does(precision, cuda, bf16):
     assert perf.uses_bf16(precision, cuda) is bf16
     uses_amp = not isinstance(autocast(precision, torch.device("cpu")), contextlib.nullcontext)
     assert uses_amp is bf16
-    assert ds_config(job, world=2, cuda=cuda)["bf16"]["enabled"] is bf16
+    config = ds_config(job, world=2, cuda=cuda)
+    assert config["torch_autocast"]["enabled"] is bf16 and "bf16" not in config  # fp32 weights

@@ -14,7 +14,7 @@ finite (its overflow check, with a global norm: every rank skips alike).
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
+import os
 from typing import Any
 
 import torch
@@ -39,7 +39,15 @@ def ds_config(job: Any, world: int, cuda: bool) -> dict[str, Any]:
         "train_batch_size": first,
         "managed_gradient_accumulation": False,
         "gradient_clipping": job.train.grad_clip,
-        "bf16": {"enabled": uses_bf16(job.train.precision, cuda)},
+        # bf16 as every other dist option runs it: autocast over fp32 weights, gradients summed
+        # over micro-batches and reduced in fp32 (FSDP's reduce_dtype). DeepSpeed's "bf16"
+        # section would hold bf16 weights, sum gradients in bf16 and turn lmsweep's autocast
+        # off; no module's gradients are sent in bf16 (lower_precision_safe_modules: none).
+        "torch_autocast": {
+            "enabled": uses_bf16(job.train.precision, cuda),
+            "dtype": "bfloat16",
+            "lower_precision_safe_modules": [],
+        },
         "zero_optimization": zero,
         # lmsweep's optimizers are not DeepSpeed's own: allowed, on the CPU too (offload)
         "zero_allow_untested_optimizer": True,
@@ -57,11 +65,12 @@ class DeepSpeed(DataParallel):
 
         cuda = self.device().type == "cuda"
         self.config = ds_config(self.job, self.world, cuda)
-        # Its GPU as trainer/dist/env.py chose it: left alone, DeepSpeed takes LOCAL_RANK's,
-        # which a task that Slurm bound to one GPU does not have.
-        args = SimpleNamespace(device_rank=torch.cuda.current_device()) if cuda else None
+        if cuda:
+            # Its GPU as trainer/dist/env.py chose it: DeepSpeed (the engine, ZeRO-3's
+            # zero.Init) takes LOCAL_RANK's, which a task Slurm bound to one GPU does not have.
+            os.environ["LOCAL_RANK"] = str(torch.cuda.current_device())
         self.engine, opt, _, _ = deepspeed.initialize(
-            args=args, model=model, optimizer=build_optimizer(model), config=self.config,
+            model=model, optimizer=build_optimizer(model), config=self.config,
             dist_init_required=False)
         return ModelView(self.engine, self.engine.module), opt
 
