@@ -15,7 +15,7 @@
   losses, where its log-parametrised gradient vanishes and every refit stays where it started).
   So does an interval far narrower than the standard deviation of the same resamples: a
   unimodal spread puts about 4 se between the ends of a 95% interval, so an interval under
-  NARROW se wide means most refits stayed at their start and a few moved far (the audit's
+  NARROW se wide means most refits stayed at their start and a few moved far (seen on a real sweep:
   E = 0.00024 [0.00024026, 0.00024032] with se 1.9e-5, while cold refits put E anywhere up
   to 1.8).
 """

@@ -145,30 +145,31 @@ def collect(
         if r.data.tags.get(schema.TAG_SLURM_JOB_ID)
     }
     by_name = {r.info.run_name: r for r in runs}
-    rows: list[JobRow] = []
-    used: set[str] = set()
+    planned: list[tuple[JobRow, object]] = []  # each job the sweep launched, and its run
     if record is not None:
         states = slurm.job_states([j.slurm_job_id for j in record.jobs])
-        for j in record.jobs:
-            run = by_slurm.get(j.slurm_job_id) or by_name.get(j.run_name)
-            rows.append(
+        planned = [
+            (
                 JobRow(
                     j.index,
                     j.run_name or " ".join(j.overrides),
                     j.slurm_job_id,
                     states.get(j.slurm_job_id),
-                )
+                ),
+                by_slurm.get(j.slurm_job_id) or by_name.get(j.run_name),
             )
-            if run is not None and run.info.run_id not in used:
-                used.add(run.info.run_id)
-                _fill(client, rows[-1], run)
-    elif planned := read_artifact(client, parent, schema.JOBS_ARTIFACT):
-        for i, name in enumerate(json.loads(planned)):  # those that never started included
-            rows.append(JobRow(i, name))
-            run = by_name.get(name)
-            if run is not None and run.info.run_id not in used:
-                used.add(run.info.run_id)
-                _fill(client, rows[-1], run)
+            for j in record.jobs
+        ]
+    elif names := read_artifact(client, parent, schema.JOBS_ARTIFACT):
+        # a local sweep: its jobs by name, those that never started included
+        planned = [(JobRow(i, name), by_name.get(name)) for i, name in enumerate(json.loads(names))]
+    rows: list[JobRow] = []
+    used: set[str] = set()
+    for row, run in planned:
+        rows.append(row)
+        if run is not None and run.info.run_id not in used:
+            used.add(run.info.run_id)
+            _fill(client, row, run)
     for r in runs:  # runs no recorded job accounts for
         if r.info.run_id not in used:
             row = JobRow(None, r.info.run_name, r.data.tags.get(schema.TAG_SLURM_JOB_ID, ""))
