@@ -4,14 +4,18 @@ take it away mid-run and bring it back on the same port and store."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 def free_port() -> int:
@@ -82,3 +86,63 @@ class MlflowServer:
                 if s.connect_ex(("127.0.0.1", self.port)) != 0:
                     return
             time.sleep(0.1)
+
+
+class StallingProxy:
+    """A reverse proxy to a server that answers 503 (a load balancer whose backend restarts) to
+    every request for `stall_s` seconds from the first whose path contains `pattern`: a store
+    that stops answering at one chosen call of a job, the same at every run of the test."""
+
+    def __init__(self, upstream: str, pattern: str, stall_s: float):
+        self.upstream = urlsplit(upstream).netloc
+        self.pattern, self.stall_s = pattern, stall_s
+        self.stalled_since: float | None = None
+        self.stalled = 0  # requests answered 503
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stalling(self, path: str) -> bool:
+        if self.stalled_since is None and self.pattern in path:
+            self.stalled_since = time.monotonic()
+        return self.stalled_since is not None and (
+            time.monotonic() - self.stalled_since < self.stall_s
+        )
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if proxy.stalling(self.path):
+                    proxy.stalled += 1
+                    self.send_error(503, "backend restarting")
+                    return
+                conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                answer = conn.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in HOP | {"content-length"}:
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = forward
+
+            def log_message(self, *args) -> None:
+                pass
+
+        return Handler
+
+
+HOP = {"connection", "keep-alive", "transfer-encoding", "host"}

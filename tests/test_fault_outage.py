@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import ROOT, link_corpus
-from tests.mlflow_server import MlflowServer
+from tests.mlflow_server import MlflowServer, StallingProxy
 from trainer import schema
 
 pytestmark = pytest.mark.slow
@@ -183,4 +183,74 @@ def test_store_gone_at_a_distributed_run_s_end_saves_on_every_rank_and_resumes(t
         run = finish_once_back(server, args, tmp_path, env)
         assert run.data.metrics[schema.FINAL_VAL_LOSS] > 0
     finally:
+        server.stop()
+
+
+def job_runs(uri: str) -> list:
+    client = MlflowClient(uri)
+    return client.search_runs([client.get_experiment_by_name("lmsweep").experiment_id])
+
+
+def test_store_stalling_as_a_distributed_job_starts_is_waited_for(tmp_path, env):
+    """The store answers 503 from the run's creation on for 15 s (MLflow's own retries give up
+    after a few): rank 0 waits it out, the other rank waits for rank 0, and the one run
+    finishes with its whole history."""
+    server = MlflowServer(tmp_path / "server").start()
+    proxy = StallingProxy(server.uri, "runs/create", stall_s=15)
+    steps = 100
+    try:
+        proc = start_launch(
+            [
+                *(a for a in SHAPE if not a.startswith("ramp.start")),
+                "ramp.start=16",
+                "dist=ddp",
+                "dist.nproc=2",
+                f"budget.steps={steps}",
+                f"tracking.uri={proxy.uri}",
+            ],
+            tmp_path,
+            env,
+        )
+        text = proc.stdout.read()
+        assert proc.wait(timeout=300) == 0, text[-3000:]
+        assert "starting the job (create_run): the tracking store does not answer" in text
+        assert proxy.stalled >= 2, proxy.stalled  # MLflow's retries, then ours
+        (run,) = job_runs(server.uri)
+        assert run.info.status == "FINISHED"
+        assert_complete(MlflowClient(server.uri), run.info.run_id, steps)
+    finally:
+        proxy.close()
+        server.stop()
+
+
+def test_store_stalling_past_the_limit_as_a_job_starts_is_one_line(tmp_path, env):
+    """Past tracking.outage_limit_s the job stops with one line naming the URI (redacted);
+    once the store answers, the same command trains the job's one run."""
+    server = MlflowServer(tmp_path / "server").start()
+    proxy = StallingProxy(server.uri, "runs/create", stall_s=600)
+    host = proxy.uri.removeprefix("http://")
+    args = [
+        *SHAPE,
+        "budget.steps=50",
+        f"tracking.uri=http://alice:{SECRET}@{host}",
+        "tracking.outage_limit_s=4",
+    ]
+    try:
+        proc = start_launch(args, tmp_path, env)
+        text = proc.stdout.read()
+        assert proc.wait(timeout=300) != 0, text[-3000:]
+        assert f"tracking.uri='http://alice:***@{host}' stopped answering as the job started" in (
+            text
+        ), text[-3000:]
+        assert SECRET not in text and "Traceback" not in text, text[-3000:]
+        assert not job_runs(server.uri)
+
+        proxy.stall_s = 0  # the store is back
+        proc = start_launch(args, tmp_path, env)
+        text = proc.stdout.read()
+        assert proc.wait(timeout=300) == 0, text[-3000:]
+        (run,) = job_runs(server.uri)
+        assert run.info.status == "FINISHED"
+    finally:
+        proxy.close()
         server.stop()

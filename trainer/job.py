@@ -9,6 +9,7 @@ Faults and what survives them (docs/faults.md has the tested list):
   resumed run's history has no gap and, as replayed steps are not logged again, no duplicate;
 - the tracking store goes away: training goes on, points are kept (trainer/metric_writer.py);
   past `tracking.outage_limit_s` the job checkpoints and stops with a message naming the URI;
+  as the job starts, its calls wait for the store as long (tracking.Patient);
 - a damaged checkpoint: the previous one (trainer/checkpoint.py); a deleted run: a new one.
 """
 
@@ -23,7 +24,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
-from hydra.errors import CompactHydraException
 from omegaconf import OmegaConf
 
 from trainer import checkpoint, contract, liveness, schema, startup_gc, tracking
@@ -37,16 +37,12 @@ from trainer.metric_writer import MetricWriter
 from trainer.optim import state_bytes_per_param
 from trainer.perf import mfu
 from trainer.progress import report
+from trainer.tracking import TrackingOutage
 
 log = logging.getLogger("lmsweep")
 
 OUTCOME_ELSEWHERE = "running elsewhere"  # summary only: another process holds the claim
 OUTCOME_DONE = "finished elsewhere"  # summary only: a concurrent sweep finished it
-
-
-class TrackingOutage(CompactHydraException, RuntimeError):
-    """The tracking store stayed unreachable past tracking.outage_limit_s (checkpoint saved);
-    Hydra prints it as its message alone."""
 
 
 def train(
@@ -94,6 +90,8 @@ def _train_claimed(
     client,
     uri: str,
 ) -> Summary:
+    # Rank 0's store calls until training starts ride out an outage (tracking.Patient).
+    client = client and tracking.Patient(client, job.tracking.outage_limit_s, uri)
     if ranks.broadcast(
         client
         and context
@@ -116,6 +114,8 @@ def _train_claimed(
         run, writer = _open_run(
             client, job, trainer, key, run_name, overrides, saved, context, ckpt_dir
         )
+        if client:
+            client.settle()
         startup_gc.settle()  # a single run's start-up ends here (a sweep's, before its jobs)
         try:
             outcome = _loop(trainer, run, writer, run_name, stop, ckpt_dir, uri)

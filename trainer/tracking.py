@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping, Optional, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from filelock import FileLock
+from hydra.errors import CompactHydraException
 
 from trainer import liveness, schema
 from trainer.contract import (
@@ -144,19 +145,78 @@ def is_permanent(error: BaseException) -> bool:
 def retrying(call: Callable[[], T], limit_s: float, what: str) -> T:
     """`call()`, retried through an outage of up to `limit_s` seconds (a store restarting
     mid-sweep), then the last error."""
-    deadline, pause = time.monotonic() + limit_s, 1.0
-    while True:
-        try:
-            return call()
-        except Exception as e:
-            if is_permanent(e) or time.monotonic() + pause > deadline:
-                raise
-            log.warning(
-                f"{what}: the tracking store does not answer ({type(e).__name__}); "
-                f"retrying in {pause:.0f} s"
-            )
-            time.sleep(pause)
-            pause = min(2 * pause, 30.0)
+    return Patience(limit_s).run(call, what)
+
+
+class Patience:
+    """An outage allowance: calls run through it are retried until `limit_s` after the first
+    failure any of them met, then the last error is raised. Shared by several calls, it bounds
+    their waiting in all (a job's start-up: `Patient`)."""
+
+    def __init__(self, limit_s: float):
+        self.limit_s = limit_s
+        self.deadline: Optional[float] = None
+
+    def run(self, call: Callable[[], T], what: str) -> T:
+        pause = 1.0
+        while True:
+            try:
+                return call()
+            except Exception as e:
+                now = time.monotonic()
+                self.deadline = self.deadline or now + self.limit_s
+                if is_permanent(e) or now + pause > self.deadline:
+                    raise
+                log.warning(
+                    f"{what}: the tracking store does not answer ({type(e).__name__}); "
+                    f"retrying in {pause:.0f} s"
+                )
+                time.sleep(pause)
+                pause = min(2 * pause, 30.0)
+
+
+class TrackingOutage(CompactHydraException, RuntimeError):
+    """The tracking store stayed unreachable past tracking.outage_limit_s; Hydra prints it as
+    its message alone."""
+
+
+class Patient:
+    """A client whose calls ride out an outage of up to `limit_s` in all, for a job's start-up:
+    its finished check, its checkpoint's run, the new run's params and config. Without it a
+    store restarting as a job begins failed the job, though connecting waits for it and the
+    metrics outlast it; and a multi-rank job's other ranks, waiting for rank 0 in a collective,
+    wait at most that long (the process group's timeout allows 2 x outage_limit_s + 60 s).
+    Past the allowance: a TrackingOutage naming the URI. `settle()` once training starts: each
+    call is then tried once, its failure the caller's (the metric writer keeps its points, the
+    run's close has its own retries)."""
+
+    def __init__(self, client: Any, limit_s: float, uri: str):
+        self.client, self.uri = client, uri
+        self.patience: Optional[Patience] = Patience(limit_s)
+
+    def settle(self) -> None:
+        self.patience = None
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.client, name)
+        patience = self.patience
+        if patience is None or not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return patience.run(lambda: attr(*args, **kwargs), f"starting the job ({name})")
+            except Exception as e:
+                if is_permanent(e):
+                    raise
+                raise TrackingOutage(
+                    f"tracking.uri={redact(self.uri)!r} stopped answering as the job started "
+                    f"and did not answer for {patience.limit_s:.0f} s ({type(e).__name__}: "
+                    f"{scrub(str(e), self.uri)[:200]}); nothing trained is lost. Run the same "
+                    "command again once the store is back."
+                ) from None
+
+        return call
 
 
 def connect(uri: str, wait_s: float = 0.0, cache_dir: Optional[Path] = None) -> Any:
