@@ -118,17 +118,36 @@ def test_a_bad_target_fails_at_composition():
 
 def test_a_bpe_that_learns_fewer_tokens_than_declared_trains_the_planned_model(tmp_path):
     """The plan and model.params count the declared vocabulary (no data is prepared before a
-    sweep); a small corpus leaves the BPE short of it, and the model keeps the planned rows."""
+    sweep); a small corpus leaves the BPE short of it, and the model trained keeps the planned
+    rows: the run records the size the plan showed, and the warning says why."""
+    from mlflow.tracking import MlflowClient
+
+    from tests.conftest import run_launch
     from tests.test_data_sources import documents, write_jsonl
-    from trainer.loop import Trainer
+    from trainer import schema
 
     write_jsonl(tmp_path / "d.jsonl", [{"text": t} for t in documents(80)])
-    job = solved(
+    overrides = [
         "data=files", f"data.paths=[{tmp_path / 'd.jsonl'}]", "data.tokenizer.name=bpe",
         "data.tokenizer.vocab_size=4000", "model.params=300k", f"data.cache_dir={tmp_path}",
         "train.micro_batch=4", "ramp.start=4",
-    )  # fmt: skip
+    ]  # fmt: skip
+    job = compose_job(*overrides)
+    preflight(job, local=False)  # the plan's figure
     planned = count_params(job.model, job.vocab_size())
-    trainer = Trainer(job)
-    assert trainer.data.vocab_size < 4000  # the corpus holds fewer merges
-    assert trainer.params_total == planned and abs(planned - 300_000) <= 3_000
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = run_launch(
+        "-m", *overrides, "budget.steps=2", "train.eval_sequences=4", f"tracking.uri={uri}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    assert "data.tokenizer.vocab_size=4000: the BPE learned" in out
+    client = MlflowClient(uri)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("lmsweep").experiment_id],
+        f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'",
+    )
+    assert int(run.data.params["data.stats.vocab_size"]) < 4000  # the corpus held fewer merges
+    assert int(run.data.tags[schema.TAG_PARAMS_TOTAL]) == planned
+    assert abs(planned - 300_000) <= 3_000
