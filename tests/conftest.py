@@ -93,6 +93,29 @@ def tiny(*more: str, micro_batch: int = 8, batch: int | None = None) -> list[str
     ]
 
 
+@pytest.fixture
+def env(tmp_path: Path, cache_dir: Path) -> dict:
+    """What a launch test runs `launch.py` with: its own data cache (the corpus linked in),
+    checkpoints under tmp_path, and no MLFLOW_TRACKING_URI from the shell running pytest."""
+    return {
+        "LMSWEEP_CACHE": str(cache_dir),
+        "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
+        "MLFLOW_TRACKING_URI": "",
+    }
+
+
+def start_launch(args, cwd: Path, env: dict, stderr=subprocess.STDOUT) -> subprocess.Popen:
+    """`python launch.py ARGS` started as a user would, from `cwd`, its output read as it comes."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "launch.py"), *args],
+        cwd=cwd,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+
+
 def run_launch(*args: str, cwd: Path, env: dict | None = None, timeout: int = 600):
     """Run `python launch.py ARGS` as a user would, from `cwd`."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

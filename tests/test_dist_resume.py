@@ -9,13 +9,11 @@ from __future__ import annotations
 import math
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_launch, tiny
+from tests.conftest import run_launch, start_launch, tiny
 from tests.test_dist_train import history, job_runs
 from trainer import schema
 
@@ -24,15 +22,6 @@ pytestmark = pytest.mark.slow
 TINY = tiny(
     "train.log_every=5", "train.eval_sequences=16", "train.threads=1", micro_batch=4, batch=16
 )
-
-
-@pytest.fixture
-def env(tmp_path, cache_dir):
-    return {
-        "LMSWEEP_CACHE": str(cache_dir),
-        "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
-        "MLFLOW_TRACKING_URI": "",
-    }
 
 
 def ranks_of(pid: int) -> list[int]:
@@ -47,14 +36,7 @@ def ranks_of(pid: int) -> list[int]:
 def launch_and_signal(args, cwd, env, signum, at_step, to_rank=None) -> tuple[int, str]:
     """Start `launch.py ARGS`; once it reports `at_step`, send `signum` to it (or to that one
     rank of it); return its exit code and output."""
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "launch.py"), *args],
-        cwd=cwd,
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_launch(args, cwd, env)
     out = []
     for line in proc.stdout:
         out.append(line)

@@ -6,19 +6,14 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import link_corpus
-from tests.test_fault_outage import SHAPE, start_launch
+from tests.conftest import start_launch
+from tests.test_fault_outage import SHAPE
 from trainer import schema
 
 pytestmark = pytest.mark.slow
 
 
-def test_two_identical_sweeps_at_once_train_each_job_once(tmp_path, corpus):
-    env = {
-        "LMSWEEP_CACHE": str(link_corpus(tmp_path / "cache", corpus)),
-        "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
-        "MLFLOW_TRACKING_URI": "",
-    }
+def test_two_identical_sweeps_at_once_train_each_job_once(tmp_path, env):
     args = ["-m", "model=mixer,transformer", *SHAPE, "budget.steps=150"]
     procs = [start_launch(args, tmp_path, env) for _ in range(2)]  # a fresh store, at once
     outs = [p.stdout.read() for p in procs]

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import link_corpus, run_launch
+from tests.conftest import run_launch
 from tests.test_fault_kill9 import kill9_at, runs_of
 from tests.test_fault_outage import SHAPE, assert_complete
 from trainer import schema
@@ -19,13 +19,8 @@ ARGS = [*SHAPE, f"budget.steps={STEPS}", "train.checkpoint_every=100", "train.ke
 
 
 @pytest.fixture
-def killed(tmp_path, corpus):
+def killed(tmp_path, env):
     """A run killed -9 at step ~250, with checkpoints at steps 100 and 200."""
-    env = {
-        "LMSWEEP_CACHE": str(link_corpus(tmp_path / "cache", corpus)),
-        "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
-        "MLFLOW_TRACKING_URI": "",
-    }
     kill9_at(ARGS, tmp_path, env, "] step 250 ")
     files = sorted((tmp_path / "ckpt").rglob("step_*.pt"))
     assert [f.name for f in files] == ["step_000000100.pt", "step_000000200.pt"]

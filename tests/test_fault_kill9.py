@@ -11,21 +11,12 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import link_corpus, run_launch
-from tests.test_fault_outage import SHAPE, assert_complete, read_until, start_launch
+from tests.conftest import run_launch, start_launch
+from tests.test_fault_outage import SHAPE, assert_complete, read_until
 from trainer import schema
 
 pytestmark = pytest.mark.slow
 STEPS = 400
-
-
-@pytest.fixture
-def env(tmp_path, corpus):
-    return {
-        "LMSWEEP_CACHE": str(link_corpus(tmp_path / "cache", corpus)),
-        "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
-        "MLFLOW_TRACKING_URI": "",
-    }
 
 
 def kill9_at(args, cwd, env, marker: str) -> None:

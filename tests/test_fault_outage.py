@@ -4,15 +4,13 @@ the job checkpoints, says so naming the URI, and the next launch finishes the ru
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, link_corpus
+from tests.conftest import start_launch
 from tests.mlflow_server import MlflowServer, StallingProxy
 from trainer import schema
 
@@ -31,17 +29,6 @@ SHAPE = [
     "train.threads=1",
 ]
 STEPS = 600
-
-
-def start_launch(args, cwd, env) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "launch.py"), *args],
-        cwd=cwd,
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def read_until(proc: subprocess.Popen, marker: str, out: list[str]) -> None:
@@ -74,15 +61,6 @@ def finish_once_back(server: MlflowServer, args, cwd, env):
 
 
 SECRET = "s3cr3t-pw-0utage"
-
-
-@pytest.fixture
-def env(tmp_path, corpus):
-    return {
-        "LMSWEEP_CACHE": str(link_corpus(tmp_path / "cache", corpus)),
-        "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
-        "MLFLOW_TRACKING_URI": "",
-    }
 
 
 def test_server_killed_mid_sweep_and_restarted_loses_nothing(tmp_path, env):

@@ -12,7 +12,7 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, run_launch, tiny
+from tests.conftest import run_launch, start_launch, tiny
 from trainer import schema
 
 pytestmark = pytest.mark.slow
@@ -20,15 +20,6 @@ pytestmark = pytest.mark.slow
 TINY = tiny(
     "train.eval_every=50", "train.log_every=5", "train.eval_sequences=16", "train.threads=1"
 )
-
-
-@pytest.fixture
-def env(tmp_path, cache_dir):
-    return {
-        "LMSWEEP_CACHE": str(cache_dir),
-        "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
-        "MLFLOW_TRACKING_URI": "",
-    }
 
 
 def jobs(uri):
@@ -50,14 +41,7 @@ def history(client, run_id, key):
 def launch_and_signal(args, cwd, env, signum, at_step=40, when="") -> tuple[int, str]:
     """Start `launch.py ARGS`, send `signum` once it prints `when` (default: that a job
     reached `at_step`); its exit code and what it printed after the signal."""
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "launch.py"), *args],
-        cwd=cwd,
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_launch(args, cwd, env)
     for line in proc.stdout:
         if (when or f"] step {at_step} ") in line:
             proc.send_signal(signum)
@@ -121,14 +105,7 @@ def test_sigterm_ends_the_run_killed_and_a_rerun_resumes_it(tmp_path, env):
 
 def test_ctrl_c_says_in_one_line_that_the_checkpoint_was_saved(tmp_path, env):
     args = [*TINY, "budget.steps=120"]
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "launch.py"), *args],
-        cwd=tmp_path,
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_launch(args, tmp_path, env, stderr=subprocess.PIPE)
     for line in proc.stdout:
         if "] step 40 " in line:
             proc.send_signal(signal.SIGINT)
