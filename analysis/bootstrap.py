@@ -21,14 +21,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.lse import LSEProblem
+from analysis.lbfgsb import BatchResult
+from analysis.lse import TIGHT_TOLERANCES, LSEProblem, grid_starts
 
 Estimates = Mapping[str, float]
 
-# A refit starts at the full-data optimum, where scipy's default ftol (relative to max(|f|, 1),
-# and f ~ 1e-3 here) stops it after a few steps and the intervals come out ~10x too narrow.
-# With these, the Chinchilla bootstrap SEs match Besiroglu et al. 2024's (A ~120, alpha ~0.015).
-REFIT_TOLERANCES = dict(gtol=1e-8, ftol=1e-12)
+# Every resample is also refitted from one cold start, a point of Besiroglu et al.'s grid
+# (lse.py) that holds in any units of x: each power term starts at e^0 x^-0 = 1 and E at
+# e^-1, so the start's loss, K + 0.37, lies among language-model losses. e = -1 rather than
+# +1: cheaper, and on 1,000 resamples of Epoch's Hoffmann data it ended more than 1e-4
+# (relative) above the warm refit's objective on 2, below it on 267.
+# One start, because a cold refit costs about 2.5 warm ones (~130 L-BFGS-B evaluations against
+# ~50 there): per scripts/bench_fits.py, 1,000 resamples took 0.7 s warm only, 2.4 s with
+# this start, 4.9 s with a second (e = 1). More starts: more values in these tuples.
+COLD_GRID = dict(a_grid=(0.0,), e_grid=(-1.0,), alpha_grid=(0.0,))
 
 SEEDS = "seeds within cells"
 POINTS = "points"
@@ -164,18 +170,50 @@ def bootstrap_lse(
     level: float = 0.95,
     seeds: np.ndarray | None = None,
 ) -> Intervals:
-    """Refit ``problem`` on resamples, each started from the full-data optimum ``best`` (a
-    rerun of the whole start grid per resample costs grid-size times more for the same basin);
-    ``seeds``: each point's seed losses (see ``resample``)."""
+    """Refit ``problem`` on resamples, each from the full-data optimum ``best`` and from the
+    ``cold_starts``, keeping its lowest converged objective; ``seeds``: each point's seed
+    losses (see ``resample``).
+
+    Warm starts alone hide a flat direction: where the points do not determine a parameter
+    (a term negligible at every point, e.g. E = e^e far below the losses) its gradient
+    vanishes and every refit stays where it started. On a real sweep that gave the Mixer's
+    E = 0.00024 the interval [0.00024026, 0.00024032] (se 1.9e-5), while refits started
+    elsewhere put E anywhere from 2e-4 to 1.8. A cold refit of such a resample ends far from
+    the warm one at about the same objective, so the interval comes out as wide as the flat
+    direction is long; where the points do determine the law it ends in the warm refit's
+    basin (often a little lower: warm refits stop short) or in a worse one, which loses."""
     draws = resample(problem.log_y.size, n_resamples, seed, seeds=seeds)
-    log_y = None if draws.values is None else np.log(draws.values)
+    starts = np.vstack([best, cold_starts(problem)])
+    # one batched solve, resample-major: rows s * k .. s * k + k - 1 refit resample s
+    k = len(starts)
+    log_y = None if draws.values is None else np.repeat(np.log(draws.values), k, axis=0)
     result = problem.solve(
-        np.tile(best, (n_resamples, 1)), weights=draws.weights, log_y=log_y, **REFIT_TOLERANCES
+        np.tile(starts, (n_resamples, 1)),
+        weights=np.repeat(draws.weights, k, axis=0),
+        log_y=log_y,
+        **TIGHT_TOLERANCES,  # scipy's defaults: ~10x too narrow intervals
     )
+    x, ok = _lowest_per_resample(result, n_resamples, k)
     point = estimates(best)
     failed = dict.fromkeys(point, np.nan)
-    rows = [
-        estimates(x) if ok else failed
-        for x, ok in zip(result.x, result.success & np.isfinite(result.fun))
-    ]
+    # a cold refit can run a coefficient past e^709 (a term fitted to a kink in a few points):
+    # that estimate overflows to inf and counts as failed (see summarize), not warned about
+    with np.errstate(over="ignore"):
+        rows = [estimates(params) if good else failed for params, good in zip(x, ok)]
     return summarize(point, pd.DataFrame(rows), level=level, seed=seed, resampled=draws.what)
+
+
+def cold_starts(problem: LSEProblem) -> np.ndarray:
+    """``COLD_GRID`` in ``problem``'s parameter layout."""
+    return grid_starts(problem.n_terms, problem.irreducible, **COLD_GRID)
+
+
+def _lowest_per_resample(
+    result: BatchResult, n_resamples: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(S, p) each resample's converged run with the lowest objective among its ``k``
+    consecutive rows (ties go to the first, the warm start), and (S,) whether it has one."""
+    fun = np.where(result.success & np.isfinite(result.fun), result.fun, np.inf)
+    fun = fun.reshape(n_resamples, k)
+    runs = result.x.reshape(n_resamples, k, result.x.shape[1])
+    return runs[np.arange(n_resamples), fun.argmin(axis=1)], np.isfinite(fun.min(axis=1))

@@ -193,13 +193,14 @@ def test_chinchilla_on_the_audit_sweep_says_what_is_undefined(runs_csv, tmp_path
     )
     assert "is outside [-inf, inf]" not in printed and "G = nan" not in printed
     assert any("undefined because alpha" in line for line in transformer["implausible"])
-    # the Mixer's E goes to ~0, where no refit moves it: a zero-width interval, flagged
+    # the Mixer's E goes to ~0 (e^-30), where its gradient vanishes: refits from the full-data
+    # optimum alone left it there (a zero-width interval), the cold start spreads it over
+    # decades, and the span is flagged
     mixer = saved["mixer"]["intervals"]
     e = mixer["quantities"]["E"]
-    assert e["lo"] == e["hi"] == e["estimate"] < 1e-6
-    flagged = [line for line in mixer["implausible"] if line.startswith("E = ")]
-    assert flagged and "not identified" in flagged[0]
-    assert "not identified" in printed
+    assert e["estimate"] < 1e-6 and e["lo"] < 1e-6 and e["hi"] > 0.1
+    assert any(line.startswith("the interval of E spans") for line in mixer["implausible"])
+    assert "the interval of E spans" in printed
     # the default --compute 1e21 1e23 1e25 lies far above these runs (~1e10 FLOPs)
     assert saved["mixer"]["extrapolated_compute"] == ["1e21", "1e23", "1e25"]
     assert "extrapolated: N_opt, D_opt at C = 1e21, 1e23, 1e25" in printed
@@ -377,6 +378,12 @@ def test_an_interval_far_narrower_than_its_se_is_not_identified():
     assert any("q = 0.0002403 is not identified" in line for line in implausible(stuck))
     spread = _intervals(estimate=2.9, lo=2.59, hi=2.97, se=0.1)  # about 4 se wide
     assert implausible(spread) == []
+
+
+def test_a_zero_width_interval_is_not_identified():
+    # every resample's lowest refit was the warm one, left where it started
+    stuck = _intervals(estimate=4.9e-14, lo=4.9e-14, hi=4.9e-14, se=0.0)
+    assert any("no resample moved it" in line for line in implausible(stuck))
 
 
 def test_a_huge_interval_span_is_counted_without_overflow():
