@@ -5,8 +5,10 @@ own artifact root, and the template made once."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from trainer import tracking
@@ -58,3 +60,23 @@ def test_a_fresh_store_is_a_copy_of_the_cached_empty_one(tmp_path, monkeypatch):
     assert template.stat().st_mtime_ns == made  # made once, copied since
     copied = MlflowClient(f"sqlite:///{second}").search_experiments()
     assert [e.name for e in copied] == ["Default"]  # nothing of the first store carried over
+
+
+def test_a_bug_in_a_store_call_is_raised_at_once_not_retried_as_an_outage(tmp_path):
+    """Start-up's calls wait out an outage (tracking.Patient, tested against a real server in
+    test_fault_outage.py); a programming error is not one: it surfaces at the first try."""
+    client = tracking.Patient(
+        MlflowClient(f"sqlite:///{tmp_path / 'm.db'}"), limit_s=300, uri="sqlite:///m.db"
+    )
+    tries = []
+
+    def buggy():
+        tries.append(1)
+        raise TypeError("a bug")
+
+    started = time.monotonic()
+    with pytest.raises(TypeError, match="a bug"):
+        tracking.retrying(buggy, 300, "testing")
+    with pytest.raises(TypeError, match="no_such_argument"):
+        client.create_run(experiment_id="0", no_such_argument=1)
+    assert tries == [1] and time.monotonic() - started < 5

@@ -137,7 +137,9 @@ def client_for(uri: str) -> Any:
 
 def is_permanent(error: BaseException) -> bool:
     """A refusal that retrying cannot fix (the run was deleted, a value is invalid), as opposed
-    to an outage (connection refused, timeout, 5xx)."""
+    to an outage (connection refused, timeout, 5xx); a bug is not retried as an outage either."""
+    if isinstance(error, (TypeError, AttributeError, NameError)):
+        return True
     code = getattr(error, "error_code", "")
     return code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "INVALID_STATE")
 
