@@ -131,8 +131,13 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
     db = tracking.sqlite_path(uri)
     if plugin.dry_run and db is not None and not db.exists():
         client = None  # a dry run only reads: no store is created to plan against nothing
-    else:  # fails in seconds, naming tracking.uri
-        client = tracking.connect(uri, cache_dir=jobs[0].config.data.cache_path())
+    else:  # fails in seconds, naming tracking.uri; then rides out a stall (tracking.Patient)
+        client = tracking.Patient(
+            tracking.connect(uri, cache_dir=jobs[0].config.data.cache_path()),
+            settings.outage_limit_s,
+            uri,
+            "the sweep",
+        )
     experiment = client and client.get_experiment_by_name(settings.experiment)
     if experiment is not None and not plugin.dry_run:  # dead processes' RUNNING runs closed
         for note in liveness.close_dead_runs(client, experiment.experiment_id):
@@ -200,6 +205,7 @@ def _launch(
     )
     previous = os.environ.get(contract.SWEEP_CONTEXT_ENV)
     context.save(sweep_dir)
+    client.settle()  # the jobs wait for the store on their own
     batch_size = plugin.max_batch_size or len(todo)
     rows, returns, failed = [], [], 0
     try:

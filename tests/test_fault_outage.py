@@ -201,6 +201,30 @@ def test_store_stalling_as_a_distributed_job_starts_is_waited_for(tmp_path, env)
         server.stop()
 
 
+def test_store_stalling_as_a_sweep_starts_is_waited_for(tmp_path, env):
+    """The sweep's own set-up (its parent run) meets the stall: it waits, then runs its job."""
+    server = MlflowServer(tmp_path / "server").start()
+    proxy = StallingProxy(server.uri, "runs/create", stall_s=15)
+    try:
+        proc = start_launch(
+            ["-m", "model=mixer", *SHAPE, "budget.steps=20", f"tracking.uri={proxy.uri}"],
+            tmp_path,
+            env,
+        )
+        text = proc.stdout.read()
+        assert proc.wait(timeout=300) == 0, text[-3000:]
+        assert "starting the sweep (create_run): the tracking store does not answer" in text
+        runs = job_runs(server.uri)
+        assert sorted(r.data.tags[schema.TAG_ROLE] for r in runs) == [
+            schema.ROLE_JOB,
+            schema.ROLE_SWEEP,
+        ]
+        assert {r.info.status for r in runs} == {"FINISHED"}
+    finally:
+        proxy.close()
+        server.stop()
+
+
 def test_store_stalling_past_the_limit_as_a_job_starts_is_one_line(tmp_path, env):
     """Past tracking.outage_limit_s the job stops with one line naming the URI (redacted);
     once the store answers, the same command trains the job's one run."""

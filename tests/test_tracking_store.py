@@ -66,7 +66,10 @@ def test_a_bug_in_a_store_call_is_raised_at_once_not_retried_as_an_outage(tmp_pa
     """Start-up's calls wait out an outage (tracking.Patient, tested against a real server in
     test_fault_outage.py); a programming error is not one: it surfaces at the first try."""
     client = tracking.Patient(
-        MlflowClient(f"sqlite:///{tmp_path / 'm.db'}"), limit_s=300, uri="sqlite:///m.db"
+        MlflowClient(f"sqlite:///{tmp_path / 'm.db'}"),
+        limit_s=300,
+        uri="sqlite:///m.db",
+        what="the job",
     )
     tries = []
 

@@ -91,7 +91,7 @@ def _train_claimed(
     uri: str,
 ) -> Summary:
     # Rank 0's store calls until training starts ride out an outage (tracking.Patient).
-    client = client and tracking.Patient(client, job.tracking.outage_limit_s, uri)
+    client = client and tracking.Patient(client, job.tracking.outage_limit_s, uri, "the job")
     if ranks.broadcast(
         client
         and context

@@ -183,17 +183,17 @@ class TrackingOutage(CompactHydraException, RuntimeError):
 
 
 class Patient:
-    """A client whose calls ride out an outage of up to `limit_s` in all, for a job's start-up:
-    its finished check, its checkpoint's run, the new run's params and config. Without it a
-    store restarting as a job begins failed the job, though connecting waits for it and the
-    metrics outlast it; and a multi-rank job's other ranks, waiting for rank 0 in a collective,
-    wait at most that long (the process group's timeout allows 2 x outage_limit_s + 60 s).
-    Past the allowance: a TrackingOutage naming the URI. `settle()` once training starts: each
-    call is then tried once, its failure the caller's (the metric writer keeps its points, the
-    run's close has its own retries)."""
+    """A client whose calls ride out an outage of up to `limit_s` in all while `what` (a job, a
+    sweep) starts: a job's finished check, its checkpoint's run, the new run's params and
+    config; a sweep's experiment, parent run and plan. Without it a store restarting then
+    failed them with a traceback, though connecting waits for it and the metrics outlast it;
+    and a multi-rank job's other ranks, waiting for rank 0 in a collective, wait at most that
+    long (the process group's timeout allows 2 x outage_limit_s + 60 s). Past the allowance:
+    a TrackingOutage naming the URI. `settle()` once started: each call is then tried once,
+    its failure the caller's (the metric writer keeps its points, a run's close retries)."""
 
-    def __init__(self, client: Any, limit_s: float, uri: str):
-        self.client, self.uri = client, uri
+    def __init__(self, client: Any, limit_s: float, uri: str, what: str):
+        self.client, self.uri, self.what = client, uri, what
         self.patience: Optional[Patience] = Patience(limit_s)
 
     def settle(self) -> None:
@@ -207,12 +207,12 @@ class Patient:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
-                return patience.run(lambda: attr(*args, **kwargs), f"starting the job ({name})")
+                return patience.run(lambda: attr(*args, **kwargs), f"starting {self.what} ({name})")
             except Exception as e:
                 if is_permanent(e):
                     raise
                 raise TrackingOutage(
-                    f"tracking.uri={redact(self.uri)!r} stopped answering as the job started "
+                    f"tracking.uri={redact(self.uri)!r} stopped answering as {self.what} started "
                     f"and did not answer for {patience.limit_s:.0f} s ({type(e).__name__}: "
                     f"{scrub(str(e), self.uri)[:200]}); nothing trained is lost. Run the same "
                     "command again once the store is back."
