@@ -91,11 +91,13 @@ class MlflowServer:
 class StallingProxy:
     """A reverse proxy to a server that answers 503 (a load balancer whose backend restarts) to
     every request for `stall_s` seconds from the first whose path contains `pattern`: a store
-    that stops answering at one chosen call of a job, the same at every run of the test."""
+    that stops answering at one chosen call of a job, the same at every run of the test.
+    `lose_answers`: the requests reach the server first, only their answers are lost (a
+    gateway timing out on a slow backend)."""
 
-    def __init__(self, upstream: str, pattern: str, stall_s: float):
+    def __init__(self, upstream: str, pattern: str, stall_s: float, lose_answers: bool = False):
         self.upstream = urlsplit(upstream).netloc
-        self.pattern, self.stall_s = pattern, stall_s
+        self.pattern, self.stall_s, self.lose_answers = pattern, stall_s, lose_answers
         self.stalled_since: float | None = None
         self.stalled = 0  # requests answered 503
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -119,7 +121,8 @@ class StallingProxy:
         class Handler(BaseHTTPRequestHandler):
             def forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if proxy.stalling(self.path):
+                stalling = proxy.stalling(self.path)
+                if stalling and not proxy.lose_answers:
                     proxy.stalled += 1
                     self.send_error(503, "backend restarting")
                     return
@@ -128,6 +131,10 @@ class StallingProxy:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 answer = conn.getresponse()
                 data = answer.read()
+                if stalling:
+                    proxy.stalled += 1
+                    self.send_error(503, "backend timed out")
+                    return
                 self.send_response(answer.status)
                 for k, v in answer.getheaders():
                     if k.lower() not in HOP | {"content-length"}:

@@ -4,6 +4,7 @@ the job checkpoints, says so naming the URI, and the next launch finishes the ru
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 
@@ -202,9 +203,11 @@ def test_store_stalling_as_a_distributed_job_starts_is_waited_for(tmp_path, env)
 
 
 def test_store_stalling_as_a_sweep_starts_is_waited_for(tmp_path, env):
-    """The sweep's own set-up (its parent run) meets the stall: it waits, then runs its job."""
+    """The sweep's own set-up (its parent run) meets the stall: it waits, then runs its job.
+    The server receives every create and only the answers are lost: each try made a run, and
+    the sweep keeps one parent run (the others, twins holding nothing, are deleted)."""
     server = MlflowServer(tmp_path / "server").start()
-    proxy = StallingProxy(server.uri, "runs/create", stall_s=15)
+    proxy = StallingProxy(server.uri, "runs/create", stall_s=15, lose_answers=True)
     try:
         proc = start_launch(
             ["-m", "model=mixer", *SHAPE, "budget.steps=20", f"tracking.uri={proxy.uri}"],
@@ -214,7 +217,8 @@ def test_store_stalling_as_a_sweep_starts_is_waited_for(tmp_path, env):
         text = proc.stdout.read()
         assert proc.wait(timeout=300) == 0, text[-3000:]
         assert "starting the sweep (create_run): the tracking store does not answer" in text
-        runs = job_runs(server.uri)
+        assert proxy.stalled >= 2  # runs the server created, whose answers were lost
+        runs = job_runs(server.uri)  # the active ones
         assert sorted(r.data.tags[schema.TAG_ROLE] for r in runs) == [
             schema.ROLE_JOB,
             schema.ROLE_SWEEP,
@@ -253,6 +257,27 @@ def test_store_stalling_past_the_limit_as_a_job_starts_is_one_line(tmp_path, env
         assert proc.wait(timeout=300) == 0, text[-3000:]
         (run,) = job_runs(server.uri)
         assert run.info.status == "FINISHED"
+    finally:
+        proxy.close()
+        server.stop()
+
+
+def test_a_stop_signal_ends_the_wait_for_a_stalling_store(tmp_path, env):
+    """scancel (SIGTERM) while the job waits for the store at its start: it stops waiting
+    (its handler only records a signal, for the loop to save first) and says why."""
+    server = MlflowServer(tmp_path / "server").start()
+    proxy = StallingProxy(server.uri, "runs/create", stall_s=600)
+    try:
+        proc = start_launch([*SHAPE, "budget.steps=50", f"tracking.uri={proxy.uri}"], tmp_path, env)
+        out: list[str] = []
+        read_until(proc, "the tracking store does not answer", out)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out.append(proc.stdout.read())
+        text = "".join(out)
+        assert proc.wait(timeout=60) != 0 and time.monotonic() - signalled < 30, text[-3000:]
+        assert "stopped answering as the job started (waiting stopped by a signal" in text
+        assert "Traceback" not in text, text[-3000:]
     finally:
         proxy.close()
         server.stop()

@@ -83,3 +83,43 @@ def test_a_bug_in_a_store_call_is_raised_at_once_not_retried_as_an_outage(tmp_pa
     with pytest.raises(TypeError, match="no_such_argument"):
         client.create_run(experiment_id="0", no_such_argument=1)
     assert tries == [1] and time.monotonic() - started < 5
+
+
+def test_an_answer_is_not_waited_for_only_an_outage_is(mlflow_server):
+    """Through a real server: "already exists" (two sweeps creating one experiment at once)
+    is an answer, raised at once for ensure_experiment to handle, not retried as an outage."""
+    from mlflow.exceptions import MlflowException
+
+    name = f"exists-{time.time_ns()}"
+    MlflowClient(mlflow_server.uri).create_experiment(name)
+    client = tracking.Patient(
+        MlflowClient(mlflow_server.uri), limit_s=300, uri=mlflow_server.uri, what="the sweep"
+    )
+    started = time.monotonic()
+    with pytest.raises(MlflowException) as refused:
+        client.create_experiment(name)
+    assert refused.value.error_code == "RESOURCE_ALREADY_EXISTS"
+    assert not tracking.is_outage(refused.value)
+    assert tracking.ensure_experiment(client, name)  # found, as after losing the race
+    assert time.monotonic() - started < 10
+
+
+def test_the_allowance_counts_time_spent_waiting_not_time_between_failures():
+    """A blip, then a long start-up (data prepared), then another blip: the second is waited
+    for too (an allowance counted from the first failure had expired by then)."""
+    patience = tracking.Patience(3.5, transient=tracking.is_outage)
+
+    def blip():
+        failures = [ConnectionRefusedError("store restarting")]
+
+        def call():
+            if failures:
+                raise failures.pop()
+            return "answered"
+
+        return call
+
+    assert patience.run(blip(), "a blip") == "answered"
+    time.sleep(4)  # the model built, the data prepared
+    assert patience.run(blip(), "another blip") == "answered"
+    assert 1.5 < patience.waited < 3.5

@@ -110,6 +110,8 @@ def _train_claimed(
         saved = None
     # Installed before the run exists, so no signal can leave an orphan RUNNING run.
     stop = checkpoint.StopSignals()
+    if client:
+        client.stop_waiting_when(lambda: stop.requested)
     try:
         run, writer = _open_run(
             client, job, trainer, key, run_name, overrides, saved, context, ckpt_dir

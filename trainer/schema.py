@@ -30,6 +30,7 @@ TAG_HOST = "lmsweep.host"  # job run: the host and pid training it now, and
 TAG_PID = "lmsweep.pid"  # the last time (unix s) its process showed life:
 TAG_HEARTBEAT = "lmsweep.heartbeat"  # a RUNNING run whose process died is recognised
 TAG_ENDED_BY = "lmsweep.ended_by"  # who closed a run its own process could not close
+TAG_CREATION = "lmsweep.creation"  # a token set at creation: twins of a retried create
 PARENT_RUN_TAG = "mlflow.parentRunId"  # set by MLflow for nested runs
 NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI
 

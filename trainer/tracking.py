@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -144,6 +145,28 @@ def is_permanent(error: BaseException) -> bool:
     return code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "INVALID_STATE")
 
 
+# MLflow's codes for a store that is down, restarting or overloaded: HTTP 5xx and 429, and
+# INTERNAL_ERROR, which a refused connection or a timeout raise too (mlflow/exceptions.py).
+OUTAGE_CODES = frozenset(
+    {
+        "INTERNAL_ERROR",
+        "TEMPORARILY_UNAVAILABLE",
+        "DEADLINE_EXCEEDED",
+        "REQUEST_LIMIT_EXCEEDED",
+        "RESOURCE_EXHAUSTED",
+    }
+)
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether the store did not answer, rather than answered no (already exists, denied, not
+    found, bad request: waiting would only delay that answer)."""
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if status is not None:  # an HTTP error of the artifact store (requests)
+        return status >= 500 or status == 429
+    return isinstance(error, OSError) or getattr(error, "error_code", "") in OUTAGE_CODES
+
+
 def retrying(call: Callable[[], T], limit_s: float, what: str) -> T:
     """`call()`, retried through an outage of up to `limit_s` seconds (a store restarting
     mid-sweep), then the last error."""
@@ -151,30 +174,54 @@ def retrying(call: Callable[[], T], limit_s: float, what: str) -> T:
 
 
 class Patience:
-    """An outage allowance: calls run through it are retried until `limit_s` after the first
-    failure any of them met, then the last error is raised. Shared by several calls, it bounds
-    their waiting in all (a job's start-up: `Patient`)."""
+    """An outage allowance: calls run through it are retried while `transient(error)` until
+    they have waited `limit_s` seconds in all, then the last error is raised. Shared by
+    several calls, it bounds their waiting together (a job's start-up: `Patient`); time
+    between failures (a model built, data prepared) does not count. `interrupted()` true
+    (a stop signal) ends a wait at once, with the last error."""
 
-    def __init__(self, limit_s: float):
-        self.limit_s = limit_s
-        self.deadline: Optional[float] = None
+    def __init__(
+        self,
+        limit_s: float,
+        transient: Callable[[BaseException], bool] = lambda e: not is_permanent(e),
+    ):
+        self.limit_s, self.transient = limit_s, transient
+        self.waited = 0.0
+        self.interrupted: Callable[[], bool] = lambda: False
 
     def run(self, call: Callable[[], T], what: str) -> T:
-        pause = 1.0
-        while True:
-            try:
-                return call()
-            except Exception as e:
-                now = time.monotonic()
-                self.deadline = self.deadline or now + self.limit_s
-                if is_permanent(e) or now + pause > self.deadline:
-                    raise
-                log.warning(
-                    f"{what}: the tracking store does not answer ({type(e).__name__}); "
-                    f"retrying in {pause:.0f} s"
-                )
-                time.sleep(pause)
-                pause = min(2 * pause, 30.0)
+        pause, failed_at = 1.0, None
+        try:
+            while True:
+                try:
+                    return call()
+                except Exception as e:
+                    now = time.monotonic()
+                    failed_at = failed_at or now
+                    if (
+                        not self.transient(e)
+                        or self.waited + (now - failed_at) + pause > self.limit_s
+                        or not self._pause(pause, what, e)
+                    ):
+                        raise
+                    pause = min(2 * pause, 30.0)
+        finally:
+            if failed_at is not None:
+                self.waited += time.monotonic() - failed_at
+
+    def _pause(self, seconds: float, what: str, error: BaseException) -> bool:
+        """Wait before the next try; False when interrupted."""
+        log.warning(
+            f"{what}: the tracking store does not answer ({type(error).__name__}); "
+            f"retrying in {seconds:.0f} s"
+        )
+        until = time.monotonic() + seconds
+        while not self.interrupted():
+            left = until - time.monotonic()
+            if left <= 0:
+                return True
+            time.sleep(min(left, 0.2))  # a signal's handler only records it: poll
+        return False
 
 
 class TrackingOutage(CompactHydraException, RuntimeError):
@@ -188,13 +235,19 @@ class Patient:
     config; a sweep's experiment, parent run and plan. Without it a store restarting then
     failed them with a traceback, though connecting waits for it and the metrics outlast it;
     and a multi-rank job's other ranks, waiting for rank 0 in a collective, wait at most that
-    long (the process group's timeout allows 2 x outage_limit_s + 60 s). Past the allowance:
-    a TrackingOutage naming the URI. `settle()` once started: each call is then tried once,
-    its failure the caller's (the metric writer keeps its points, a run's close retries)."""
+    long (the process group's timeout allows 2 x outage_limit_s + 60 s). Only an outage is
+    waited for (`is_outage`): any other error is the caller's at once, as an answer. Past the
+    allowance, or on a stop signal (`stop_waiting_when`): a TrackingOutage naming the URI.
+    `settle()` once started: each call is then tried once, its failure the caller's (the
+    metric writer keeps its points, a run's close retries)."""
 
     def __init__(self, client: Any, limit_s: float, uri: str, what: str):
         self.client, self.uri, self.what = client, uri, what
-        self.patience: Optional[Patience] = Patience(limit_s)
+        self.patience: Optional[Patience] = Patience(limit_s, transient=is_outage)
+
+    def stop_waiting_when(self, interrupted: Callable[[], bool]) -> None:
+        if self.patience is not None:
+            self.patience.interrupted = interrupted
 
     def settle(self) -> None:
         self.patience = None
@@ -209,13 +262,17 @@ class Patient:
             try:
                 return patience.run(lambda: attr(*args, **kwargs), f"starting {self.what} ({name})")
             except Exception as e:
-                if is_permanent(e):
+                if not is_outage(e):
                     raise
+                why = (
+                    "waiting stopped by a signal"
+                    if patience.interrupted()
+                    else f"no answer for {patience.waited:.0f} s in all"
+                )
                 raise TrackingOutage(
                     f"tracking.uri={redact(self.uri)!r} stopped answering as {self.what} started "
-                    f"and did not answer for {patience.limit_s:.0f} s ({type(e).__name__}: "
-                    f"{scrub(str(e), self.uri)[:200]}); nothing trained is lost. Run the same "
-                    "command again once the store is back."
+                    f"({why}; {type(e).__name__}: {scrub(str(e), self.uri)[:300]}); nothing "
+                    "trained is lost. Run the same command again once the store is back."
                 ) from None
 
         return call
@@ -430,13 +487,26 @@ class RunLogger:
         tags: Mapping[str, Any],
         parent_run_id: str = "",
     ) -> "RunLogger":
-        all_tags = {**tags, **({schema.PARENT_RUN_TAG: parent_run_id} if parent_run_id else {})}
+        # MLflow's create_run has no idempotency key: a create retried after its answer was
+        # lost (a timeout, a 502 from a proxy; MLflow's client retries those too) leaves a
+        # twin run. A token tag finds them; they hold nothing, and are deleted.
+        token = uuid.uuid4().hex
+        all_tags = {
+            **tags,
+            **({schema.PARENT_RUN_TAG: parent_run_id} if parent_run_id else {}),
+            schema.TAG_CREATION: token,
+        }
         run = client.create_run(
             experiment_id,
             run_name=run_name,
             tags={k: as_str(v, MAX_TAG_LENGTH) for k, v in all_tags.items()},
         )
-        return cls(client, run.info.run_id, experiment_id)
+        run_id = run.info.run_id
+        same = f"tags.`{schema.TAG_CREATION}` = '{token}'"
+        for twin in client.search_runs([experiment_id], same):
+            if twin.info.run_id != run_id:
+                client.delete_run(twin.info.run_id)
+        return cls(client, run_id, experiment_id)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
