@@ -249,6 +249,10 @@ def test_store_stalling_past_the_limit_as_a_job_starts_is_one_line(tmp_path, env
             text
         ), text[-3000:]
         assert SECRET not in text and "Traceback" not in text, text[-3000:]
+        # The first wait quotes the error (a store failing for good, HTTP 500 to every call,
+        # says so at once, not outage_limit_s later).
+        waits = [line for line in text.splitlines() if "does not answer" in line]
+        assert "(create_run)" in waits[0] and "too many 503 error responses" in waits[0], text
         assert not job_runs(server.uri)
 
         proxy.stall_s = 0  # the store is back

@@ -184,8 +184,9 @@ class Patience:
         self,
         limit_s: float,
         transient: Callable[[BaseException], bool] = lambda e: not is_permanent(e),
+        uri: str = "",
     ):
-        self.limit_s, self.transient = limit_s, transient
+        self.limit_s, self.transient, self.uri = limit_s, transient, uri
         self.waited = 0.0
         self.interrupted: Callable[[], bool] = lambda: False
 
@@ -201,7 +202,7 @@ class Patience:
                     if (
                         not self.transient(e)
                         or self.waited + (now - failed_at) + pause > self.limit_s
-                        or not self._pause(pause, what, e)
+                        or not self._pause(pause, what, e, quote=pause == 1.0)
                     ):
                         raise
                     pause = min(2 * pause, 30.0)
@@ -209,11 +210,15 @@ class Patience:
             if failed_at is not None:
                 self.waited += time.monotonic() - failed_at
 
-    def _pause(self, seconds: float, what: str, error: BaseException) -> bool:
-        """Wait before the next try; False when interrupted."""
+    def _pause(self, seconds: float, what: str, error: BaseException, quote: bool) -> bool:
+        """Wait before the next try; False when interrupted. The first wait quotes the error: a
+        store failing for good (HTTP 500 to every call: a broken artifact root) is waited for
+        like one restarting, and the user should see which at once, not outage_limit_s later."""
+        why = type(error).__name__
+        if quote:
+            why += f": {scrub(str(error), self.uri)[:300]}"
         log.warning(
-            f"{what}: the tracking store does not answer ({type(error).__name__}); "
-            f"retrying in {seconds:.0f} s"
+            f"{what}: the tracking store does not answer ({why}); retrying in {seconds:.0f} s"
         )
         until = time.monotonic() + seconds
         while not self.interrupted():
@@ -243,7 +248,7 @@ class Patient:
 
     def __init__(self, client: Any, limit_s: float, uri: str, what: str):
         self.client, self.uri, self.what = client, uri, what
-        self.patience: Optional[Patience] = Patience(limit_s, transient=is_outage)
+        self.patience: Optional[Patience] = Patience(limit_s, transient=is_outage, uri=uri)
 
     def stop_waiting_when(self, interrupted: Callable[[], bool]) -> None:
         if self.patience is not None:
