@@ -138,7 +138,7 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
             uri,
             "the sweep",
         )
-    experiment = client and client.get_experiment_by_name(settings.experiment)
+    experiment = client and tracking.live_experiment(client, settings.experiment)
     if experiment is not None and not plugin.dry_run:  # dead processes' RUNNING runs closed
         for note in liveness.close_dead_runs(client, experiment.experiment_id):
             log.warning(note)

@@ -37,7 +37,7 @@ def everything_in_mlflow(client: MlflowClient, tmp_path: Path) -> str:
     return "\n".join(out)
 
 
-@pytest.mark.parametrize("how", ["command line", "environment"])
+@pytest.mark.parametrize("how", ["command line", "quoted", "environment"])
 def test_password_in_the_tracking_uri_is_never_written(how, tmp_path, corpus, mlflow_server):
     host = mlflow_server.uri.removeprefix("http://")
     secret_uri = f"http://alice:{SECRET}@{host}"
@@ -48,7 +48,10 @@ def test_password_in_the_tracking_uri_is_never_written(how, tmp_path, corpus, ml
         "LMSWEEP_CHECKPOINTS": str(tmp_path / "ckpt"),
         "MLFLOW_TRACKING_URI": secret_uri if how == "environment" else "",
     }
-    given = [f"tracking.uri={secret_uri}"] if how == "command line" else []
+    given = {
+        "command line": [f"tracking.uri={secret_uri}"],
+        "quoted": [f"tracking.uri='{secret_uri}'"],  # Hydra's quoting, as for any value
+    }.get(how, [])
     r = run_launch(
         "-m",
         "model=mixer,transformer",
@@ -84,6 +87,15 @@ def test_redaction_and_moving_a_password_to_the_environment(monkeypatch):
         contract.scrub("could not connect: mysql://u:p%40ss@h/db")
         == "could not connect: mysql://u:***@h/db"
     )
+
+
+def test_a_sweep_over_two_stores_is_refused_without_either_password(tmp_path, corpus):
+    env = {"LMSWEEP_CACHE": str(link_corpus(tmp_path / "cache", corpus)), "MLFLOW_TRACKING_URI": ""}
+    uris = f"http://alice:{SECRET}@127.0.0.1:9,http://bob:{SECRET}2@127.0.0.1:9"
+    r = run_launch("-m", *TINY, f"tracking.uri={uris}", cwd=tmp_path, env=env)
+    assert r.returncode != 0 and "one value per sweep" in r.stderr, r.stderr[-3000:]
+    assert SECRET not in r.stdout + r.stderr and "Traceback" not in r.stderr
+    assert files_holding(tmp_path, SECRET) == []
 
 
 @pytest.mark.parametrize("how", ["command line", "environment"])

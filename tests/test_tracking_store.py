@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import run_launch, tiny
 from trainer import tracking
 
 
@@ -123,3 +124,41 @@ def test_the_allowance_counts_time_spent_waiting_not_time_between_failures():
     time.sleep(4)  # the model built, the data prepared
     assert patience.run(blip(), "another blip") == "answered"
     assert 1.5 < patience.waited < 3.5
+
+
+@pytest.mark.parametrize(
+    "uri, says",
+    [
+        # the README's example; its driver is not a dependency (a cluster logs through a server)
+        ("postgresql://u:pw@127.0.0.1:9/db", "database driver is not installed (no module"),
+        ("'sqlite:///~/lmsweep-test.db'", "'~' is not expanded there; write sqlite:////"),
+    ],
+)
+def test_a_store_lmsweep_cannot_open_is_one_line_before_anything_runs(uri, says, tmp_path, env):
+    r = run_launch("-m", *tiny("budget.steps=2"), f"tracking.uri={uri}", cwd=tmp_path, env=env)
+    assert r.returncode != 0 and says in r.stderr, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr and "pw@" not in r.stdout + r.stderr
+    assert not (tmp_path / "multirun").exists() and not (tmp_path / "~").exists()
+
+
+def test_a_deleted_experiment_is_named_with_the_way_out(tmp_path, env):
+    """Deleted in the UI, the experiment's name stays taken in MLflow's trash: the next sweep
+    said so as a traceback after printing its plan."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = tracking.connect(uri)
+    client.delete_experiment(client.create_experiment("gone"))
+    for dry in ("true", "false"):
+        r = run_launch(
+            "-m",
+            *tiny("budget.steps=2"),
+            f"tracking.uri={uri}",
+            "tracking.experiment=gone",
+            f"hydra.sweeper.dry_run={dry}",
+            cwd=tmp_path,
+            env=env,
+        )
+        assert r.returncode != 0, r.stderr[-3000:]
+        assert "tracking.experiment='gone' is invalid: it was deleted" in r.stderr, r.stderr
+        assert "mlflow experiments restore --experiment-id" in r.stderr
+        assert "Traceback" not in r.stderr
+    assert not client.search_runs([client.get_experiment_by_name("gone").experiment_id])

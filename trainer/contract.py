@@ -86,12 +86,18 @@ def move_secrets(argv: list[str]) -> list[str]:
     names never hold it."""
     out = []
     for arg in argv:
-        m = re.fullmatch(r"([+~]{0,2}tracking\.uri=)(.*)", arg)
-        if m and has_secret(m.group(2)):
-            os.environ[TRACKING_URI_ENV] = m.group(2)
-            arg = m.group(1) + redact(m.group(2))
+        m = re.fullmatch(r"([+~]{0,2}tracking\.uri=)(['\"]?)(.*)\2", arg)
+        if m:
+            key, quote, value = m.groups()
+            if len(PASSWORD.findall(value)) == 1:  # several: a sweep over stores, refused later
+                os.environ[TRACKING_URI_ENV] = value
+            arg = key + quote + PASSWORD.sub(rf"\1{REDACTED}@", value) + quote
         out.append(arg)
     return out
+
+
+# scheme://user:PASSWORD@ anywhere in an override, also in a Hydra sweep list ("a,b")
+PASSWORD = re.compile(rf"(\w[\w+.-]*://[^:/@\s,]*:)(?!{re.escape(REDACTED)}@)[^/@\s,]+@")
 
 
 # --- what the sweep tells each job ------------------------------------------------------------

@@ -52,10 +52,11 @@ def _bad_uri(uri: str, why: str) -> ConfigError:
 
 
 def sqlite_path(uri: str) -> Optional[Path]:
-    """The database file of a sqlite:/// URI (sqlite:////abs/path or sqlite:///rel/path)."""
+    """The database file of a sqlite:/// URI (sqlite:////abs/path or sqlite:///rel/path), as
+    MLflow opens it: literally, a "~" included."""
     if not uri.startswith("sqlite:///"):
         return None
-    return Path(uri[len("sqlite:///") :]).expanduser()
+    return Path(uri[len("sqlite:///") :])
 
 
 def check_uri(uri: str) -> None:
@@ -68,6 +69,9 @@ def check_uri(uri: str) -> None:
     db = sqlite_path(uri)
     if scheme == "sqlite" and (db is None or not db.name):
         raise _bad_uri(uri, "a SQLite store is sqlite:/// followed by a file path")
+    if db is not None and str(db).startswith("~"):
+        # SQLAlchemy does not expand it: the store would land in a folder named "~" here
+        raise _bad_uri(uri, f"'~' is not expanded there; write sqlite:///{db.expanduser()}")
     if db is not None:
         parent = db.resolve().parent
         blocker = next((p for p in [parent, *parent.parents] if p.exists()), None)
@@ -294,21 +298,32 @@ def connect(uri: str, wait_s: float = 0.0, cache_dir: Optional[Path] = None) -> 
         retrying(lambda: probe_server(uri), wait_s, f"connecting to {redact(uri)}")
     db = sqlite_path(uri)
     if db is None:
-        client = client_for(uri)
-        try:
-            client.search_experiments(max_results=1)
-        except Exception as e:
-            raise ConfigError(
-                f"tracking.uri={redact(uri)!r}: the store does not answer "
-                f"({type(e).__name__}: {scrub(str(e), uri)[:300]})"
-            ) from None
-        return client
+        return _answering(uri)
     db.resolve().parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(db.resolve()) + ".lock"):
         if cache_dir is not None and (not db.exists() or db.stat().st_size == 0):
             shutil.copyfile(empty_store(cache_dir), db)
+        return _answering(uri)
+
+
+def _answering(uri: str) -> Any:
+    """A client whose first call has answered, or one line saying why not: a database URI
+    whose driver is not installed, a SQLite file that is not MLflow's, a file store MLflow 3
+    refuses."""
+    try:
         client = client_for(uri)
         client.search_experiments(max_results=1)
+    except ModuleNotFoundError as e:
+        raise _bad_uri(
+            uri,
+            f"its database driver is not installed (no module {e.name!r}: pip install it, or "
+            "log through an MLflow server, tracking.uri=http://host:5000)",
+        ) from None
+    except Exception as e:
+        raise ConfigError(
+            f"tracking.uri={redact(uri)!r}: the store does not answer "
+            f"({type(e).__name__}: {scrub(str(e), uri)[:300]})"
+        ) from None
     return client
 
 
@@ -338,6 +353,19 @@ def empty_store(cache_dir: Path) -> Path:
     return path
 
 
+def live_experiment(client: Any, name: str) -> Any:
+    """The experiment named `name`, None if there is none, or one line if it was deleted (its
+    name stays taken in MLflow's trash, and logging to it fails)."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None and exp.lifecycle_stage == "deleted":
+        raise ConfigError(
+            f"tracking.experiment={name!r} is invalid: it was deleted (it is in the store's "
+            f"trash, id {exp.experiment_id}). Restore it (mlflow experiments restore "
+            f"--experiment-id {exp.experiment_id}), or choose another name"
+        )
+    return exp
+
+
 def ensure_experiment(client: Any, name: str) -> str:
     """Get or create by name, once, before any job starts: concurrent `set_experiment` calls
     race, and the losers' runs land in "Default". A concurrent sweep may create it first.
@@ -345,7 +373,7 @@ def ensure_experiment(client: Any, name: str) -> str:
     lets one change), not GenAI; artifacts go where MLflow puts them (see the README)."""
     from mlflow.exceptions import MlflowException
 
-    exp = client.get_experiment_by_name(name)
+    exp = live_experiment(client, name)
     if exp is not None:
         return exp.experiment_id
     try:
