@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import re
 import secrets
 import shlex
 import sys
@@ -62,9 +63,13 @@ def expand(arguments: Sequence[str], config_loader: Any) -> List[List[str]]:
         else:
             raise ConfigError(
                 f"{o.input_line}: the lmsweep sweeper takes lists of values "
-                "(a=1,2 or choice(1,2)), not ranges or intervals"
+                "(a=1,2, choice(1,2) or range(0,4)), not intervals"
             )
-    return [list(job) for job in itertools.product(*axes.values())]
+    jobs = [list(job) for job in itertools.product(*axes.values())]
+    if not jobs:
+        empty = [o.input_line for o in parsed if not axes[o.get_key_element()]]
+        raise ConfigError(f"the sweep has no jobs: {', '.join(empty)} gives no values")
+    return jobs
 
 
 def run_names(jobs: List[List[str]]) -> List[str]:
@@ -76,10 +81,13 @@ def run_names(jobs: List[List[str]]) -> List[str]:
         for o in job
         if sum(o in other for other in jobs) < len(jobs)
     }
-    return [
-        " ".join(o for o in job if o.split("=", 1)[0] in varying) or " ".join(job) or "defaults"
+    names = [
+        " ".join(o for o in job if o.split("=", 1)[0] in varying)
+        or " ".join(o for o in job if not o.startswith("tracking."))
+        or "defaults"
         for job in jobs
     ]
+    return [re.sub(r"\\(.)", r"\1", name) for name in names]  # Hydra's escapes (sqlite\:///)
 
 
 def one_store_and_experiment(jobs: Sequence[PlannedJob]) -> None:
@@ -93,6 +101,24 @@ def one_store_and_experiment(jobs: Sequence[PlannedJob]) -> None:
             ",".join(sorted(values)),
             "one value per sweep (its runs go to one experiment of one store): "
             "launch one sweep per value",
+        )
+
+
+def one_run_per_job(plans: Sequence[planning.JobPlan]) -> None:
+    """Jobs with one fingerprint train one run: the first would train it and the others skip
+    it as "finished elsewhere", though the plan said run (seed=0,0, or values of fields that
+    do not change what is trained)."""
+    same: dict[str, list[planning.JobPlan]] = {}
+    for p in plans:
+        same.setdefault(p.fingerprint, []).append(p)
+    groups = [g for g in same.values() if len(g) > 1]
+    if groups:
+        listed = "; ".join(" = ".join(f"#{p.index} ({p.name})" for p in g) for g in groups)
+        raise ConfigError(
+            f"{listed}: one run (one fingerprint), trained once: they differ in nothing, or only "
+            "in what does not change training (threads, compile, device, ranks, checkpointing, "
+            "locations; model.d_model and model.ffn_hidden, which model.params solves). Drop "
+            "the repeats (compare speed with scripts/bench_trainer.py). Nothing was launched."
         )
 
 
@@ -152,15 +178,22 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
         planning.plan(j.index, name, fingerprint(j.config), j.config, finished, launcher_cfg)
         for j, name in zip(jobs, names)
     ]
+    one_run_per_job(plans)
     print(planning.render(plans, throughput), flush=True)
     todo = [jobs[p.index] for p in plans if p.action != planning.SKIP]
     # Slurm: refuse a request no node of the partition can hold, before any submission.
-    for request in {
+    requests = {
         tuple(sorted(map(str, p.launcher_params.items()))): p.launcher_params
         for p in plans
         if p.action != planning.SKIP
-    }.values():
-        slurm.check_resources(request)
+    }.values()
+    try:
+        for request in requests:
+            slurm.check_resources(request)
+    except slurm.SlurmUnreachable as e:
+        if not plugin.dry_run:
+            raise
+        print(f"dry run: the request was not checked against the nodes: {e}", flush=True)
     if plugin.dry_run:
         print("dry run: nothing launched", flush=True)
         return []

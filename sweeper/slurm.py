@@ -222,15 +222,20 @@ def _leading_int(text: str) -> int:
     return int(m.group()) if m else 0
 
 
+class SlurmUnreachable(ConfigError):
+    """No Slurm answers here: a refusal when submitting, a note in a dry run (a cluster sweep
+    planned on a laptop)."""
+
+
 def partitions_from_sinfo() -> dict[str, dict[str, NodeShape]]:
     if shutil.which("sinfo") is None:
-        raise ConfigError(
+        raise SlurmUnreachable(
             "hydra/launcher=slurm, but `sinfo` is not on PATH: run the sweep on a Slurm login "
             "node (or start the test cluster: bash scripts/local-slurm.sh). Nothing was submitted."
         )
     r = _run(["sinfo", "-h", "-N", "-o", "%P|%N|%c|%m|%G"])
     if r.returncode != 0:
-        raise ConfigError(
+        raise SlurmUnreachable(
             f"`sinfo` failed, so Slurm is not reachable ({r.stderr.strip()}). "
             "Nothing was submitted."
         )

@@ -3,9 +3,14 @@ through Hydra's public override parser."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+from mlflow.tracking import MlflowClient
 
 from sweeper.core import expand, run_names
+from tests.conftest import run_launch
 from trainer.contract import ConfigError
 
 
@@ -22,3 +27,48 @@ def test_choice_and_range_are_lists_intervals_are_refused():
     assert expand(["seed=choice(4,5)"], None) == [["seed=4"], ["seed=5"]]
     with pytest.raises(ConfigError, match="lists of values"):
         expand(["optim.lr=interval(0.1,1)"], None)
+
+
+def test_an_empty_sweep_says_so():
+    with pytest.raises(ConfigError, match=r"the sweep has no jobs: seed=range\(0,0\) gives no"):
+        expand(["model=a,b", "seed=range(0,0)"], None)
+
+
+def test_a_name_without_varying_overrides_is_readable():
+    (name,) = run_names([["seed=0", "tracking.uri=sqlite\\:////tmp/m.db"]])
+    assert name == "seed=0"
+
+
+@pytest.mark.parametrize(
+    "sweep",
+    [
+        ["seed=0,0"],
+        ["train.threads=1,2"],  # not in the fingerprint: the same training
+        ["model.params=200k", "model.d_model=64,512"],  # d_model is solved from params
+    ],
+)
+def test_jobs_that_are_one_run_are_refused_before_anything_runs(sweep, tmp_path, env):
+    """The plan said "run" for each, then the first trained and the others skipped it as
+    "finished elsewhere"; status showed them as "no run yet" for good."""
+    r = run_launch("-m", *sweep, f"tracking.uri=sqlite:///{tmp_path}/m.db", cwd=tmp_path, env=env)
+    assert r.returncode != 0 and "#0 (" in r.stderr and "= #1 (" in r.stderr, r.stderr[-2000:]
+    assert "one run (one fingerprint), trained once" in r.stderr and "Traceback" not in r.stderr
+    if (tmp_path / "m.db").exists():  # connecting made the store: nothing in it
+        client = MlflowClient(f"sqlite:///{tmp_path}/m.db")
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        assert not client.search_runs(experiments)
+
+
+def test_a_cluster_sweep_is_planned_on_a_machine_without_slurm(tmp_path, env):
+    """A dry run of a Slurm sweep on a laptop prints its plan and GPU-hours (it failed: no
+    sinfo); submitting still needs Slurm."""
+    no_slurm = {**env, "PATH": str(Path(sys.executable).parent)}
+    args = ["-m", "+cluster=example_gpu", f"tracking.uri=sqlite:///{tmp_path}/m.db"]
+    r = run_launch(*args, "hydra.sweeper.dry_run=true", cwd=tmp_path, env=no_slurm)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "request was not checked against the nodes: hydra/launcher=slurm, but `sinfo`" in (
+        r.stdout
+    )
+    assert "est. GPU-h" in r.stdout and "dry run: nothing launched" in r.stdout
+    r = run_launch(*args, cwd=tmp_path, env=no_slurm)
+    assert r.returncode != 0 and "`sinfo` is not on PATH" in r.stderr, r.stderr[-2000:]
