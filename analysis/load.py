@@ -62,9 +62,13 @@ class Experiment:
     param_columns: tuple[str, ...]  # the config params among runs' columns
     unfinished: pd.DataFrame = field(default_factory=pd.DataFrame)  # left out: run_name, status
     metrics: tuple[str, ...] = ()  # every metric key a loaded run logged (a CSV's: none)
+    sweep_parent: str | None = None  # the parent run of the sweep loaded with --sweep-id
 
     def parent_run_id(self) -> str:
-        """The sweep (parent) run the loaded job runs hang under, for attaching artifacts."""
+        """The sweep (parent) run the loaded job runs hang under, for attaching artifacts: the
+        chosen sweep's, though a later sweep may have taken some of its runs in."""
+        if self.sweep_parent is not None:
+            return self.sweep_parent
         parents = (
             self.runs.dropna(subset=["parent_run_id"]).groupby("parent_run_id")["sweep_id"].first()
         )
@@ -126,11 +130,17 @@ def load_experiment(
         raise AnalysisError(
             f"experiment {exp.name!r} has no job runs (tag {schema.TAG_ROLE}={schema.ROLE_JOB})"
         )
+    parent = None
     if sweep_id is not None:
-        sweeps = {r.data.tags.get(schema.TAG_SWEEP_ID) for r in runs}
-        runs = [r for r in runs if r.data.tags.get(schema.TAG_SWEEP_ID) == sweep_id]
+        sweeps = set().union(*map(sweeps_of, runs))
+        runs = [r for r in runs if sweep_id in sweeps_of(r)]
         if not runs:
-            raise unknown(f"sweep id in experiment {exp.name!r}:", sweep_id, sweeps - {None})
+            raise unknown(f"sweep id in experiment {exp.name!r}:", sweep_id, sweeps)
+        role = f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_SWEEP}'"
+        parents = _search(
+            client, exp.experiment_id, f"{role} and tags.`{schema.TAG_SWEEP_ID}` = '{sweep_id}'"
+        )
+        parent = parents[0].info.run_id if parents else None
     unfinished = pd.DataFrame(
         [
             {"run_name": r.info.run_name, "status": r.info.status}
@@ -159,7 +169,16 @@ def load_experiment(
         param_columns=param_columns,
         unfinished=unfinished if not include_unfinished else unfinished.iloc[:0],
         metrics=tuple(sorted({k for r in runs for k in r.data.metrics})),
+        sweep_parent=parent,
     )
+
+
+def sweeps_of(run: Run) -> set[str]:
+    """The sweeps a job run is in: the one it is in now and those it was in before, when a
+    sweep run again took it in (trainer/tracking.py: joined_sweep)."""
+    tags = run.data.tags
+    earlier = tags.get(schema.TAG_EARLIER_SWEEPS, "").split(",")
+    return {s for s in (tags.get(schema.TAG_SWEEP_ID), *earlier) if s}
 
 
 def _count(unfinished: pd.DataFrame) -> str:

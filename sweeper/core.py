@@ -169,9 +169,9 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
         for note in liveness.close_dead_runs(client, experiment.experiment_id):
             log.warning(note)
     finished = (
-        set()
+        {}
         if plugin.rerun or client is None
-        else tracking.finished_fingerprints(client, settings.experiment)
+        else tracking.finished_runs(client, settings.experiment)
     )
     launcher_cfg = OmegaConf.to_container(plugin.config.hydra.launcher, resolve=True)
     plans = [
@@ -205,12 +205,22 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
             flush=True,
         )
         return []
-    return _launch(plugin, todo, [names[j.index] for j in todo], client, uri, settings)
+    taken = [finished[p.fingerprint] for p in plans if p.action == planning.SKIP]
+    return _launch(plugin, todo, [names[j.index] for j in todo], taken, client, uri, settings)
 
 
 def _launch(
-    plugin: Any, todo: List[PlannedJob], names: List[str], client: Any, uri: str, settings: Any
+    plugin: Any,
+    todo: List[PlannedJob],
+    names: List[str],
+    taken: List[Any],
+    client: Any,
+    uri: str,
+    settings: Any,
 ) -> Any:
+    """Launch `todo`; `taken`: the FINISHED runs of the sweep's other cells, taken in."""
+    from mlflow.entities import RunTag
+
     from trainer import tracking
 
     experiment = settings.experiment
@@ -219,6 +229,9 @@ def _launch(
     command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     parent = tracking.start_sweep_run(client, experiment_id, sweep_id, command, len(todo))
     parent.log_text(json.dumps(names), schema.JOBS_ARTIFACT)  # status lists those not started
+    for run in taken:
+        moved = tracking.joined_sweep(run.data.tags, sweep_id, parent.run_id)
+        client.log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in moved.items()])
     view = sweep_view(client, experiment_id, sweep_id)  # the URL printed at the end opens it
     sweep_dir = Path(plugin.config.hydra.sweep.dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -268,11 +281,10 @@ def _launch(
         else:
             ok = failed == 0 and len(rows) == len(todo)
             if len(rows) < len(todo):  # interrupted mid-batch: the jobs that ran are in the store
-                rows = [
-                    *ran_in(client, experiment_id, sweep_id),
-                    *(r for r in rows if isinstance(r, str)),
-                ]
-            summary = table(rows)
+                ids = {run.info.run_id for run in taken}
+                ran = [r for r in ran_in(client, experiment_id, sweep_id) if r.run_id not in ids]
+                rows = [*ran, *(r for r in rows if isinstance(r, str))]
+            summary = table([*map(summary_of, taken), *rows])
             tracking.retrying(
                 lambda: parent.describe(command, summary),
                 settings.outage_limit_s,
@@ -297,25 +309,25 @@ def _launch(
 def ran_in(client: Any, experiment_id: str, sweep_id: str) -> List[Summary]:
     """The Summary rows of a sweep's job runs, read back from the store (what the launcher
     would have returned, had it not been interrupted)."""
-    rows = []
-    for run in job_runs(client, experiment_id, sweep_id):
-        m, t = run.data.metrics, run.data.tags
-        rows.append(
-            Summary(
-                run.info.run_id,
-                run.info.run_name,
-                t.get(schema.TAG_OUTCOME, run.info.status.lower()),
-                int(t.get(schema.TAG_PARAMS_TOTAL, 0)),
-                int(t.get(schema.TAG_PARAMS_NON_EMBEDDING, 0)),
-                0,
-                int(m.get(schema.TOKENS, 0)),
-                m.get(schema.WALL_CLOCK, 0.0),
-                m.get(schema.FINAL_VAL_LOSS, math.nan),
-                m.get(schema.UNIGRAM_ENTROPY, math.nan),
-                run.info.experiment_id,
-            )
-        )
-    return rows
+    return [summary_of(run) for run in job_runs(client, experiment_id, sweep_id)]
+
+
+def summary_of(run: Any) -> Summary:
+    """A job run's row of the sweep's table, from what the store holds."""
+    m, t = run.data.metrics, run.data.tags
+    return Summary(
+        run.info.run_id,
+        run.info.run_name,
+        t.get(schema.TAG_OUTCOME, run.info.status.lower()),
+        int(t.get(schema.TAG_PARAMS_TOTAL, 0)),
+        int(t.get(schema.TAG_PARAMS_NON_EMBEDDING, 0)),
+        0,
+        int(m.get(schema.TOKENS, 0)),
+        m.get(schema.WALL_CLOCK, 0.0),
+        m.get(schema.FINAL_VAL_LOSS, math.nan),
+        m.get(schema.UNIGRAM_ENTROPY, math.nan),
+        run.info.experiment_id,
+    )
 
 
 def _restore_env(key: str, value: str | None) -> None:

@@ -103,23 +103,18 @@ def read_record(client, parent) -> Optional[slurm.SweepRecord]:
 
 
 def job_runs(client, experiment_id: str, sweep_id: str) -> list:
-    filt = (
-        f"tags.`{schema.TAG_SWEEP_ID}` = '{_q(sweep_id)}' and "
-        f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'"
-    )
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            filt,
-            max_results=1000,
-            page_token=token,
-            order_by=["attributes.start_time ASC"],
-        )
-        runs += list(page)
-        token = page.token
-        if not token:
-            return runs
+    """The sweep's job runs, oldest first: those in it, and those a later sweep took in (run
+    again, it resumed them or found them FINISHED: `tracking.joined_sweep`)."""
+    from trainer.tracking import search_all
+
+    job = f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'"
+    runs = {}
+    for filt in (
+        f"tags.`{schema.TAG_SWEEP_ID}` = '{_q(sweep_id)}' and {job}",
+        f"tags.`{schema.TAG_EARLIER_SWEEPS}` LIKE '%{_q(sweep_id)}%' and {job}",
+    ):
+        runs.update((r.info.run_id, r) for r in search_all(client, experiment_id, filt))
+    return sorted(runs.values(), key=lambda r: r.info.start_time)
 
 
 def last_step(client, run) -> Optional[int]:

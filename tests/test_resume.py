@@ -12,6 +12,7 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
+from analysis.load import load_experiment
 from tests.conftest import run_launch, start_launch, tiny
 from trainer import schema
 
@@ -146,6 +147,42 @@ def test_a_sweep_run_again_after_an_interrupt_owns_the_job_it_resumed(tmp_path, 
     assert status.returncode == 0 and "model=transformer" in status.stdout, status.stdout
     steps = [s for s, _ in history(client, run.info.run_id, schema.TRAIN_LOSS)]
     assert steps == list(range(5, 121, 5))
+
+
+def test_a_sweep_run_again_takes_in_the_cells_that_finished_before(tmp_path, env):
+    """Interrupted after its first job, then run again (or extended with a new cell): the new
+    sweep's table, status and analysis show every cell, those that finished in the first
+    sweep too (they were left there: --sweep-id found one of two, --attach refused), and the
+    first sweep's status and analysis still find its own runs."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cwd_env = dict(cwd=tmp_path, env=env)
+    assert run_launch("-m", "seed=0", *TINY, "budget.steps=10", **cwd_env).returncode == 0
+    r = run_launch("-m", "seed=0,1", *TINY, "budget.steps=10", **cwd_env)
+    assert r.returncode == 0 and "skip (finished)" in r.stdout, r.stderr[-2000:]
+    client, runs = jobs(uri)
+    first, second = (
+        p.data.tags[schema.TAG_SWEEP_ID]
+        for p in client.search_runs(
+            [runs[0].info.experiment_id],
+            f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_SWEEP}'",
+            order_by=["attributes.start_time ASC"],
+        )
+    )
+    table = r.stdout[r.stdout.rindex("outcome") :]  # the sweep's summary table, at the end
+    assert "seed=0" in table and "seed=1" in table, r.stdout
+    for sweep, cells in ((second, {"seed=0", "seed=1"}), (first, {"seed=0"})):
+        status = subprocess.run(
+            [sys.executable, "-m", "sweeper", "status", "--sweep-id", sweep],
+            cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        assert {c for c in ("seed=0", "seed=1") if c in status.stdout} == cells, status.stdout
+        loaded = load_experiment(uri, "lmsweep", sweep_id=sweep, metrics=None)
+        assert set(loaded.runs["seed"]) == {int(c[-1]) for c in cells}
+        parent = client.get_run(loaded.parent_run_id())  # where --attach files the outputs
+        assert parent.data.tags[schema.TAG_SWEEP_ID] == sweep
+    (seed0,) = [x for x in jobs(uri)[1] if x.data.params["seed"] == "0"]
+    assert seed0.data.tags[schema.TAG_EARLIER_SWEEPS] == first
 
 
 def test_rerun_skips_finished_jobs_and_reruns_deleted_ones(tmp_path, env):

@@ -93,10 +93,12 @@ def _train_claimed(
     # Rank 0's store calls until training starts ride out an outage (tracking.Patient).
     client = client and tracking.Patient(client, job.tracking.outage_limit_s, uri, "the job")
     if ranks.broadcast(
-        client
-        and context
-        and not context.rerun
-        and tracking.finished_fingerprints(client, job.tracking.experiment, key)
+        bool(
+            client
+            and context
+            and not context.rerun
+            and tracking.finished_runs(client, job.tracking.experiment, key)
+        )
     ):
         # The sweep planned this job, but another sweep finished it since: not trained twice.
         log.warning(f"[{run_name}] a FINISHED run has this job's fingerprint {key}: skipped")
@@ -224,7 +226,12 @@ def _open_run(
             {
                 **tracking.process_tags(),
                 **trainer.par.tags(),
-                **_joined_sweep(previous.data.tags, context),
+                # a requeued Slurm job stays in its own sweep; another sweep takes it in
+                **(
+                    tracking.joined_sweep(previous.data.tags, context.id, context.parent_run_id)
+                    if context
+                    else {}
+                ),
                 schema.TAG_RESUMES: resumes,
                 schema.TAG_OUTCOME: schema.OUTCOME_RUNNING,
             }
@@ -271,21 +278,6 @@ def _save(trainer: Trainer, run, writer: MetricWriter, ckpt_dir: Path) -> None:
     continues a history that reaches this step."""
     writer.make_durable()
     dist_checkpoint.for_trainer(trainer, ckpt_dir).save(run.run_id)
-
-
-def _joined_sweep(tags: dict, context: Optional[contract.SweepContext]) -> dict:
-    """A run resumed by another sweep (the same command run again after an interrupt) moves
-    into it, so that sweep's status, link and analysis show the job it trained; the sweeps it
-    was in before are kept in a tag. A requeued Slurm job stays in its own sweep."""
-    before = tags.get(schema.TAG_SWEEP_ID, "")
-    if context is None or before == context.id:
-        return {}
-    earlier = [*tags.get(schema.TAG_EARLIER_SWEEPS, "").split(","), before]
-    return {
-        schema.TAG_SWEEP_ID: context.id,
-        schema.PARENT_RUN_TAG: context.parent_run_id,
-        schema.TAG_EARLIER_SWEEPS: ",".join(s for s in earlier if s),
-    }
 
 
 def _finish(

@@ -385,18 +385,34 @@ def ensure_experiment(client: Any, name: str) -> str:
         return exp.experiment_id
 
 
-def finished_fingerprints(
+def finished_runs(
     client: Any, experiment_name: str, fingerprint: Optional[str] = None
-) -> set[str]:
-    """Fingerprints of the experiment's FINISHED job runs (only `fingerprint`, if given)."""
+) -> dict[str, Any]:
+    """The experiment's FINISHED job runs by fingerprint, the latest of each (only
+    `fingerprint`'s, if given)."""
     exp = client.get_experiment_by_name(experiment_name)
     if exp is None:
-        return set()
+        return {}
     filt = f"attributes.status = 'FINISHED' and tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'"
     if fingerprint:
         filt += f" and tags.`{schema.TAG_FINGERPRINT}` = '{fingerprint}'"
+    runs = sorted(search_all(client, exp.experiment_id, filt), key=lambda r: r.info.start_time)
+    return {r.data.tags.get(schema.TAG_FINGERPRINT): r for r in runs}
+
+
+def joined_sweep(tags: Mapping[str, str], sweep_id: str, parent_run_id: str) -> dict[str, str]:
+    """The tags that move a run into sweep `sweep_id`: a sweep run again (after an interrupt,
+    or with new cells) takes in the runs of its cells it resumes and those it finds FINISHED,
+    so its table, status, link and analysis show every cell. The sweeps the run was in before
+    are kept (`lmsweep.earlier_sweeps`), where status and analysis of those still find it."""
+    before = tags.get(schema.TAG_SWEEP_ID, "")
+    if before == sweep_id:
+        return {}
+    earlier = [*tags.get(schema.TAG_EARLIER_SWEEPS, "").split(","), before]
     return {
-        r.data.tags.get(schema.TAG_FINGERPRINT) for r in search_all(client, exp.experiment_id, filt)
+        schema.TAG_SWEEP_ID: sweep_id,
+        schema.PARENT_RUN_TAG: parent_run_id,
+        schema.TAG_EARLIER_SWEEPS: ",".join(dict.fromkeys(s for s in earlier if s)),
     }
 
 
