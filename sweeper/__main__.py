@@ -13,6 +13,11 @@ COMMANDS = {"status": "each job's state from Slurm (squeue/sacct) and MLflow"}
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        if argv and argv[0] not in ("-h", "--help"):
+            print(
+                f"error: unknown command {argv[0]!r}; valid: {', '.join(COMMANDS)}\n",
+                file=sys.stderr,
+            )
         print(
             __doc__.strip()
             + "\n\ncommands:\n"

@@ -292,7 +292,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.sweep_dir:
         path = args.sweep_dir / slurm.RECORD_FILE
         if not path.exists():
-            print(f"error: no {path}", file=sys.stderr)
+            print(
+                f"error: no {path}: --sweep-dir is the directory of a sweep submitted to Slurm "
+                "(multirun/<date>/<time>); for a local sweep pass --sweep-id (its id is in the "
+                "sweep's table and in MLflow)",
+                file=sys.stderr,
+            )
             return 2
         record = slurm.SweepRecord.from_json(path.read_text())
         args.sweep_id = args.sweep_id or record.sweep_id
