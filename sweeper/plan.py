@@ -17,7 +17,6 @@ from trainer.config import JobConfig
 from trainer.models import build_model
 from trainer.models.sizing import on_meta
 from trainer.perf import GPU_NAMES, peak_flops
-from trainer.ramps import RAMPS
 from trainer.registry import check
 from trainer.tables import format_table, human
 
@@ -45,7 +44,7 @@ class JobPlan:
 
 def planned_tokens(job: JobConfig) -> Optional[int]:
     """Tokens the budget will take (None for wall-clock budgets), without training."""
-    ramp = RAMPS.build(job.ramp, job.train.micro_batch)
+    ramp = job.batch_ramp()  # the trainer's: whole micro-batches on every rank
     plan = job.budget.plan(lambda f: ramp(f) * job.data.seq_len)
     return None if plan is None else plan.tokens
 

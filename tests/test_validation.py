@@ -45,6 +45,8 @@ def files(tmp_path_factory) -> dict[str, str]:
     (d / "notok.json").write_text('{"not": "a tokenizer"}')
     (d / "doc.txt").write_text("One text file is one document.\n\nOf two paragraphs.\n")
     (d / "rows.jsonl").write_text('{"body": "a document", "n": 1}\n')
+    (d / "hf").mkdir()  # data=hf's local dataset: a directory of data files
+    (d / "hf" / "rows.jsonl").write_text('{"body": "a document", "n": 1}\n')
     readonly = d / "readonly"
     readonly.mkdir()
     readonly.chmod(0o500)
@@ -56,6 +58,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "notok": str(d / "notok.json"),
         "doc": str(d / "doc.txt"),
         "rows": str(d / "rows.jsonl"),
+        "hfdir": str(d / "hf"),
         "readonly": str(readonly),
     }
 

@@ -43,7 +43,7 @@ from trainer.dist.config import check_job as check_dist
 from trainer.models import MODELS, ModelConfig, solve_width
 from trainer.objectives import OBJECTIVES, ObjectiveConfig
 from trainer.optim import OPTIMIZERS, OptimConfig
-from trainer.ramps import RAMPS, RampConfig
+from trainer.ramps import RAMPS, Ramp, RampConfig
 from trainer.registry import Registry, check, check_choice
 from trainer.schedules import SCHEDULES, ScheduleConfig
 
@@ -152,6 +152,8 @@ class JobConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        # torch.manual_seed takes [-2^63, 2^64) and numpy's generators (the data order) only >= 0
+        check(0 <= self.seed < 2**64, "seed", self.seed, "a whole number in [0, 2^64)")
         check(
             self.data.seq_len <= self.model.max_seq_len,
             "data.seq_len",
@@ -168,6 +170,12 @@ class JobConfig:
                 f"must be a multiple of train.micro_batch={self.train.micro_batch}",
             )
         check_dist(self)  # ranks x micro-batches, and what the dist option can run
+
+    def batch_ramp(self) -> Ramp:
+        """The global batch (sequences) at each budget fraction, in whole micro-batches on
+        every rank: micro-batch x ranks is its step (trainer/loop.py builds the same ramp,
+        and a plan counts its tokens with this one)."""
+        return RAMPS.build(self.ramp, self.train.micro_batch * self.dist.world_size)
 
     def vocab_size(self, data_vocab: Optional[int] = None) -> int:
         """The model's vocabulary: the tokenizer's declared size, what plans and model.params
@@ -329,7 +337,8 @@ def preflight(job: JobConfig, local: bool = True) -> None:
     """The checks that cost more than a comparison, for one job, before anything runs: the data
     (files, encodings, the tokenizer file), model.params solved into a width (meta-device
     models: so plans, fingerprints and MLflow see the real d_model), the directories the job
-    writes, and, when it runs on this machine, the device it asks for."""
+    writes, and, when it runs on this machine, the device it asks for and what its ranks need
+    here (a Slurm launch checks those on its nodes)."""
     job.data.preflight()
     job.model = solve_width(job.model, job.vocab_size(), causal=job.objective.causal)
     for field_name, path in (
@@ -346,6 +355,10 @@ def preflight(job: JobConfig, local: bool = True) -> None:
             job.train.device,
             "CUDA is not available on this machine: use train.device=auto or cpu",
         )
+    if local:  # ranks started here: one node, a GPU per rank, a backend this machine has
+        from trainer.dist.run import check_here  # imports this module
+
+        check_here(job)
 
 
 def check_writable(field_name: str, path: Path) -> None:

@@ -17,6 +17,7 @@ import gzip
 import json
 import lzma
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -193,6 +194,13 @@ class HFConfig(DataConfig):
             self.path,
             "no such file or directory (a hub dataset is named without a leading / . or ~)",
         )
+        if local:  # a hub dataset needs the network: left to the job
+            files = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in self.inputs())
+            where = str(Path(self.path).expanduser().resolve())
+            field_name, problem = _local_dataset_problem(
+                where, self.subset, self.split, self.text_field, files
+            )
+            check(problem is None, field_name, getattr(self, field_name[5:]), problem)
 
     def inputs(self) -> list[Path]:
         local = Path(self.path).expanduser()
@@ -274,6 +282,40 @@ def _first_row_problem(
         None
         if value is None or isinstance(value, str)
         else f"holds {type(value).__name__} in the first row of {path} ({value!r:.40}), not text"
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _local_dataset_problem(
+    path: str, subset: Optional[str], split: str, text_field: str, files: tuple
+) -> tuple[str, Optional[str]]:
+    """(field to blame, why) when data=hf's local dataset cannot give the job text: the job's
+    own `load_dataset(path, subset, split=...)`, streamed, to its first row only (the files are
+    read in place; its lock files go to a temporary cache). `files`: what the directory holds,
+    with sizes and mtimes, so an edited dataset is read again."""
+    import tempfile
+
+    import datasets
+
+    base = re.split(r"[\[+]", split, maxsplit=1)[0].strip()  # a slice is not streamed
+    try:
+        with tempfile.TemporaryDirectory(prefix="lmsweep-preflight-") as tmp:
+            ds = datasets.load_dataset(path, subset, split=base, streaming=True, cache_dir=tmp)
+            row = next(iter(ds), None)
+            columns = ds.column_names or (list(row) if row is not None else None)
+    except Exception as e:  # file, config, split and parse errors come in many types
+        message = str(e).splitlines()[0] if str(e) else ""
+        field_name = "data.split" if "split" in message.lower() else "data.path"
+        field_name = "data.subset" if "BuilderConfig" in message else field_name
+        return field_name, f"could not read the dataset at {path}: {type(e).__name__}: {message}"
+    if columns is not None and text_field not in columns:
+        return "data.text_field", f"not a column of the dataset at {path}; columns: {columns}"
+    value = None if row is None else row.get(text_field)
+    return "data.text_field", (
+        None
+        if value is None or isinstance(value, str)
+        else f"holds {type(value).__name__} in the first row of the dataset at {path} "
+        f"({value!r:.40}), not text"
     )
 
 

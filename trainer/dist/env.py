@@ -125,7 +125,8 @@ def backend(requested: str, cuda: bool) -> str:
         return "gloo" if requested == "gloo" else "cpu:gloo,cuda:nccl"
     if requested == "nccl":
         raise ConfigError("dist.backend='nccl' is invalid on this machine: NCCL needs CUDA "
-                          "GPUs and this rank has none; valid here: auto, gloo")
+                          "GPUs and the job's ranks have none here (train.device=cpu, or no "
+                          "CUDA device); valid here: auto, gloo")
     return "gloo"
 
 

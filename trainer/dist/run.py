@@ -22,18 +22,31 @@ def run(train: Callable[..., Any], job: JobConfig, *args: Any) -> Any:
     how = env.source(job.dist.world_size)
     if how != "spawn":
         return rank_main(train, job, *args, slurm_task=how == "slurm")
+    check_here(job)
+    return spawn.start(job.dist.nproc, rank_main, (train, job, *args))
+
+
+def check_here(job: JobConfig) -> None:
+    """What starting the job's ranks on this machine needs: one node, a GPU per rank on CUDA,
+    a backend this machine has. Run by the pre-flight of a local launch (trainer/config.py's
+    `preflight`), before any run exists, and by `run` itself. Nothing to check when this
+    process is already a rank (a Slurm task, torchrun): its nodes and GPUs are its launcher's."""
+    if job.dist.name == "none" or env.source(job.dist.world_size) != "spawn":
+        return
     if job.dist.nodes > 1:
         raise ConfigError(f"dist.nodes={job.dist.nodes} is invalid here: lmsweep starts ranks "
                           "on this machine only; several nodes run on Slurm "
                           "(+cluster=<name>: one task per rank) or under torchrun")
-    if env.wants_cuda(job.train.device):
+    cuda = env.wants_cuda(job.train.device)
+    env.backend(job.dist.backend, cuda)  # refuses nccl without CUDA
+    if cuda:
         import torch
 
         count = torch.cuda.device_count()
         if job.dist.nproc > count:
             raise ConfigError(f"dist.nproc={job.dist.nproc} is invalid on this machine: one "
-                              f"rank per GPU, and it has {count}")
-    return spawn.start(job.dist.nproc, rank_main, (train, job, *args))
+                              f"rank per GPU, and it has {count}: use dist.nproc <= {count}, "
+                              "or train.device=cpu")
 
 
 def rank_main(train: Callable[..., Any], job: JobConfig, *args: Any,

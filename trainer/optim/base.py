@@ -31,6 +31,12 @@ def check_unit(field: str, value: float) -> None:
     check(0 <= value < 1, f"optim.{field}", value, "in [0, 1)")
 
 
+def check_eps(value: float) -> None:
+    """The constant added to a denominator: below 0 the optimizers refuse it mid-job (torch:
+    "Invalid epsilon value"), and at 0 a parameter without gradient steps by 0/0 (NaN)."""
+    check(value > 0, "optim.eps", value, "> 0 (added to the update's denominator), e.g. 1e-8")
+
+
 def param_groups(
     model: nn.Module, weight_decay: float, split_hidden_matrices: bool = False
 ) -> list[dict]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from trainer.optim.base import OPTIMIZERS, OptimConfig, check_unit, param_groups
+from trainer.optim.base import OPTIMIZERS, OptimConfig, check_eps, check_unit, param_groups
 from trainer.registry import check
 
 
@@ -27,6 +27,7 @@ class AdamConfig(OptimConfig):
         super().__post_init__()
         check_unit("beta1", self.beta1)
         check_unit("beta2", self.beta2)
+        check_eps(self.eps)
 
 
 @dataclass

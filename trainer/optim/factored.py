@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from trainer.optim.base import OPTIMIZERS, OptimConfig, check_unit, param_groups
+from trainer.optim.base import OPTIMIZERS, OptimConfig, check_eps, check_unit, param_groups
 from trainer.registry import check
 
 
@@ -33,6 +33,7 @@ class SM3Config(OptimConfig):
         super().__post_init__()
         check_unit("momentum", self.momentum)
         check_unit("beta", self.beta)
+        check_eps(self.eps)
         check(
             self.weight_decay == 0,
             "optim.weight_decay",

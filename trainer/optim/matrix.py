@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from trainer.optim.base import OPTIMIZERS, OptimConfig, check_unit, param_groups
+from trainer.optim.base import OPTIMIZERS, OptimConfig, check_eps, check_unit, param_groups
 from trainer.registry import check, check_choice
 
 GRAFTS = ("none", "sgd", "adagrad", "rmsprop", "sqrtn")
@@ -64,6 +64,7 @@ class SOAPConfig(OptimConfig):
         super().__post_init__()
         check_unit("beta1", self.beta1)
         check_unit("beta2", self.beta2)
+        check_eps(self.eps)
         check(
             self.precondition_frequency > 0,
             "optim.precondition_frequency",
