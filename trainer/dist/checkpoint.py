@@ -13,6 +13,7 @@ RNG) of every rank, plain values and tensors (weights_only loads). A directory i
 complete; before resuming, rank 0 checks the newest one's files and falls back past a
 damaged one (renamed `*.corrupt`), as for files. Older directories are pruned like files.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,7 +31,7 @@ from trainer.dist import ranks
 log = logging.getLogger("lmsweep")
 
 LOOP_FILE = "loop_{rank}.pt"
-DS_TAG = "zero"                    # DeepSpeed's tag: its files go in step_<n>/zero/
+DS_TAG = "zero"  # DeepSpeed's tag: its files go in step_<n>/zero/
 
 
 class Checkpoints:
@@ -48,8 +49,12 @@ class Checkpoints:
 
     def save(self, run_id: str) -> None:
         t = self.trainer
-        checkpoint.save(self.directory, t.state.progress.steps, t.state_dict(run_id),
-                        t.job.train.keep_checkpoints)
+        checkpoint.save(
+            self.directory,
+            t.state.progress.steps,
+            t.state_dict(run_id),
+            t.job.train.keep_checkpoints,
+        )
 
     def set_aside(self, why: str) -> None:
         checkpoint.set_aside(self.directory, why)
@@ -76,13 +81,18 @@ class Sharded(Checkpoints):
             self.check_resumable(path)
             try:
                 self.verify(path)
-                return {**torch.load(path / LOOP_FILE.format(rank=0), map_location="cpu",
-                                    weights_only=True),
-                        "path": str(path)}
+                return {
+                    **torch.load(
+                        path / LOOP_FILE.format(rank=0), map_location="cpu", weights_only=True
+                    ),
+                    "path": str(path),
+                }
             except Exception as e:
-                log.warning(f"checkpoint {path} is unreadable ({type(e).__name__}: "
-                            f"{str(e)[:120]}); moved to {path.name}.corrupt; falling back to "
-                            "the previous one, if any")
+                log.warning(
+                    f"checkpoint {path} is unreadable ({type(e).__name__}: "
+                    f"{str(e)[:120]}); moved to {path.name}.corrupt; falling back to "
+                    "the previous one, if any"
+                )
                 path.rename(path.with_name(path.name + ".corrupt"))
         return None
 
@@ -97,8 +107,9 @@ class Sharded(Checkpoints):
         meta = FileSystemReader(str(path)).read_metadata()
         need: dict[str, int] = {}
         for info in (meta.storage_data or {}).values():
-            need[info.relative_path] = max(need.get(info.relative_path, 0),
-                                           info.offset + info.length)
+            need[info.relative_path] = max(
+                need.get(info.relative_path, 0), info.offset + info.length
+            )
         for name, size in need.items():
             have = (path / name).stat().st_size
             if have < size:
@@ -113,8 +124,9 @@ class Sharded(Checkpoints):
         model_sd, opt_sd = get_state_dict(model, opt)
         state = {"model": model_sd, "optimizer": opt_sd}
         dcp.load(state, checkpoint_id=str(path))
-        set_state_dict(model, opt, model_state_dict=state["model"],
-                       optim_state_dict=state["optimizer"])
+        set_state_dict(
+            model, opt, model_state_dict=state["model"], optim_state_dict=state["optimizer"]
+        )
         self._load_loop(path)
 
     def _load_loop(self, path: Path) -> None:
@@ -136,7 +148,7 @@ class Sharded(Checkpoints):
     def _begin(self) -> Path:
         tmp = self.directory / f"step_{self.trainer.state.progress.steps:09d}.tmp"
         if ranks.is_main():
-            shutil.rmtree(tmp, ignore_errors=True)      # left by a crash mid-write
+            shutil.rmtree(tmp, ignore_errors=True)  # left by a crash mid-write
             tmp.mkdir(parents=True)
         ranks.barrier()
         return tmp
@@ -166,7 +178,7 @@ class DeepSpeedCheckpoints(Sharded):
         if not files:
             raise OSError(f"no DeepSpeed files in {path / DS_TAG}")
         for f in files:
-            with zipfile.ZipFile(f):            # a file cut short has no central directory
+            with zipfile.ZipFile(f):  # a file cut short has no central directory
                 pass
 
     def check_resumable(self, path: Path) -> None:
@@ -176,13 +188,15 @@ class DeepSpeedCheckpoints(Sharded):
                 f"checkpoint {path} was written by {saved_by} DeepSpeed ranks and this job "
                 f"has {ranks.world()}: a ZeRO checkpoint resumes on as many ranks as wrote "
                 f"it. Run with dist.nproc x dist.nodes = {saved_by}, or remove "
-                f"{path.parent} to start over")
+                f"{path.parent} to start over"
+            )
 
     def load(self, saved: dict[str, Any]) -> None:
         path = Path(saved["path"])
         engine = self.trainer.par.engine
-        engine.load_checkpoint(str(path), tag=DS_TAG, load_optimizer_states=True,
-                               load_lr_scheduler_states=False)
+        engine.load_checkpoint(
+            str(path), tag=DS_TAG, load_optimizer_states=True, load_lr_scheduler_states=False
+        )
         self._load_loop(path)
 
     def save(self, run_id: str) -> None:
@@ -193,5 +207,6 @@ class DeepSpeedCheckpoints(Sharded):
 
 def for_trainer(trainer: Any, directory: Path) -> Checkpoints:
     cls = {"none": Checkpoints, "deepspeed": DeepSpeedCheckpoints}.get(
-        trainer.job.dist.name, Sharded)
+        trainer.job.dist.name, Sharded
+    )
     return cls(trainer, directory)

@@ -6,10 +6,10 @@ rank is one task (the launcher's resources describe one rank); locally `launch.p
 ranks itself. The global batch (ramp) and the schedule mean the same at any world size: each
 rank takes its share of the global batch's micro-batches.
 """
+
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from trainer.config import JobConfig
 
 DISTS: Registry = Registry("dist")
-BACKENDS = ("auto", "gloo", "nccl")            # auto: nccl on CUDA, gloo on CPU
-SHARDINGS = ("full", "grad_op")                # FSDP2: reshard parameters after forward, or not
+BACKENDS = ("auto", "gloo", "nccl")  # auto: nccl on CUDA, gloo on CPU
+SHARDINGS = ("full", "grad_op")  # FSDP2: reshard parameters after forward, or not
 # Optimizers whose update of an element depends on that element alone. Sharded training
 # (FSDP2's row shards, ZeRO's flat 1-D partitions) hands each rank a piece of every tensor:
 # these give the same update on a piece as on the whole; SM3 and Adafactor (row/column
@@ -34,7 +34,7 @@ ELEMENTWISE_OPTIMIZERS = ("adam", "adamw", "lion", "sgd", "tiger")
 @dataclass
 class DistConfig:
     name: str = MISSING
-    nproc: int = 1                  # ranks per node (one per GPU on CUDA)
+    nproc: int = 1  # ranks per node (one per GPU on CUDA)
     nodes: int = 1
     backend: str = "auto"
 
@@ -63,8 +63,12 @@ class NoDistConfig(DistConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.world_size == 1, "dist.nproc", self.nproc,
-              "dist=none runs one process: for several ranks choose dist=ddp, fsdp or deepspeed")
+        check(
+            self.world_size == 1,
+            "dist.nproc",
+            self.nproc,
+            "dist=none runs one process: for several ranks choose dist=ddp, fsdp or deepspeed",
+        )
 
 
 @dataclass
@@ -76,14 +80,22 @@ class _Sharded:
     """Checks shared by the options that give each rank a piece of every tensor."""
 
     def check_job(self, job: "JobConfig") -> None:
-        what = f"dist={self.name}"                                    # type: ignore[attr-defined]
-        check(job.optim.name in ELEMENTWISE_OPTIMIZERS, "optim", job.optim.name,
-              f"{what} shards every tensor across ranks, and optim={job.optim.name} needs whole "
-              f"tensors (row/column or matrix statistics): use dist=ddp, or one of "
-              f"{', '.join(ELEMENTWISE_OPTIMIZERS)}")
-        check(job.train.agc == 0, "train.agc", job.train.agc,
-              f"unit-wise clipping needs whole tensors, which {what} shards: use dist=ddp, or "
-              "train.agc=0 (train.grad_clip clips the global norm)")
+        what = f"dist={self.name}"  # type: ignore[attr-defined]
+        check(
+            job.optim.name in ELEMENTWISE_OPTIMIZERS,
+            "optim",
+            job.optim.name,
+            f"{what} shards every tensor across ranks, and optim={job.optim.name} needs whole "
+            f"tensors (row/column or matrix statistics): use dist=ddp, or one of "
+            f"{', '.join(ELEMENTWISE_OPTIMIZERS)}",
+        )
+        check(
+            job.train.agc == 0,
+            "train.agc",
+            job.train.agc,
+            f"unit-wise clipping needs whole tensors, which {what} shards: use dist=ddp, or "
+            "train.agc=0 (train.grad_clip clips the global norm)",
+        )
 
 
 @dataclass
@@ -101,7 +113,7 @@ class FSDPConfig(_Sharded, DistConfig):
 @dataclass
 class DeepSpeedConfig(_Sharded, DistConfig):
     name: str = "deepspeed"
-    zero_stage: int = 2             # 1: optimizer state, 2: + gradients, 3: + parameters sharded
+    zero_stage: int = 2  # 1: optimizer state, 2: + gradients, 3: + parameters sharded
     offload_optimizer: bool = False  # optimizer state and step on the CPU (ZeRO-Offload)
 
     def __post_init__(self) -> None:
@@ -116,9 +128,13 @@ class DeepSpeedConfig(_Sharded, DistConfig):
 
     def check_job(self, job: "JobConfig") -> None:
         super().check_job(job)
-        check(self.compiles or not job.train.compile, "train.compile", job.train.compile,
-              "dist=deepspeed dist.zero_stage=3 gathers parameters in hooks torch.compile does "
-              "not trace: use train.compile=false (or null), zero_stage 1 or 2, or dist=fsdp")
+        check(
+            self.compiles or not job.train.compile,
+            "train.compile",
+            job.train.compile,
+            "dist=deepspeed dist.zero_stage=3 gathers parameters in hooks torch.compile does "
+            "not trace: use train.compile=false (or null), zero_stage 1 or 2, or dist=fsdp",
+        )
 
 
 def check_job(job: "JobConfig") -> None:
@@ -128,14 +144,22 @@ def check_job(job: "JobConfig") -> None:
     world, micro = job.dist.world_size, job.train.micro_batch
     sizes = job.ramp.batch_sizes() if world > 1 else []
     for size in sizes:
-        check(size % (micro * world) == 0, f"ramp={job.ramp.name} batch size", size,
-              f"must be a multiple of train.micro_batch x ranks = {micro} x {world} = "
-              f"{micro * world} (global batch = micro-batch x accumulation x ranks); "
-              f"{_batch_fix(sizes, micro, world)}")
+        check(
+            size % (micro * world) == 0,
+            f"ramp={job.ramp.name} batch size",
+            size,
+            f"must be a multiple of train.micro_batch x ranks = {micro} x {world} = "
+            f"{micro * world} (global batch = micro-batch x accumulation x ranks); "
+            f"{_batch_fix(sizes, micro, world)}",
+        )
     if job.dist.name != "none":
-        check(":" not in job.train.device, "train.device", job.train.device,
-              f"dist={job.dist.name} puts each rank on the GPU of its local rank: use "
-              "train.device=auto or cuda (or cpu)")
+        check(
+            ":" not in job.train.device,
+            "train.device",
+            job.train.device,
+            f"dist={job.dist.name} puts each rank on the GPU of its local rank: use "
+            "train.device=auto or cuda (or cpu)",
+        )
     job.dist.check_job(job)
 
 

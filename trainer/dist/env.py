@@ -6,6 +6,7 @@ tasks, submitit's `TorchDistributedEnvironment` derives them from the SLURM_* va
 first node is the master; the port is the job id's, job_port, so jobs sharing a node do not
 collide). Locally, trainer/dist/spawn.py sets them for the ranks it starts.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,7 +25,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # DeepSpeed JIT-builds C++ ops on first use (its shm comm op: ~27 s on 2 cores); a stable
 # directory in the project's cache makes that once per machine (and per CI cache).
 TORCH_EXTENSIONS_DIR = PROJECT_ROOT / ".cache" / "lmsweep" / "torch_extensions"
-TIMEOUT_S = 600.0                    # a collective waiting longer than this fails the rank
+TIMEOUT_S = 600.0  # a collective waiting longer than this fails the rank
 
 
 @dataclass(frozen=True)
@@ -43,15 +44,19 @@ def source(world: int) -> str:
     if "RANK" in env and "WORLD_SIZE" in env:
         found = int(env["WORLD_SIZE"])
         if found != world:
-            raise ConfigError(f"WORLD_SIZE={found} in the environment, but the job's dist asks "
-                              f"for {world} ranks (dist.nproc x dist.nodes)")
+            raise ConfigError(
+                f"WORLD_SIZE={found} in the environment, but the job's dist asks "
+                f"for {world} ranks (dist.nproc x dist.nodes)"
+            )
         return "env"
     tasks = int(env.get("SLURM_NTASKS") or env.get("SLURM_NPROCS") or 1)
     if tasks > 1 and "SLURM_PROCID" in env:
         if tasks != world:
-            raise ConfigError(f"the Slurm job has {tasks} tasks, but the job's dist asks for "
-                              f"{world} ranks (dist.nproc x dist.nodes); lmsweep's Slurm "
-                              "launcher asks for one task per rank")
+            raise ConfigError(
+                f"the Slurm job has {tasks} tasks, but the job's dist asks for "
+                f"{world} ranks (dist.nproc x dist.nodes); lmsweep's Slurm "
+                "launcher asks for one task per rank"
+            )
         return "slurm"
     return "spawn"
 
@@ -113,9 +118,11 @@ def gpu_index(where: Place, visible: int) -> int:
         return where.local_rank
     if visible == 1:
         return 0
-    raise ConfigError(f"dist.nproc={where.local_world} ranks on this node, but this rank sees "
-                      f"{visible} CUDA device(s): one rank per GPU (all of the node's, or one "
-                      "bound to each task)")
+    raise ConfigError(
+        f"dist.nproc={where.local_world} ranks on this node, but this rank sees "
+        f"{visible} CUDA device(s): one rank per GPU (all of the node's, or one "
+        "bound to each task)"
+    )
 
 
 def backend(requested: str, cuda: bool) -> str:
@@ -124,9 +131,11 @@ def backend(requested: str, cuda: bool) -> str:
     if cuda:
         return "gloo" if requested == "gloo" else "cpu:gloo,cuda:nccl"
     if requested == "nccl":
-        raise ConfigError("dist.backend='nccl' is invalid on this machine: NCCL needs CUDA "
-                          "GPUs and the job's ranks have none here (train.device=cpu, or no "
-                          "CUDA device); valid here: auto, gloo")
+        raise ConfigError(
+            "dist.backend='nccl' is invalid on this machine: NCCL needs CUDA "
+            "GPUs and the job's ranks have none here (train.device=cpu, or no "
+            "CUDA device); valid here: auto, gloo"
+        )
     return "gloo"
 
 
@@ -158,13 +167,15 @@ def init(job: JobConfig, slurm_task: bool = False) -> Place:
     if job.dist.name == "deepspeed":
         os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(TORCH_EXTENSIONS_DIR))
         # DeepSpeed's calls, not the user's: nothing to act on, once per call in every rank
-        warnings.filterwarnings("ignore", category=FutureWarning,
-                                message=r"`torch\.distributed\.\w+` is deprecated")
+        warnings.filterwarnings(
+            "ignore", category=FutureWarning, message=r"`torch\.distributed\.\w+` is deprecated"
+        )
     # The other ranks wait while rank 0 alone talks to MLflow, which may retry for up to
     # tracking.outage_limit_s: no collective gives up before that.
     timeout = timedelta(seconds=max(TIMEOUT_S, 2 * job.tracking.outage_limit_s + 60))
-    dist.init_process_group(backend(job.dist.backend, cuda), rank=where.rank,
-                            world_size=where.world, timeout=timeout)
+    dist.init_process_group(
+        backend(job.dist.backend, cuda), rank=where.rank, world_size=where.world, timeout=timeout
+    )
     if where.rank != 0:
         # One voice per job: rank 0 reports progress; other ranks log warnings and errors.
         log.setLevel(logging.WARNING)

@@ -19,6 +19,7 @@ gradients over ranks, and each rank divides by its own accumulation: the update 
 the one-process step. Causal LM losses then match a one-process run to float rounding;
 mlm draws its masks per rank (same rate, other positions).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,8 +35,8 @@ from trainer.dist.config import DistConfig
 from trainer.perf import uses_bf16
 
 BuildOptimizer = Callable[[nn.Module], torch.optim.Optimizer]
-TAG_PREFIX = schema.TAG_PREFIX + "dist."      # lmsweep.dist.backend, .world_size, .zero_stage
-PEAK_MEMORY = "peak_memory_mib"               # per rank: peak_memory_mib_rank_<r>, at the end
+TAG_PREFIX = schema.TAG_PREFIX + "dist."  # lmsweep.dist.backend, .world_size, .zero_stage
+PEAK_MEMORY = "peak_memory_mib"  # per rank: peak_memory_mib_rank_<r>, at the end
 
 
 class ModelView:
@@ -68,14 +69,15 @@ class ModelView:
 class Parallel:
     """dist=none: one process, one device."""
 
-    owns_step = False        # True: the wrapper clips, steps and skips non-finite steps itself
+    owns_step = False  # True: the wrapper clips, steps and skips non-finite steps itself
 
     def __init__(self, cfg: DistConfig, job: Any = None):
         self.cfg, self.job = cfg, job
         self.rank, self.world = ranks.rank(), ranks.world()
 
-    def wrap(self, model: nn.Module, build_optimizer: BuildOptimizer
-             ) -> tuple[Any, torch.optim.Optimizer]:
+    def wrap(
+        self, model: nn.Module, build_optimizer: BuildOptimizer
+    ) -> tuple[Any, torch.optim.Optimizer]:
         return model, build_optimizer(model)
 
     def compile(self, model: Any) -> None:
@@ -134,8 +136,9 @@ class DataParallel(Parallel):
         return {"backend": dist.get_backend(), "world_size": self.world}
 
     def memory_metrics(self) -> dict[str, float]:
-        return {f"{PEAK_MEMORY}_rank_{r}": b / 2**20
-                for r, b in enumerate(ranks.peak_memory_bytes())}
+        return {
+            f"{PEAK_MEMORY}_rank_{r}": b / 2**20 for r, b in enumerate(ranks.peak_memory_bytes())
+        }
 
     def device(self) -> torch.device:
         if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -150,8 +153,10 @@ class DDP(DataParallel):
         dev = self.device()
         # Buffers (position tables) are computed alike on every rank: no sync per forward.
         self.ddp = DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None,
-            forward_sync_buffers=False)
+            model,
+            device_ids=[dev.index] if dev.type == "cuda" else None,
+            forward_sync_buffers=False,
+        )
         return ModelView(self.ddp, model), build_optimizer(model)
 
     def accumulating(self, last: bool) -> ContextManager:
@@ -168,12 +173,12 @@ class FSDP(DataParallel):
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
         mesh = init_device_mesh(self.device().type, (self.world,))
-        kw: dict[str, Any] = {"mesh": mesh,
-                              "reshard_after_forward": self.cfg.sharding == "full"}
+        kw: dict[str, Any] = {"mesh": mesh, "reshard_after_forward": self.cfg.sharding == "full"}
         if uses_bf16(self.job.train.precision, self.device().type == "cuda"):
             # bf16 gathers and compute, fp32 master weights and gradient reduction
-            kw["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16,
-                                                   reduce_dtype=torch.float32)
+            kw["mp_policy"] = MixedPrecisionPolicy(
+                param_dtype=torch.bfloat16, reduce_dtype=torch.float32
+            )
         for block in model.blocks:
             fully_shard(block, **kw)
         fully_shard(model, **kw)
@@ -198,7 +203,8 @@ class FSDP(DataParallel):
 
         return SimpleNamespace(
             param_groups=[{"params": [local(p) for p in g["params"]]} for g in opt.param_groups],
-            state={k: {n: local(v) for n, v in st.items()} for k, st in opt.state.items()})
+            state={k: {n: local(v) for n, v in st.items()} for k, st in opt.state.items()},
+        )
 
 
 def build(cfg: DistConfig, job: Any = None) -> Parallel:

@@ -6,6 +6,7 @@ Every function is a no-op in a one-process job (no process group), so the run li
 the process group also has a gloo backend for them (trainer/dist/env.py), so agreeing costs
 no device synchronisation.
 """
+
 from __future__ import annotations
 
 import resource

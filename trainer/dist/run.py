@@ -7,6 +7,7 @@
 - otherwise (a laptop, a workstation, one node): start the ranks here (trainer/dist/spawn.py)
   and return rank 0's Summary.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -34,9 +35,11 @@ def check_here(job: JobConfig) -> None:
     if job.dist.name == "none" or env.source(job.dist.world_size) != "spawn":
         return
     if job.dist.nodes > 1:
-        raise ConfigError(f"dist.nodes={job.dist.nodes} is invalid here: lmsweep starts ranks "
-                          "on this machine only; several nodes run on Slurm "
-                          "(+cluster=<name>: one task per rank) or under torchrun")
+        raise ConfigError(
+            f"dist.nodes={job.dist.nodes} is invalid here: lmsweep starts ranks "
+            "on this machine only; several nodes run on Slurm "
+            "(+cluster=<name>: one task per rank) or under torchrun"
+        )
     cuda = env.wants_cuda(job.train.device)
     env.backend(job.dist.backend, cuda)  # refuses nccl without CUDA
     if cuda:
@@ -44,13 +47,16 @@ def check_here(job: JobConfig) -> None:
 
         count = torch.cuda.device_count()
         if job.dist.nproc > count:
-            raise ConfigError(f"dist.nproc={job.dist.nproc} is invalid on this machine: one "
-                              f"rank per GPU, and it has {count}: use dist.nproc <= {count}, "
-                              "or train.device=cpu")
+            raise ConfigError(
+                f"dist.nproc={job.dist.nproc} is invalid on this machine: one "
+                f"rank per GPU, and it has {count}: use dist.nproc <= {count}, "
+                "or train.device=cpu"
+            )
 
 
-def rank_main(train: Callable[..., Any], job: JobConfig, *args: Any,
-              slurm_task: bool = False) -> Any:
+def rank_main(
+    train: Callable[..., Any], job: JobConfig, *args: Any, slurm_task: bool = False
+) -> Any:
     """In one rank: join the job's process group, train, and return rank 0's Summary on every
     rank (submitit keeps the result of whichever task writes last)."""
     if slurm_task:

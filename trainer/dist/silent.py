@@ -1,6 +1,7 @@
 """What a rank other than 0 holds in place of the job's MLflow run and metric writer: the
 same methods (trainer/tracking.py RunLogger, trainer/metric_writer.py MetricWriter), doing
 nothing. Only rank 0 talks to MLflow; the others run the same loop without a connection."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -14,6 +14,7 @@ torchrun. The Hydra job's process becomes a small supervisor:
   action goes to this process's own handler (submitit's requeues a Slurm job), as dist=none
   hands it over in its own process.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,7 +33,7 @@ from hydra.errors import CompactHydraException
 log = logging.getLogger("lmsweep")
 
 FORWARDED = (signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)
-KILL_AFTER_S = 30.0          # a terminated rank that is still alive then is killed
+KILL_AFTER_S = 30.0  # a terminated rank that is still alive then is killed
 
 
 class RankFailed(RuntimeError):
@@ -44,7 +45,7 @@ class Child:
     rank: int
     process: Any
     inbox: Connection
-    message: Optional[tuple] = None      # (kind, value): ok, error, interrupt, exit
+    message: Optional[tuple] = None  # (kind, value): ok, error, interrupt, exit
     exitcode: Optional[int] = None
     ended_at: float = 0.0
     terminated_at: Optional[float] = field(default=None)
@@ -68,11 +69,20 @@ def start(nproc: int, target: Callable[..., Any], args: tuple) -> Any:
     children = []
     for rank in range(nproc):
         inbox, outbox = ctx.Pipe(duplex=False)
-        env = {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(nproc),
-               "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": str(store.port), "TORCHELASTIC_USE_AGENT_STORE": "True"}
-        p = ctx.Process(target=_rank_main, name=f"lmsweep-rank-{rank}",
-                        args=(env, logging_setup, target, args, outbox))
+        env = {
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(nproc),
+            "LOCAL_WORLD_SIZE": str(nproc),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(store.port),
+            "TORCHELASTIC_USE_AGENT_STORE": "True",
+        }
+        p = ctx.Process(
+            target=_rank_main,
+            name=f"lmsweep-rank-{rank}",
+            args=(env, logging_setup, target, args, outbox),
+        )
         p.start()
         outbox.close()
         children.append(Child(rank, p, inbox))
@@ -136,8 +146,9 @@ def _outcome(children: list[Child], received: list[int]) -> Any:
     crashed = [c for c in children if c.crashed]
     first = min(crashed, key=lambda c: (c.ended_at, c.rank)) if crashed else None
     if first is not None and first.rank != 0:
-        raise RankFailed(f"rank {first.rank} of {len(children)} {_how(first)}; the other ranks "
-                         "were stopped")
+        raise RankFailed(
+            f"rank {first.rank} of {len(children)} {_how(first)}; the other ranks were stopped"
+        )
     if any(c.exitcode == -signal.SIGUSR2 for c in children):
         # Rank 0 saved and handed the requeue signal to its default action: hand it to this
         # process's own handler the same way (submitit's requeues the job; none ends it).
@@ -167,8 +178,13 @@ def _how(child: Child) -> str:
 
 
 # --- in the rank ------------------------------------------------------------------------------
-def _rank_main(env: dict[str, str], logging_setup: list, target: Callable[..., Any],
-               args: tuple, outbox: Connection) -> None:
+def _rank_main(
+    env: dict[str, str],
+    logging_setup: list,
+    target: Callable[..., Any],
+    args: tuple,
+    outbox: Connection,
+) -> None:
     os.environ.update(env)
     _configure_logging(logging_setup)
     try:
@@ -185,12 +201,12 @@ def _rank_main(env: dict[str, str], logging_setup: list, target: Callable[..., A
         message, code = ("error", e), 1
     try:
         outbox.send(message)
-    except Exception:             # an exception that does not pickle: its text
+    except Exception:  # an exception that does not pickle: its text
         outbox.send(("error", RuntimeError(f"{type(message[1]).__name__}: {message[1]}")))
     outbox.close()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)     # no interpreter teardown: nothing left to run, threads may linger
+    os._exit(code)  # no interpreter teardown: nothing left to run, threads may linger
 
 
 def _logging_setup() -> list:
@@ -213,8 +229,10 @@ def _configure_logging(setup: list) -> None:
             continue
         where, fmt, level = rest
         handler: logging.Handler = (
-            logging.FileHandler(where) if kind == "file"
-            else logging.StreamHandler(getattr(sys, where)))
+            logging.FileHandler(where)
+            if kind == "file"
+            else logging.StreamHandler(getattr(sys, where))
+        )
         handler.setFormatter(logging.Formatter(fmt))
         handler.setLevel(level)
         root.addHandler(handler)

@@ -11,6 +11,7 @@ accumulation boundary) and each micro-batch's loss is already divided by the ran
 accumulation. The engine clips, applies the update, and skips a step whose gradients are not
 finite (its overflow check, with a global norm: every rank skips alike).
 """
+
 from __future__ import annotations
 
 import math
@@ -70,8 +71,11 @@ class DeepSpeed(DataParallel):
             # zero.Init) takes LOCAL_RANK's, which a task Slurm bound to one GPU does not have.
             os.environ["LOCAL_RANK"] = str(torch.cuda.current_device())
         self.engine, opt, _, _ = deepspeed.initialize(
-            model=model, optimizer=build_optimizer(model), config=self.config,
-            dist_init_required=False)
+            model=model,
+            optimizer=build_optimizer(model),
+            config=self.config,
+            dist_init_required=False,
+        )
         return ModelView(self.engine, self.engine.module), opt
 
     def compile(self, model: Any) -> None:
@@ -89,5 +93,8 @@ class DeepSpeed(DataParallel):
         return norm, self.engine.was_step_applied() and math.isfinite(norm)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "zero_stage": self.cfg.zero_stage,
-                "offload_optimizer": self.cfg.offload_optimizer}
+        return {
+            **super().describe(),
+            "zero_stage": self.cfg.zero_stage,
+            "offload_optimizer": self.cfg.offload_optimizer,
+        }
