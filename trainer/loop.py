@@ -23,7 +23,6 @@ from trainer.objectives import OBJECTIVES
 from trainer.optim import build_optimizer
 from trainer.optim.clipping import adaptive_clip_
 from trainer.perf import configure_device, device_peak, to_device, uses_bf16, wants_compile
-from trainer.ramps import RAMPS
 from trainer.schedules import SCHEDULES
 
 
@@ -114,7 +113,7 @@ class Trainer:
         if job.dist.compiles and wants_compile(tc.compile, self.device):  # in place
             self.par.compile(self.model)
         self.schedule = SCHEDULES.build(job.schedule)
-        self.ramp = RAMPS.build(job.ramp, tc.micro_batch * self.par.world)  # whole on every rank
+        self.ramp = job.batch_ramp()  # whole micro-batches on every rank, as the plan counts
         self.fraction = BUDGETS.build(job.budget)
         self.state = LoopState()
 
