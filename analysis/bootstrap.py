@@ -187,6 +187,8 @@ def bootstrap_lse(
     # one batched solve, resample-major: rows s * k .. s * k + k - 1 refit resample s
     k = len(starts)
     log_y = None if draws.values is None else np.repeat(np.log(draws.values), k, axis=0)
+    # every refit's objective is divided by the full data's ``problem.scale`` (one constant),
+    # so the tolerances below mean the same for all and the lowest per resample is comparable
     result = problem.solve(
         np.tile(starts, (n_resamples, 1)),
         weights=np.repeat(draws.weights, k, axis=0),

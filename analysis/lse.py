@@ -14,9 +14,11 @@ so K = 2 is Epoch's [a, b, e, alpha, beta].
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.special import huber
@@ -32,8 +34,9 @@ EPOCH_E_GRID = tuple(np.arange(-1.0, 1.5, 0.5))  # e in {-1, -0.5, ..., 1}
 EPOCH_ALPHA_GRID = tuple(np.arange(0.0, 2.5, 0.5))  # alpha, beta in {0, 0.5, ..., 2}
 _BLOCK_ELEMENTS = 2**15
 # L-BFGS-B's stopping rules for a run started at (or near) an optimum: with scipy's defaults
-# (ftol relative to max(|f|, 1), and f ~ 1e-3 here) it stops after a few steps. With these,
-# the Chinchilla bootstrap SEs match Besiroglu et al. 2024's (A ~120, alpha ~0.015).
+# (ftol relative to max(|f|, 1), and f ~ 0.05 here, see LSEProblem.scale) it stops after a
+# few steps. With these, the Chinchilla bootstrap SEs match Besiroglu et al. 2024's (A ~120,
+# alpha ~0.015).
 TIGHT_TOLERANCES = dict(gtol=1e-8, ftol=1e-12)
 
 
@@ -60,6 +63,22 @@ class LSEProblem:
     @property
     def n_terms(self) -> int:
         return self.log_x.shape[0]
+
+    @cached_property
+    def scale(self) -> float:
+        """The objective of the best constant law, log L = the weighted mean of log_y: what
+        ``solve`` divides the objective by, so that L-BFGS-B's stopping rules (absolute: gtol on
+        the gradient, ftol relative to max(|f|, 1)) hold relative to the data's own spread.
+
+        Without it they depended on the data's scale: exact losses L = 2 + 10 C^-0.3 over
+        C = 1e15..1e23 (L 2.0003 -> 2.0000, so f ~ 1e-8 from any start) stopped at alpha = 0.666,
+        f = 2e-9 against 2e-32 at the truth. Divided by this (1.6e-8 there) the fit returns
+        alpha = 0.3 to 1e-7, from the grid alone. One constant per problem, from the full data:
+        every bootstrap refit divides by the same one, so their objectives stay comparable."""
+        weights = np.ones_like(self.log_y) if self.weights is None else self.weights
+        centre = np.average(self.log_y, weights=weights)
+        spread = float(np.sum(weights * huber(self.delta, self.log_y - centre)))
+        return spread if np.isfinite(spread) and spread > 0 else 1.0  # constant data: as is
 
     def fun_grad(
         self, params: np.ndarray, weights: np.ndarray | None = None, log_y: np.ndarray | None = None
@@ -89,20 +108,23 @@ class LSEProblem:
         **options: float,
     ) -> BatchResult:
         """One L-BFGS-B run per row of ``starts``; ``weights`` and ``log_y`` (S, n) give each
-        run its own data (see ``fun_grad``); ``options`` are L-BFGS-B's (ftol, gtol, ...)."""
+        run its own data (see ``fun_grad``); ``options`` are L-BFGS-B's (ftol, gtol, ...), which
+        apply to the objective divided by ``scale``; the result's ``fun`` is in its own units."""
         # Evaluate in blocks of ~256 KiB temporaries: they stay in cache and under glibc's mmap
         # threshold (fresh page faults per call); measured 2x faster than one big block.
         chunk = max(1, _BLOCK_ELEMENTS // ((self.n_terms + 1) * self.log_y.size))
 
+        scale = self.scale
+
         def rows_of(per_run: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
             return None if per_run is None else per_run[rows]
 
-        return minimize_lbfgsb_batch(
-            lambda p, rows: self.fun_grad(p, rows_of(weights, rows), rows_of(log_y, rows)),
-            starts,
-            chunk_rows=chunk,
-            **options,
-        )
+        def scaled(p: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            f, g = self.fun_grad(p, rows_of(weights, rows), rows_of(log_y, rows))
+            return f / scale, g / scale
+
+        result = minimize_lbfgsb_batch(scaled, starts, chunk_rows=chunk, **options)
+        return dataclasses.replace(result, fun=result.fun * scale)
 
     def fit(self, starts: np.ndarray) -> tuple[np.ndarray, float, int]:
         """Best converged solution: (params, objective, number of converged starts)."""
@@ -112,9 +134,11 @@ class LSEProblem:
             raise AnalysisError(f"none of the {len(starts)} L-BFGS-B starts converged")
         best = converged[np.argmin(result.fun[converged])]
         x, fun = result.x[best], float(result.fun[best])
-        # scipy's default ftol is relative to max(|f|, 1) while f ~ 1e-3 here: where the
-        # objective is flat the grid's best stops short of the optimum its bootstrap refits
-        # reach (an offset E below the losses stopped at 0.006, refits at 1e-4..3e-4).
+        # scipy's default ftol is relative to max(|f|, 1) while f (over ``scale``) is < 1: where
+        # the objective is flat the grid's best stops short of the optimum its bootstrap refits
+        # reach (an offset E below the losses stopped at 0.006, refits at 1e-4..3e-4). One
+        # polish suffices once the objective is scaled: repeating it (fresh L-BFGS-B memory)
+        # moved no exact power law's alpha by more than 1e-8, nor the Chinchilla fit's.
         polished = self.solve(x[None], **TIGHT_TOLERANCES)
         if polished.success[0] and polished.fun[0] <= fun:
             x, fun = polished.x[0], float(polished.fun[0])

@@ -178,7 +178,7 @@ def test_drop_highest_drops_the_highest_finite_losses_not_a_diverged_run(tmp_pat
 
 def test_chinchilla_on_the_audit_sweep_says_what_is_undefined(runs_csv, tmp_path, capsys):
     argv = ["chinchilla", "--csv", runs_csv, "--n-col", "N", "--d-col", "tokens"]
-    argv += ["--group-by", "arch", "--bootstrap", "40", "--out", tmp_path / "o"]
+    argv += ["--group-by", "arch", "--bootstrap", "100", "--out", tmp_path / "o"]
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # no numpy warning may leak
         assert _main(*argv) == 0

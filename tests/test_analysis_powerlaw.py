@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.cli import main
 from analysis.errors import AnalysisError
 from analysis.groups import fit_groups
 from analysis.plausibility import NARROW
@@ -91,3 +92,31 @@ def test_the_formula_carries_the_fitted_numbers():
         PowerLawFit(E=0.0, A=12.34, alpha=0.31, irreducible=False, **meta).formula()
         == "L = 12.3 x^-0.310"
     )
+
+
+@pytest.mark.parametrize(
+    "c_min, c_max, E, A, alpha",
+    [
+        # the falling part small next to E: f ~ 1e-8 from any start, and the fit stopped at
+        # alpha 0.666 in [0.608, 0.669] (1e15..1e23), 0.576 (1e12..1e20), 0.438 (1e18..1e24)
+        (1e15, 1e23, 2.0, 10.0, 0.3),
+        (1e12, 1e20, 2.0, 10.0, 0.3),
+        (1e18, 1e24, 2.0, 1e4, 0.3),
+        # language-model-like: losses 4.0 -> 2.85 with Kaplan's alpha_C ~ 0.05, 4.0 -> 1.9
+        (1e17, 1e23, 1.7, 2.3 * 1e17**0.05, 0.05),
+        (1e17, 1e23, 1.7, 2.3 * 1e17**0.3, 0.3),
+    ],
+)
+def test_the_cli_recovers_exact_power_laws_at_any_scale(
+    tmp_path, capsys, c_min, c_max, E, A, alpha
+):
+    c = np.geomspace(c_min, c_max, 17)
+    pd.DataFrame({"C": c, "loss": E + A * c**-alpha}).to_csv(tmp_path / "pl.csv", index=False)
+    argv = ["fit", "--csv", str(tmp_path / "pl.csv"), "--c-col", "C", "--x", "flops"]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 0
+    fit = pd.read_csv(tmp_path / "o" / "fit_flops.csv").set_index("quantity").loc["alpha"]
+    assert fit["estimate"] == pytest.approx(alpha, rel=0.01)
+    # exact data: the interval is as narrow as the fit's precision, so 'contains' within 1e-6
+    slack = 1e-6 * alpha
+    assert fit["lo"] - slack <= alpha <= fit["hi"] + slack
+    assert fit["lo"] - slack <= fit["estimate"] <= fit["hi"] + slack
