@@ -1,8 +1,10 @@
 """``python -m analysis {fit,compare,isoflop,chinchilla}``: scaling-law fits of an lmsweep
 experiment read from MLflow, or of a table (--csv).
 
-Every subcommand prints its results, writes CSV/JSON and PNGs into --out, and with --attach logs
-them as artifacts of the sweep's parent MLflow run. Bad input, and an option that does not apply
+Every subcommand prints its results, writes CSV/JSON and PNGs into --out (default
+analysis_out/<command>/), and with --attach logs them as artifacts of the sweep's parent MLflow
+run. Diverged runs, and points a fit in log space cannot use, are left out with one line saying
+which. Bad input, and an option that does not apply
 to the input given, exit 2 with one line naming the bad value and the valid ones.
 """
 
@@ -19,11 +21,13 @@ from analysis import commands
 from analysis.compare import COMPARE_AXES
 from analysis.curves import HOW
 from analysis.errors import AnalysisError
-from analysis.load import X_AXES
+from analysis.load import AXES, X_AXES
 from analysis.optimum import DEFAULT_METHOD, METHODS
+from analysis.outputs import Output
 from trainer import schema
 
 DEFAULT_URI = "sqlite:///mlflow.db"
+DEFAULT_OUT = "analysis_out"  # each subcommand writes into its own folder under it
 # options that only apply to one kind of input, and what to use instead on the other
 MLFLOW_ONLY = {
     "tracking_uri": "",
@@ -40,12 +44,19 @@ CSV_ONLY = ("n_col", "d_col", "c_col", "t_col", "loss_col", "weight_col", "run_c
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    ok = False
     try:
         resolve(args)
+        # the output folder is made and checked before anything is loaded or fitted
+        args.output = Output(args.out)
         args.command(args)
+        ok = True
     except (AnalysisError, MlflowException) as err:
         print(f"error: {getattr(err, 'message', err)}", file=sys.stderr)
         return 2
+    finally:
+        if not ok and getattr(args, "output", None) is not None:
+            args.output.close(ok=False)  # remove the folder made, if nothing was written
     return 0
 
 
@@ -78,10 +89,42 @@ def _check_ranges(args: argparse.Namespace) -> None:
             refuse(dest, " ".join(f"{v:g}" for v in bad), "budgets in FLOPs > 0")
 
 
+def _refuse_ignored_y(args: argparse.Namespace) -> None:
+    """--y names a run's final loss; where a command reads the runs' loss curves instead, it
+    would be ignored: refuse it, naming what the command reads and how to fit --y."""
+    curves = {
+        "compare": (
+            "compare",
+            "it compares the runs' curves of --metric (default val_loss); name the curve "
+            "with --metric",
+        ),
+        "fit": (
+            f"fit --frontier --x {getattr(args, 'x', '')}",
+            "the frontier there is the lower envelope of the runs' val_loss curves; fit --y "
+            "without --frontier, or on --x params",
+        ),
+        "isoflop": (
+            "isoflop --from-curves",
+            "it reads the runs' val_loss curves at the budgets; fit --y without --from-curves",
+        ),
+    }
+    applies = {
+        "compare": True,
+        "fit": getattr(args, "frontier", False) and X_AXES.get(getattr(args, "x", "")) in AXES,
+        "isoflop": getattr(args, "from_curves", False),
+    }
+    if applies.get(args.name):
+        where, why = curves[args.name]
+        raise AnalysisError(
+            f"--y {args.y} does not apply to {where}: a final loss is not what it reads ({why})"
+        )
+
+
 def resolve(args: argparse.Namespace) -> None:
     """Refuse options that do not apply to the input, then fill in the defaults of the rest
     (None until here, so that an option given can be told from a default)."""
     _check_ranges(args)
+    args.out = args.out or f"{DEFAULT_OUT}/{args.name}"
     if args.csv:
         for dest, instead in MLFLOW_ONLY.items():
             if getattr(args, dest, None) not in (None, False):
@@ -94,6 +137,8 @@ def resolve(args: argparse.Namespace) -> None:
     for dest in CSV_ONLY:
         if getattr(args, dest) is not None:
             raise AnalysisError(f"{_option(dest)} applies only to --csv input")
+    if args.y is not None:
+        _refuse_ignored_y(args)
     args.tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
     args.experiment = args.experiment or "lmsweep"
     args.y = args.y or schema.FINAL_VAL_LOSS
@@ -104,7 +149,14 @@ def resolve(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis",
+        # the module docstring, its paragraphs whole (argparse re-wraps them); guide:
+        # docs/analysis.md
+        description=" ".join(__doc__.replace("``", "").split("\n\n")[0].split())
+        + " Guide: docs/analysis.md.",
+        epilog=" ".join(__doc__.split("\n\n", 1)[1].split()),
+    )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name: str, run, help: str) -> argparse.ArgumentParser:
@@ -174,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
             help="drop the K highest-loss points (Besiroglu et al. drop 5)",
         )
         arg = p.add_argument_group("output").add_argument
-        arg("--out", default="analysis_out", help="output directory (default: %(default)s)")
+        arg(
+            "--out",
+            help=f"output folder (default: {DEFAULT_OUT}/{name}/); the files an earlier command "
+            f"wrote there and this one does not are removed",
+        )
         arg(
             "--bootstrap",
             type=int,
@@ -199,7 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
         "loss at equal wall-clock / tokens / FLOPs per "
         "variant, with significance over seeds, and winners from fitted frontier laws",
     )
-    p.add_argument("--axes", nargs="+", choices=COMPARE_AXES, default=list(COMPARE_AXES))
+    p.add_argument(
+        "--axes",
+        nargs="+",
+        choices=COMPARE_AXES,
+        default=list(COMPARE_AXES),
+        help="the axes to compare the variants at equal values of; the fitted-law winners are "
+        "written for flops and wall_clock among them (default: all three)",
+    )
     p.add_argument("--metric", help=f"history metric (default: {schema.VAL_LOSS})")
     p.add_argument(
         "--points", type=int, default=8, help="budgets on the grid (default: %(default)s)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -68,7 +69,50 @@ def _group_by(args: argparse.Namespace) -> list[str]:
 
 
 def _load(args: argparse.Namespace, metrics: Sequence[str] | None) -> Experiment:
-    """The runs of the experiment (MLflow) or the rows of --csv, as one runs table."""
+    """The runs of the experiment (MLflow) or the rows of --csv, as one runs table, less the
+    diverged runs (every subcommand leaves them out, with one line naming them)."""
+    return _without_diverged(args, _read(args, metrics))
+
+
+def _without_diverged(args: argparse.Namespace, exp: Experiment) -> Experiment:
+    """``exp`` less its diverged runs (outcome diverged, or a non-finite loss logged; a CSV
+    row or run whose loss is not a finite number): a diverged run is no result, though its
+    best_val_loss (its best before the blow-up) is finite."""
+    if "diverged" not in exp.runs:
+        return exp
+    diverged = exp.runs["diverged"].eq(True).to_numpy()
+    if not diverged.any():
+        return exp
+    bad = exp.runs[diverged]
+    one = len(bad) == 1
+    if args.csv and not args.run_col:
+        what = f"{'row' if one else 'rows'} whose loss is not a finite number (diverged)"
+        names = [f"row {int(i) + 1}" for i in bad["run_id"]]  # numbered from 1 after the header
+    elif args.csv:
+        what = f"{'run' if one else 'runs'} whose last loss is not a finite number (diverged)"
+        names = bad["run_name"].astype(str).tolist()
+    else:
+        what = f"diverged {'run' if one else 'runs'}"
+        names = bad["run_name"].astype(str).tolist()
+    print(f"left out {len(bad)} {what}: {_first(names)}")
+    args.diverged = bad  # --min-over counts their values among those tried
+    if diverged.all():
+        raise AnalysisError(f"all {len(bad)} runs diverged: there is nothing to fit")
+    kept = exp.runs[~diverged].reset_index(drop=True)
+    return replace(
+        exp,
+        runs=kept,
+        histories=exp.histories[exp.histories["run_id"].isin(kept["run_id"])],
+    )
+
+
+def _first(names: Sequence[str], show: int = 5) -> str:
+    """The first ``show`` names and how many more: one readable line for any sweep."""
+    more = f" and {len(names) - show} more" if len(names) > show else ""
+    return ", ".join(names[:show]) + more
+
+
+def _read(args: argparse.Namespace, metrics: Sequence[str] | None) -> Experiment:
     if args.csv:
         return read_table(
             args.csv,
@@ -111,9 +155,23 @@ def _seed_column(args: argparse.Namespace, exp: Experiment, needed: bool = False
     return column
 
 
+def _losses(exp: Experiment) -> list[str]:
+    """The runs' numeric loss columns (final_val_loss, best_val_loss, ...): what --y may name."""
+    return sorted(
+        str(c)
+        for c in exp.runs.columns
+        if "loss" in str(c)
+        and c not in exp.param_columns
+        and pd.api.types.is_numeric_dtype(exp.runs[c])
+        and not pd.api.types.is_bool_dtype(exp.runs[c])
+    )
+
+
 def _points(args: argparse.Namespace, exp: Experiment, y: str) -> pd.DataFrame:
     """The runs table, less the --drop-highest losses, collapsed over seeds / a swept column."""
     check_columns(exp.runs, _group_by(args), "--group-by")
+    if not args.csv and y not in exp.runs:
+        raise unknown("--y", y, _losses(exp))
     check_columns(exp.runs, [y], "--loss-col" if args.csv else "--y")
     check_numeric(exp.runs, y, "--loss-col" if args.csv else "--y")
     seed = _seed_column(args, exp, needed=args.collapse_seeds)
@@ -135,13 +193,20 @@ def _points(args: argparse.Namespace, exp: Experiment, y: str) -> pd.DataFrame:
             )
         threshold = np.sort(loss[finite])[-args.drop_highest]
         points = points[~finite | (loss < threshold)]
+    # a diverged run's value of --min-over was tried too: it counts among the values tried
+    # (for the edge warning), with no loss, so it cannot be the best
+    tried = getattr(args, "diverged", None)
+    tried = tried.assign(**{y: np.nan}) if args.min_over and tried is not None else None
     if args.collapse_seeds:
         cells = config_columns(exp.param_columns, [seed])
         points = collapse_seeds(points, cells, value=y)
+        tried = None if tried is None else collapse_seeds(tried, cells, value=y)
     if args.min_over:
         # without --collapse-seeds each seed is its own cell
         exclude = [args.min_over, seed] if args.collapse_seeds else [args.min_over]
         cells = config_columns(exp.param_columns, exclude)
+        if tried is not None and not tried.empty:
+            points = pd.concat([points, tried], ignore_index=True)
         points = min_over(points, args.min_over, cells, value=y)
         edge = points[points[f"{args.min_over}_at_edge"] & (points[f"n_{args.min_over}"] > 1)]
         if len(edge):
@@ -150,6 +215,44 @@ def _points(args: argparse.Namespace, exp: Experiment, y: str) -> pd.DataFrame:
                 f"largest tried"
             )
     return points
+
+
+def _usable(
+    args: argparse.Namespace,
+    points: pd.DataFrame,
+    columns: Sequence[str],
+    by: Sequence[str] = (),
+) -> pd.DataFrame:
+    """``points`` less those a fit in log space cannot use (a loss, size, token count, ... that
+    is not a finite number > 0), with one line saying how many were left out, why and which."""
+    columns = [c for c in dict.fromkeys(columns) if c in points]
+    if points.empty or not columns:
+        return points
+    values = points[columns].apply(pd.to_numeric, errors="coerce").astype(float)
+    ok = usable(*(values[c].to_numpy() for c in columns))
+    if ok.all():
+        return points
+    bad = values[~ok]
+    shown = []
+    for name, (_, row) in zip(_point_names(args, points[~ok], by), bad.iterrows()):
+        wrong = [c for c in columns if not (np.isfinite(row[c]) and row[c] > 0)]
+        shown.append(f"{name} ({', '.join(f'{c} = {row[c]:g}' for c in wrong)})")
+    print(
+        f"left out {len(bad)} of {len(points)} points whose {' or '.join(columns)} is not a "
+        f"finite number > 0 (the fits take logs): {_first(shown, 3)}"
+    )
+    return points[ok]
+
+
+def _point_names(args: argparse.Namespace, points: pd.DataFrame, by: Sequence[str]) -> list[str]:
+    """What to call each point in a message: its CSV row (numbered from 1 after the header),
+    its run, else (points averaged over seeds, frontier points) its group."""
+    if "run_name" in points:
+        if args.csv and not args.run_col:
+            return [f"row {int(i) + 1}" for i in points["run_id"]]
+        return points["run_name"].astype(str).tolist()
+    by = [c for c in by if c in points]
+    return [f"a point of {g}" for g in labels(points, by)]
 
 
 def _require(args: argparse.Namespace, points: pd.DataFrame, column: str, option: str) -> None:
@@ -169,13 +272,24 @@ def _weights(args: argparse.Namespace, rows: pd.DataFrame) -> np.ndarray | None:
     return rows[args.weight_col].to_numpy(float) if args.weight_col else None
 
 
+def _output(args: argparse.Namespace) -> Output:
+    """The --out folder: made and checked by the CLI before anything was loaded."""
+    return getattr(args, "output", None) or Output(args.out)
+
+
 def _finish(args: argparse.Namespace, out: Output, exp: Experiment) -> None:
     if args.attach:
         parent = exp.parent_run_id()
         attach(args.tracking_uri, parent, out, f"analysis/{args.name}")
         print(f"attached {len(out.written)} files to run {parent} under analysis/{args.name}/")
+    out.close(ok=True)
     names = ", ".join(p.name for p in out.written)
     print(f"wrote {len(out.written)} files to {out.dir}/: {names}")
+    if out.removed:
+        print(
+            f"removed {len(out.removed)} files an earlier command wrote to {out.dir}/ that this "
+            f"one did not: {', '.join(p.name for p in out.removed)}"
+        )
 
 
 def _safe(name: str) -> str:
@@ -206,15 +320,32 @@ def _refuse_point_options(args: argparse.Namespace, where: str, instead: str) ->
 
 
 def _frontier(
-    exp: Experiment, points: pd.DataFrame, x: str, y: str, by: Sequence[str]
+    args: argparse.Namespace,
+    exp: Experiment,
+    points: pd.DataFrame,
+    x: str,
+    y: str,
+    by: Sequence[str],
+    metric: str = schema.VAL_LOSS,
 ) -> tuple[pd.DataFrame, str, list[str]]:
     """(points, y, group columns) of each group's efficient frontier in ``x``: the envelope of
-    the val_loss curves for tokens / FLOPs / wall-clock when there are curves, else its
+    the ``metric`` curves for tokens / FLOPs / wall-clock when there are curves, else its
     Pareto-best points."""
     if _uses_curves(exp, x):
+        histories = exp.histories
+        values = pd.to_numeric(histories["value"], errors="coerce")
+        bad = (histories["metric"] == metric) & (values <= 0)
+        if bad.any():  # before the envelope: a loss <= 0 would be its lowest point
+            runs = exp.runs.set_index("run_id")["run_name"].astype(str)
+            named = runs.reindex(histories.loc[bad, "run_id"].unique()).dropna().tolist()
+            print(
+                f"left out {int(bad.sum())} evaluations whose {metric} is not > 0 (the fits "
+                f"take logs), on the curves of {_first(named, 3)}"
+            )
+            histories = histories[~bad]
         return (
-            history_frontier(exp.runs, exp.histories, x, labels(exp.runs, by)),
-            schema.VAL_LOSS,
+            history_frontier(exp.runs, histories, x, labels(exp.runs, by), metric=metric),
+            metric,
             ["group"],
         )
     front = points.groupby(labels(points, by), group_keys=False).apply(
@@ -275,11 +406,13 @@ def fit(args: argparse.Namespace) -> None:
         _refuse_point_options(
             args, f"fit --frontier --x {args.x}", "fit without --frontier, or on --x params"
         )
+    else:  # before the Pareto front: a loss <= 0 would dominate every other point
+        points = _usable(args, points, [x, y], by)
     if args.frontier:
-        points, y, by = _frontier(exp, points, x, y, by)
+        points, y, by = _frontier(args, exp, points, x, y, by)
         weight = None  # a frontier point is the best of several: no one row's weight
     else:
-        _warn_pooled(points, x, by)
+        _warn_pooled(points, x, by)  # over the points fitted only
     fits = fit_groups(
         points,
         x,
@@ -291,7 +424,7 @@ def fit(args: argparse.Namespace) -> None:
         level=args.level,
         weight=weight,
     )
-    out = Output(args.out)
+    out = _output(args)
     out.csv("points.csv", points)
     out.csv(f"fit_{args.x}.csv", fits.table())
     winners = _winners(fits)
@@ -363,7 +496,7 @@ def compare(args: argparse.Namespace) -> None:
     variant = _group_by(args) or ["model.name"]
     check_columns(exp.runs, variant, "--group-by")
     cell = config_columns(exp.param_columns, [_seed_column(args, exp)])
-    out = Output(args.out)
+    out = _output(args)
     for axis in args.axes:
         column = COMPARE_AXES[axis]
         if not np.isfinite(pd.to_numeric(exp.histories[column], errors="coerce")).any():
@@ -403,10 +536,11 @@ def compare(args: argparse.Namespace) -> None:
         _print_verdict(res.table)
         if res.excluded:
             print(f"  left out (diverged or no finite point): {', '.join(res.excluded)}")
+    # the fitted-law winners on the axes asked for (--axes) that have them
     winners = {
-        axis: _compare_winners(args, exp, points, axis, variant, out)
+        axis: _compare_winners(args, exp, points, axis, variant, metric, out)
         for axis in ("flops", "wall_clock")
-        if X_AXES[axis] in points
+        if axis in args.axes and X_AXES[axis] in points
     }
     out.json(
         "compare.json",
@@ -427,12 +561,14 @@ def _compare_winners(
     points: pd.DataFrame,
     axis: str,
     variant: list[str],
+    metric: str,
     out: Output,
 ) -> dict:
     """Which variant wins at compute C / wall-clock T, by laws fitted to each variant's
-    frontier. Returns the variants fitted and those skipped with why, for compare.json."""
+    frontier of ``metric``. Returns the variants fitted and those skipped with why, for
+    compare.json."""
     x = X_AXES[axis]
-    front, fy, by = _frontier(exp, points, x, _loss(args), variant)
+    front, fy, by = _frontier(args, exp, points, x, _loss(args), variant, metric)
     try:
         fits = fit_groups(
             front, x, fy, by, n_resamples=args.bootstrap, seed=args.seed, level=args.level
@@ -553,10 +689,10 @@ def _report_skipped(what: str, skipped: dict[str, str], fitted: dict) -> dict[st
     """Prints each group left out with its reason; an error when no group was fitted. The
     skipped groups, sorted, for the command's JSON."""
     skipped = dict(sorted(skipped.items()))
+    if not fitted:  # the error names the groups and why: not printed twice
+        raise AnalysisError(_none_fitted(what, skipped))
     for g, why in skipped.items():
         print(f"skipped {g}: {why}")
-    if not fitted:
-        raise AnalysisError(_none_fitted(what, skipped))
     return skipped
 
 
@@ -576,10 +712,11 @@ def isoflop(args: argparse.Namespace) -> None:
     y = schema.VAL_LOSS if curves else _loss(args)
     points = _points(args, exp, y).reset_index(drop=True)
     _require(args, points, n_col, "isoflop")
+    points = _usable(args, points, [n_col, y], _group_by(args)).reset_index(drop=True)
     budget, compute = _budgets(args, points)
     points, budget, compute = points[budget != ""], budget[budget != ""], compute[budget != ""]
     points = points.reset_index(drop=True)
-    out = Output(args.out)
+    out = _output(args)
     tables, summaries, laws, minima = [], {}, {}, []
     for g, rows in points.groupby(labels(points, _group_by(args)), sort=True):
         i = rows.index.to_numpy()
@@ -706,12 +843,13 @@ def chinchilla(args: argparse.Namespace) -> None:
     points = _points(args, exp, y)
     _require(args, points, n_col, "chinchilla")
     _require(args, points, schema.TOKENS, "chinchilla")
-    out = Output(args.out)
+    points = _usable(args, points, [n_col, schema.TOKENS, y], _group_by(args))
+    out = _output(args)
     summaries, tables, skipped = {}, [], {}
     for g, rows in points.groupby(labels(points, _group_by(args)), sort=True):
         n, d, loss = (rows[c].to_numpy(float) for c in (n_col, schema.TOKENS, y))
         weights, seeds = _weights(args, rows), _seeds(rows, y)
-        ok = usable(n, d, loss)  # diverged runs (NaN loss) stay out of the fit and the holdout
+        ok = usable(n, d, loss)  # none left out here: _usable said which were, and why
         n, d, loss = n[ok], d[ok], loss[ok]
         weights = None if weights is None else weights[ok]
         seeds = None if seeds is None else seeds[ok]

@@ -78,7 +78,10 @@ def fit_groups(
     """Fit L = E + A x^-alpha (or A x^-alpha) to each group's (x, y) points; groups with too few
     usable points are skipped with the reason, and an error is raised when none is left.
     ``weight``: a column of per-point weights; a ``<y>_seeds`` column (``collapse_seeds``)
-    makes the bootstrap resample seeds within points."""
+    makes the bootstrap resample seeds within points. Rows flagged in a ``diverged`` column are
+    not fitted: a diverged run's best_val_loss (before the blow-up) is finite, but no result."""
+    if "diverged" in points:
+        points = points[~points["diverged"].eq(True)]
     fits, intervals, held, skipped = {}, {}, {}, {}
     for group, rows in points.groupby(labels(points, by), sort=True):
         xs, ys = rows[x].to_numpy(float), rows[y].to_numpy(float)

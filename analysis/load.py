@@ -85,9 +85,29 @@ class Experiment:
 
 
 def open_store(tracking_uri: str) -> MlflowClient:
-    """A client of ``tracking_uri``; a SQLite store that does not exist is an error (MLflow
-    would create an empty database there)."""
-    if "://" not in tracking_uri and not tracking_uri.startswith("sqlite:"):
+    """A client of ``tracking_uri``; a SQLite or file store that does not exist is an error
+    (MLflow would create an empty one there), and so is a server that does not answer within
+    seconds (MLflow's client retries it for minutes)."""
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    from trainer.contract import ConfigError, redact
+    from trainer.tracking import client_for, probe_server
+
+    def check_file_store(path: Path) -> None:
+        """A file store (mlruns/) must exist: MLflow would make an empty one there."""
+        path = path.expanduser()
+        if path.is_dir() and ((path / ".trash").is_dir() or any(path.glob("*/meta.yaml"))):
+            return
+        what = "a folder with no MLflow experiments in it" if path.is_dir() else "nothing there"
+        raise AnalysisError(
+            f"no MLflow file store at {path.resolve()} ({what}; --tracking-uri {tracking_uri}): "
+            f"pass the mlruns/ folder a sweep wrote, its sqlite:///<launch dir>/mlflow.db, or "
+            f"fit a table with --csv FILE"
+        )
+
+    shown = redact(tracking_uri)
+    if "://" not in tracking_uri and not tracking_uri.startswith(("sqlite:", "file:")):
         # a bare path: MLflow would take it for a file store (mlruns/) and fail at length
         path = Path(tracking_uri).expanduser()
         if path.is_file() or path.suffix in (".db", ".sqlite", ".sqlite3"):
@@ -96,6 +116,16 @@ def open_store(tracking_uri: str) -> MlflowClient:
                 f"--tracking-uri {tracking_uri} is a file path, not a URI{missing}: for the "
                 f"SQLite store of a sweep pass --tracking-uri sqlite:///{path.resolve()}"
             )
+        check_file_store(path)
+    elif tracking_uri.startswith("file:"):
+        check_file_store(Path(url2pathname(urlsplit(tracking_uri).path)))
+    elif urlsplit(tracking_uri).scheme in ("http", "https"):
+        try:
+            probe_server(tracking_uri)  # one request, a 5 s timeout, the password redacted
+        except ConfigError as err:
+            why = str(err).split(": ", 1)[-1].removesuffix(" Nothing was launched.")
+            raise AnalysisError(f"--tracking-uri {shown}: {why}") from None
+        return client_for(tracking_uri)  # a few quick retries, no URL printed
     if tracking_uri.startswith("sqlite:"):
         path = make_url(tracking_uri).database
         if path and path != ":memory:" and not Path(path).exists():

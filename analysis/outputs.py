@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -11,22 +12,66 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from analysis.bootstrap import Intervals
+from analysis.errors import AnalysisError
 from analysis.plausibility import implausible
+
+# in each output folder: the files the last command wrote there (and, until it finishes, the
+# ones the command before it wrote), so that a command removes its predecessor's files and
+# never anything else
+MANIFEST = ".analysis_files.json"
 
 
 class Output:
-    """The ``--out`` directory; remembers what it wrote so the CLI can report and attach it."""
+    """The ``--out`` directory; remembers what it wrote so the CLI can report and attach it.
 
-    def __init__(self, directory: str | Path):
+    Made (with its parents) and checked to be writable at once, before anything is loaded or
+    fitted; ``close(ok=False)`` removes what was made if nothing was written, so a command that
+    fails leaves no empty folder behind. ``close(ok=True)`` removes the files the previous
+    command wrote there that this one did not (named in ``MANIFEST``), so a folder never mixes
+    two commands' results."""
+
+    def __init__(self, directory: str | Path, option: str = "--out"):
         self.dir = Path(directory)
         self.written: list[Path] = []
+        self.removed: list[Path] = []
+        self._made: list[Path] = []
+        where = f"{option} {directory}"
+        missing = [p for p in [self.dir, *self.dir.parents] if not p.exists()]
+        blocker = next((p for p in [self.dir, *self.dir.parents] if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise AnalysisError(
+                f"{where}: {blocker} is a file, not a folder; name a folder for the output files"
+            )
+        try:
+            for folder in reversed(missing):
+                folder.mkdir()
+                self._made.append(folder)
+            with tempfile.TemporaryFile(dir=self.dir):
+                pass
+        except OSError as err:
+            self.close(ok=False)
+            raise AnalysisError(
+                f"{where}: cannot write there ({err.strerror or err}); name a folder you can "
+                f"write to"
+            ) from None
+        self._previous = self._manifest()
+
+    def _manifest(self) -> set[str]:
+        try:
+            files = json.loads((self.dir / MANIFEST).read_text())["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return set()
+        return {f for f in files if isinstance(f, str) and "/" not in f and f != MANIFEST}
+
+    def _record(self, names: set[str]) -> None:
+        (self.dir / MANIFEST).write_text(json.dumps({"files": sorted(names)}) + "\n")
 
     def path(self, name: str) -> Path:
-        """Where to write ``name``; the directory is made on the first write, so a command
-        that fails before writing anything leaves no empty folder behind."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        """Where to write ``name`` (recorded in the folder's manifest before it is written)."""
         path = self.dir / name
-        self.written.append(path)
+        if path not in self.written:
+            self.written.append(path)
+        self._record(self._previous | {p.name for p in self.written})
         return path
 
     def csv(self, name: str, df: pd.DataFrame, index: bool = False) -> Path:
@@ -38,6 +83,25 @@ class Output:
         path = self.path(name)
         path.write_text(json.dumps(_plain(obj), indent=2, allow_nan=False) + "\n")
         return path
+
+    def close(self, ok: bool) -> None:
+        """``ok``: the command finished, so remove the files of the previous command that this
+        one did not write; else remove the folders made, if still empty."""
+        if ok:
+            mine = {p.name for p in self.written}
+            for name in sorted(self._previous - mine):
+                stale = self.dir / name
+                if stale.is_file():
+                    stale.unlink()
+                    self.removed.append(stale)
+            if self.written:
+                self._record(mine)
+            return
+        for folder in reversed(self._made):
+            try:
+                folder.rmdir()
+            except OSError:  # something was written there (or by someone else): keep it
+                break
 
 
 def intervals_json(intervals: Intervals) -> dict:

@@ -108,7 +108,8 @@ def test_fit_writes_files_and_attaches_them(store, tmp_path, capsys):
         "winners_flops.csv",
         "fit_flops.png",
     }
-    assert written == {p.name for p in out.iterdir()}
+    # and the folder's record of them (.analysis_files.json), which the next command reads
+    assert written == {p.name for p in out.iterdir() if not p.name.startswith(".")}
     report = json.loads((out / "fit_flops.json").read_text())
     assert set(report["groups"]) == {"mixer", "transformer"}
     alpha = report["groups"]["transformer"]["intervals"]["quantities"]["alpha"]
