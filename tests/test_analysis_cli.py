@@ -75,7 +75,7 @@ def tables(tmp_path_factory):
 def _run(store, *args):
     uri, _ = store
     return main(
-        [args[0], "--tracking-uri", uri, "--experiment", "demo", "--bootstrap", "20", *args[1:]]
+        [args[0], "--tracking-uri", uri, "--experiment", "demo", "--bootstrap", "100", *args[1:]]
     )
 
 
@@ -198,7 +198,7 @@ def test_chinchilla_on_reference_csv(tmp_path, capsys):
                 "--drop-highest",
                 "5",
                 "--bootstrap",
-                "20",
+                "100",
                 "--compute",
                 "1e21",
                 "--out",
@@ -215,7 +215,7 @@ def test_chinchilla_on_reference_csv(tmp_path, capsys):
 def test_every_fitting_subcommand_reads_a_csv(tables, tmp_path, capsys):
     # chinchilla reads Epoch's CSV in test_chinchilla_on_reference_csv (and the README's command)
     final, curves = str(tables / "final.csv"), str(tables / "curves.csv")
-    common = ["--bootstrap", "20", "--group-by", "arch"]
+    common = ["--bootstrap", "100", "--group-by", "arch"]
     assert (
         main(
             [
@@ -304,7 +304,7 @@ def test_every_fitting_subcommand_reads_a_csv(tables, tmp_path, capsys):
                 "1e19",
                 "1e20",
                 "--bootstrap",
-                "20",
+                "100",
                 "--group-by",
                 "seed",
                 "--out",
@@ -324,7 +324,7 @@ def test_compare_names_a_variant_its_fitted_laws_leave_out(tables, tmp_path, cap
     b = curves[curves["run"] == curves[curves["arch"] == "b"]["run"].iloc[0]].tail(3)
     pd.concat([curves[curves["arch"] == "a"], b]).to_csv(tmp_path / "c.csv", index=False)
     argv = ["compare", "--csv", str(tmp_path / "c.csv"), "--run-col", "run", "--n-col", "N"]
-    argv += ["--c-col", "C", "--t-col", "sec", "--group-by", "arch", "--bootstrap", "10"]
+    argv += ["--c-col", "C", "--t-col", "sec", "--group-by", "arch", "--bootstrap", "100"]
     assert main([*argv, "--out", str(tmp_path / "o")]) == 0
     assert "skipped b: power-law fit: 3 usable points" in capsys.readouterr().out
     saved = json.loads((tmp_path / "o" / "compare.json").read_text())["fitted_law_winners"]
@@ -453,7 +453,7 @@ def test_failed_resamples_and_implausible_values_are_shown(tmp_path, capsys):
                 "--d-col",
                 "D",
                 "--bootstrap",
-                "50",
+                "100",
                 "--out",
                 str(tmp_path / "o"),
             ]
@@ -508,7 +508,7 @@ def test_bad_input_is_one_clear_line(store, args, message, capsys, tmp_path):
                 "--tracking-uri",
                 uri,
                 "--bootstrap",
-                "5",
+                "100",
                 "--out",
                 str(tmp_path),
                 *(["--experiment", "demo"] if "--experiment" not in args else []),

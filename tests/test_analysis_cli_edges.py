@@ -30,7 +30,7 @@ def store():
 
 def _run(store, *args):
     return main(
-        [args[0], "--tracking-uri", store, "--experiment", "demo", "--bootstrap", "5", *args[1:]]
+        [args[0], "--tracking-uri", store, "--experiment", "demo", "--bootstrap", "100", *args[1:]]
     )
 
 
@@ -99,7 +99,7 @@ N,D,loss
 def test_points_left_out_are_counted_named_and_not_pooled(tmp_path, capsys):
     (tmp_path / "runs.csv").write_text(POOLED)
     argv = ["fit", "--csv", str(tmp_path / "runs.csv"), "--n-col", "N", "--d-col", "D"]
-    assert main([*argv, "--x", "params", "--bootstrap", "5", "--out", str(tmp_path / "o")]) == 0
+    assert main([*argv, "--x", "params", "--bootstrap", "100", "--out", str(tmp_path / "o")]) == 0
     printed = capsys.readouterr().out
     assert "left out 1 row whose loss is not a finite number (diverged): row 8" in printed
     assert (
@@ -121,7 +121,7 @@ def test_chinchilla_names_the_points_it_leaves_out(tmp_path, capsys):
     rows[3]["loss"] = -1.0
     pd.DataFrame(rows).to_csv(tmp_path / "runs.csv", index=False)
     argv = ["chinchilla", "--csv", str(tmp_path / "runs.csv"), "--n-col", "N", "--d-col", "D"]
-    assert main([*argv, "--bootstrap", "5", "--compute", "1e19", "--out", str(tmp_path)]) == 0
+    assert main([*argv, "--bootstrap", "100", "--compute", "1e19", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "left out 1 of 12 points whose params_total or tokens or loss" in printed
     assert "row 4 (loss = -1)" in printed and "on 11 points" in printed
@@ -258,7 +258,7 @@ def test_a_fit_that_fails_says_why_once(tmp_path, capsys):
     ]
     pd.DataFrame(rows).to_csv(tmp_path / "runs.csv", index=False)
     argv = ["isoflop", "--csv", str(tmp_path / "runs.csv"), "--n-col", "N", "--c-col", "C"]
-    assert main([*argv, "--bootstrap", "5", "--out", str(tmp_path / "o")]) == 2
+    assert main([*argv, "--bootstrap", "100", "--out", str(tmp_path / "o")]) == 2
     printed = capsys.readouterr()
     assert "skipped" not in printed.out
     assert printed.err.startswith("error: isoflop: no group could be fitted: group 'all': ")

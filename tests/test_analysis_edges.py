@@ -145,7 +145,10 @@ def test_formula_writes_the_exponent_with_one_sign():
     [
         (["fit", "--drop-highest", "1000"], ["--drop-highest 1000", "valid: 0 to 47"]),
         (["fit", "--drop-highest", "-2"], ["--drop-highest -2", ">= 0"]),
-        (["fit", "--bootstrap", "-5"], ["--bootstrap -5", ">= 0"]),
+        (["fit", "--bootstrap", "-5"], ["--bootstrap -5", "0 (no intervals) or >= 100"]),
+        # 5 resamples gave E = 3.29578 the interval [3.29612, 3.30917]: refused, data unread
+        (["fit", "--bootstrap", "5"], ["--bootstrap 5", "0 (no intervals) or >= 100"]),
+        (["fit", "--bootstrap", "100", "--level", "0.99"], ["--bootstrap 100", ">= 500"]),
         (["fit", "--level", "1.5"], ["--level 1.5", "between 0 and 1"]),
         (["fit", "--level", "0"], ["--level 0", "between 0 and 1"]),
         (["chinchilla", "--compute"], ["--compute (no values)", "one or more budgets"]),
@@ -239,7 +242,7 @@ def test_isoflop_from_curves_picks_budgets_per_group(tmp_path, capsys):
     rows = _curves("small", 1e17, small) + _curves("large", 1e20, large)
     pd.DataFrame(rows).to_csv(tmp_path / "curves.csv", index=False)
     argv = ["isoflop", "--csv", tmp_path / "curves.csv", "--run-col", "run", "--n-col", "N"]
-    argv += ["--c-col", "C", "--group-by", "arch", "--from-curves", "--bootstrap", "20"]
+    argv += ["--c-col", "C", "--group-by", "arch", "--from-curves", "--bootstrap", "100"]
     assert _main(*argv, "--out", tmp_path / "o") == 0
     budgets = pd.read_csv(tmp_path / "o" / "isoflop_budgets.csv")
     for group, top in (("small", 1e17), ("large", 1e20)):
@@ -258,7 +261,7 @@ def test_isoflop_skips_a_group_that_cannot_be_fitted_and_writes_the_rest(tmp_pat
     table = table.assign(D=table["compute"] / (6 * table["n"]))
     table.to_csv(tmp_path / "t.csv", index=False)
     argv = ["isoflop", "--csv", tmp_path / "t.csv", "--n-col", "n", "--d-col", "D"]
-    argv += ["--group-by", "arch", "--bootstrap", "20", "--out", tmp_path / "o"]
+    argv += ["--group-by", "arch", "--bootstrap", "100", "--out", tmp_path / "o"]
     assert _main(*argv) == 0
     printed = capsys.readouterr().out
     assert "good: N_opt = k C^a" in printed and "skipped thin: " in printed
@@ -290,7 +293,7 @@ def test_attach_without_sweep_id_on_two_sweeps_fails_before_fitting(tmp_path, ca
         demo_store(uri, experiment="e", sweep_id=sweep, budgets=(1e15,), sizes=(4e6, 8e6, 1.6e7))
     capsys.readouterr()
     argv = ["fit", "--tracking-uri", uri, "--experiment", "e", "--x", "params", "--attach"]
-    assert _main(*argv, "--bootstrap", "5", "--out", tmp_path / "o") == 2
+    assert _main(*argv, "--bootstrap", "100", "--out", tmp_path / "o") == 2
     _one_line_error(capsys, "runs belong to 2 sweeps; pick one with --sweep-id")
     assert not (tmp_path / "o").exists()
 
@@ -302,7 +305,7 @@ def test_chinchilla_skips_a_group_that_cannot_be_fitted_and_writes_the_rest(
     thin = table[table["arch"] == "mixer"].head(3).assign(arch="thin")  # 3 points, 5 parameters
     pd.concat([table, thin]).to_csv(tmp_path / "t.csv", index=False)
     argv = ["chinchilla", "--csv", tmp_path / "t.csv", "--n-col", "N", "--d-col", "tokens"]
-    argv += ["--group-by", "arch", "--bootstrap", "10", "--out", tmp_path / "o"]
+    argv += ["--group-by", "arch", "--bootstrap", "100", "--out", tmp_path / "o"]
     assert _main(*argv) == 0  # was exit 2 for all, after the first groups were printed
     assert "skipped thin: " in capsys.readouterr().out
     saved = json.loads((tmp_path / "o" / "chinchilla.json").read_text())
@@ -335,7 +338,7 @@ def test_isoflop_says_which_n_opt_lies_past_its_grid(tmp_path, capsys):
 def test_a_fit_without_holdout_says_why(runs_csv, tmp_path, capsys):
     # L(tokens) over 3 token budgets: the fit below the largest has 2 distinct x, no law
     argv = ["fit", "--csv", runs_csv, "--n-col", "N", "--d-col", "tokens", "--x", "tokens"]
-    assert _main(*argv, "--group-by", "arch", "--bootstrap", "5", "--out", tmp_path / "o") == 0
+    assert _main(*argv, "--group-by", "arch", "--bootstrap", "100", "--out", tmp_path / "o") == 0
     printed = capsys.readouterr().out
     why = "the fit below the held-out 2e+05 failed: power-law fit: 2 distinct x values"
     assert printed.count(f"holdout: skipped: {why}") == 2
