@@ -2,9 +2,9 @@
 experiment read from MLflow, or of a table (--csv).
 
 Every subcommand prints its results, writes CSV/JSON and PNGs into --out (default
-analysis_out/<command>/), and with --attach logs them as artifacts of the sweep's parent MLflow
-run. Diverged runs, and points a fit in log space cannot use, are left out with one line saying
-which. Bad input, and an option that does not apply
+analysis_out/<command>/, fit's per --x), and with --attach logs them as artifacts of the
+sweep's parent MLflow run. Diverged runs, and points a fit in log space cannot use, are left
+out with one line saying which. Bad input, and an option that does not apply
 to the input given, exit 2 with one line naming the bad value and the valid ones.
 """
 
@@ -43,6 +43,7 @@ MLFLOW_ONLY = {
 # --bootstrap: at least this many resamples beyond each end of a percentile interval (fewer
 # put its ends on single resamples: 5 resamples gave E = 3.29578 the interval [3.29612, 3.30917])
 TAIL_RESAMPLES = 2.5
+DEFAULT_RESAMPLES = 200  # more where --level asks for them
 CSV_ONLY = ("n_col", "d_col", "c_col", "t_col", "loss_col", "weight_col", "run_col")
 
 
@@ -79,7 +80,9 @@ def _check_ranges(args: argparse.Namespace) -> None:
     if not 0 < args.level < 1:
         refuse("level", args.level, "strictly between 0 and 1, e.g. 0.95")
     least = math.ceil(TAIL_RESAMPLES / ((1 - args.level) / 2) - 1e-9)  # 100 at --level 0.95
-    if not (args.bootstrap == 0 or args.bootstrap >= least):
+    if args.bootstrap is None:  # not given: enough for the level
+        args.bootstrap = max(DEFAULT_RESAMPLES, least)
+    elif not (args.bootstrap == 0 or args.bootstrap >= least):
         refuse(
             "bootstrap",
             args.bootstrap,
@@ -130,11 +133,19 @@ def _refuse_ignored_y(args: argparse.Namespace) -> None:
         )
 
 
+def default_folder(args: argparse.Namespace) -> str:
+    """A subcommand's own folder; fit's per --x (and --frontier), as the docs' scaling preset
+    fits params, then non_embedding_params, then the frontier: each keeps its files."""
+    if args.name != "fit":
+        return args.name
+    return f"fit_{args.x}" + ("_frontier" if args.frontier else "")
+
+
 def resolve(args: argparse.Namespace) -> None:
     """Refuse options that do not apply to the input, then fill in the defaults of the rest
     (None until here, so that an option given can be told from a default)."""
     _check_ranges(args)
-    args.out = args.out or f"{DEFAULT_OUT}/{args.name}"
+    args.out = args.out or f"{DEFAULT_OUT}/{default_folder(args)}"
     if args.csv:
         for dest, instead in MLFLOW_ONLY.items():
             if getattr(args, dest, None) not in (None, False):
@@ -238,15 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
         arg = p.add_argument_group("output").add_argument
         arg(
             "--out",
-            help=f"output folder (default: {DEFAULT_OUT}/{name}/); the files an earlier command "
-            f"wrote there and this one does not are removed",
+            help=f"output folder (default: {DEFAULT_OUT}/"
+            + ("fit_<x>[_frontier]" if name == "fit" else name)
+            + "/); the files an earlier command wrote there and this one does not are removed",
         )
         arg(
             "--bootstrap",
             type=int,
-            default=200,
             metavar="N",
-            help="bootstrap resamples (default: %(default)s)",
+            help=f"bootstrap resamples: 0 (no intervals) or enough for --level (default: "
+            f"{DEFAULT_RESAMPLES}, more above --level 0.975)",
         )
         arg("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
         arg("--level", type=float, default=0.95, help="interval level (default: %(default)s)")

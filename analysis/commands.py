@@ -85,19 +85,20 @@ def _without_diverged(args: argparse.Namespace, exp: Experiment) -> Experiment:
         return exp
     bad = exp.runs[diverged]
     one = len(bad) == 1
+    noun = ("row" if args.csv and not args.run_col else "run") + ("" if one else "s")
     if args.csv and not args.run_col:
-        what = f"{'row' if one else 'rows'} whose loss is not a finite number (diverged)"
+        what = f"{noun} whose loss is not a finite number (diverged)"
         names = [f"row {int(i) + 1}" for i in bad["run_id"]]  # numbered from 1 after the header
     elif args.csv:
-        what = f"{'run' if one else 'runs'} whose last loss is not a finite number (diverged)"
+        what = f"{noun} whose last loss is not a finite number (diverged)"
         names = bad["run_name"].astype(str).tolist()
     else:
-        what = f"diverged {'run' if one else 'runs'}"
+        what = f"diverged {noun}"
         names = bad["run_name"].astype(str).tolist()
     print(f"left out {len(bad)} {what}: {_first(names)}")
-    args.diverged = bad  # --min-over counts their values among those tried
+    args.diverged = bad  # counted in cells of seeds, and among the --min-over values tried
     if diverged.all():
-        raise AnalysisError(f"all {len(bad)} runs diverged: there is nothing to fit")
+        raise AnalysisError(f"all {len(bad)} {noun} diverged: there is nothing to fit")
     kept = exp.runs[~diverged].reset_index(drop=True)
     return replace(
         exp,
@@ -193,14 +194,15 @@ def _points(args: argparse.Namespace, exp: Experiment, y: str) -> pd.DataFrame:
             )
         threshold = np.sort(loss[finite])[-args.drop_highest]
         points = points[~finite | (loss < threshold)]
-    # a diverged run's value of --min-over was tried too: it counts among the values tried
-    # (for the edge warning), with no loss, so it cannot be the best
-    tried = getattr(args, "diverged", None)
-    tried = tried.assign(**{y: np.nan}) if args.min_over and tried is not None else None
+    # The diverged runs (named as they were left out) have no loss: they count in their
+    # cells of seeds (n_runs, n_diverged), and a diverged run's value of --min-over was tried
+    # too (for the edge warning), though it cannot be the best.
+    diverged = getattr(args, "diverged", None)
+    tried = None if diverged is None else diverged.assign(**{y: np.nan})
     if args.collapse_seeds:
         cells = config_columns(exp.param_columns, [seed])
-        points = collapse_seeds(points, cells, value=y)
-        tried = None if tried is None else collapse_seeds(tried, cells, value=y)
+        points = collapse_seeds(pd.concat([points, tried], ignore_index=True), cells, value=y)
+        tried = None  # a cell whose every seed diverged is among the points, diverged
     if args.min_over:
         # without --collapse-seeds each seed is its own cell
         exclude = [args.min_over, seed] if args.collapse_seeds else [args.min_over]
@@ -225,6 +227,8 @@ def _usable(
 ) -> pd.DataFrame:
     """``points`` less those a fit in log space cannot use (a loss, size, token count, ... that
     is not a finite number > 0), with one line saying how many were left out, why and which."""
+    if "diverged" in points:  # cells whose every seed diverged: named as they were left out
+        points = points[~points["diverged"].eq(True)]
     columns = [c for c in dict.fromkeys(columns) if c in points]
     if points.empty or not columns:
         return points
@@ -535,7 +539,7 @@ def compare(args: argparse.Namespace) -> None:
         print(res.table.to_string(float_format="%.4g", na_rep="-"))
         _print_verdict(res.table)
         if res.excluded:
-            print(f"  left out (diverged or no finite point): {', '.join(res.excluded)}")
+            print(f"  left out (no finite point): {', '.join(res.excluded)}")
     # the fitted-law winners on the axes asked for (--axes) that have them
     winners = {
         axis: _compare_winners(args, exp, points, axis, variant, metric, out)
@@ -849,10 +853,6 @@ def chinchilla(args: argparse.Namespace) -> None:
     for g, rows in points.groupby(labels(points, _group_by(args)), sort=True):
         n, d, loss = (rows[c].to_numpy(float) for c in (n_col, schema.TOKENS, y))
         weights, seeds = _weights(args, rows), _seeds(rows, y)
-        ok = usable(n, d, loss)  # none left out here: _usable said which were, and why
-        n, d, loss = n[ok], d[ok], loss[ok]
-        weights = None if weights is None else weights[ok]
-        seeds = None if seeds is None else seeds[ok]
         _warn_unidentified(g, n, d)
         try:  # like fit and isoflop: a group that cannot be fitted is skipped with its reason
             law = fit_chinchilla(n, d, loss, weights=weights)

@@ -67,7 +67,8 @@ def expand(arguments: Sequence[str], config_loader: Any) -> List[List[str]]:
             )
     jobs = [list(job) for job in itertools.product(*axes.values())]
     if not jobs:
-        empty = [o.input_line for o in parsed if not axes[o.get_key_element()]]
+        last = {o.get_key_element(): o.input_line for o in parsed}  # the line a key took
+        empty = [last[k] for k, values in axes.items() if not values]
         raise ConfigError(f"the sweep has no jobs: {', '.join(empty)} gives no values")
     return jobs
 
@@ -83,7 +84,7 @@ def run_names(jobs: List[List[str]]) -> List[str]:
     }
     names = [
         " ".join(o for o in job if o.split("=", 1)[0] in varying)
-        or " ".join(o for o in job if not o.startswith("tracking."))
+        or " ".join(o for o in job if not o.lstrip("+~").startswith("tracking."))
         or "defaults"
         for job in jobs
     ]
@@ -104,10 +105,14 @@ def one_store_and_experiment(jobs: Sequence[PlannedJob]) -> None:
         )
 
 
-def one_run_per_job(plans: Sequence[planning.JobPlan]) -> None:
+def one_run_per_job(plans: Sequence[planning.JobPlan], rerun: bool, in_turn: bool) -> None:
     """Jobs with one fingerprint train one run: the first would train it and the others skip
     it as "finished elsewhere", though the plan said run (seed=0,0, or values of fields that
-    do not change what is trained)."""
+    do not change what is trained). With hydra.sweeper.rerun=true on a launcher that runs
+    jobs in turn, each trains a run of its own (a scaling-efficiency sweep over dist.nproc);
+    a launcher that starts them at once would have them share one checkpoint folder."""
+    if rerun and in_turn:
+        return
     same: dict[str, list[planning.JobPlan]] = {}
     for p in plans:
         same.setdefault(p.fingerprint, []).append(p)
@@ -118,7 +123,9 @@ def one_run_per_job(plans: Sequence[planning.JobPlan]) -> None:
             f"{listed}: one run (one fingerprint), trained once: they differ in nothing, or only "
             "in what does not change training (threads, compile, device, ranks, checkpointing, "
             "locations; model.d_model and model.ffn_hidden, which model.params solves). Drop "
-            "the repeats (compare speed with scripts/bench_trainer.py). Nothing was launched."
+            "the repeats, or, to train each anyway (speed at several dist.nproc), add "
+            "hydra.sweeper.rerun=true and run them in turn (Hydra's basic launcher; one sweep "
+            "per value on Slurm). Nothing was launched."
         )
 
 
@@ -154,6 +161,7 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
     one_store_and_experiment(jobs)
     settings = jobs[0].config.tracking
     uri = contract.resolve_uri(settings.uri)
+    tracking.check_uri(uri)  # a dry run too, though it may not connect
     db = tracking.sqlite_path(uri)
     if plugin.dry_run and db is not None and not db.exists():
         client = None  # a dry run only reads: no store is created to plan against nothing
@@ -178,7 +186,8 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
         planning.plan(j.index, name, fingerprint(j.config), j.config, finished, launcher_cfg)
         for j, name in zip(jobs, names)
     ]
-    one_run_per_job(plans)
+    in_turn = plugin.config.hydra.launcher.get("_target_", "").endswith(".BasicLauncher")
+    one_run_per_job(plans, plugin.rerun, in_turn)
     print(planning.render(plans, throughput), flush=True)
     todo = [jobs[p.index] for p in plans if p.action != planning.SKIP]
     # Slurm: refuse a request no node of the partition can hold, before any submission.
@@ -289,14 +298,16 @@ def _launch(
                 lambda: parent.describe(command, summary),
                 settings.outage_limit_s,
                 "recording the sweep's summary",
+                uri,
             )
             tracking.retrying(
                 lambda: parent.end("FINISHED" if ok else "FAILED"),
                 settings.outage_limit_s,
                 "closing the sweep's run",
+                uri,
             )
-            # interrupted before any job ended: no empty table, where the run is
-            shown = f"{summary}\n\n" if rows else ""
+            # interrupted before any job ended (and none taken in): no empty table
+            shown = f"{summary}\n\n" if rows or taken else ""
             print(
                 f"\n{shown}MLflow: " + ui_hint(contract.redact(uri), experiment_id, view),
                 flush=True,

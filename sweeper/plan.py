@@ -7,7 +7,7 @@ are sized exactly, on the submitting machine, before anything is queued.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Container, Optional, Sequence
 
 import torch
 
@@ -61,7 +61,7 @@ def plan(
     name: str,
     fingerprint: str,
     job: JobConfig,
-    finished: set[str],
+    finished: Container[str],  # fingerprints of FINISHED runs
     launcher_cfg: dict[str, Any],
 ) -> JobPlan:
     """The job's cost and resources, and what the sweep does with it: skip it (a FINISHED run

@@ -5,13 +5,15 @@
 
 Slurm side: the job ids recorded at submission (`slurm_jobs.json`, an artifact of the sweep's
 parent run and a file in the sweep dir; see sweeper/slurm.py), looked up with squeue/sacct.
-MLflow side: the sweep's job runs (tag `lmsweep.sweep_id`): run status, outcome tag, last
+MLflow side: the sweep's job runs (tag `lmsweep.sweep_id`, and those a later sweep took in:
+`lmsweep.earlier_sweeps`, shown as "run now in sweep <id>"): run status, outcome tag, last
 logged step, latest val loss. Runs are joined to jobs by their `lmsweep.slurm_job_id` tag,
 else by run name. A sweep run by another launcher (no Slurm record) shows its runs only.
 
 `--reconcile` writes what only Slurm knows back to MLflow: a run whose Slurm job has ended
 but which is still RUNNING (scancel, node failure, out of memory: nothing in the job could
-close it) is marked KILLED; once every job has ended, a parent run still RUNNING (a
+close it) is marked KILLED (not a run a later sweep took in: that sweep's status reconciles
+it); once every job has ended, a parent run still RUNNING (a
 `hydra.launcher.wait=false` sweep) is ended, FINISHED if all its job runs are.
 """
 
@@ -47,6 +49,7 @@ class JobRow:
     outcome: str = ""  # tag lmsweep.outcome
     step: Optional[int] = None
     val_loss: Optional[float] = None
+    now_in: str = ""  # the later sweep that took its run in (it may be training it there)
 
 
 @dataclass
@@ -63,7 +66,7 @@ class SweepStatus:
     def all_ended(self) -> bool:
         """Every job is terminal in Slurm (or, without Slurm, its run has ended)."""
         return all(
-            (j.slurm.terminal if j.slurm else j.run_status not in ("", "RUNNING"))
+            (j.slurm.terminal if j.slurm else j.run_status not in ("", "RUNNING") or j.now_in)
             for j in self.jobs
         )
 
@@ -134,10 +137,12 @@ def collect(
     exp_id = parent.info.experiment_id
     record = record or read_record(client, parent)
     runs = job_runs(client, exp_id, sweep_id)  # oldest first: later runs win below
+    # a run a later sweep took in carries that sweep's Slurm job id: joined by name only
     by_slurm = {
         r.data.tags[schema.TAG_SLURM_JOB_ID]: r
         for r in runs
         if r.data.tags.get(schema.TAG_SLURM_JOB_ID)
+        and r.data.tags.get(schema.TAG_SWEEP_ID) == sweep_id
     }
     by_name = {r.info.run_name: r for r in runs}
     planned: list[tuple[JobRow, object]] = []  # each job the sweep launched, and its run
@@ -164,11 +169,11 @@ def collect(
         rows.append(row)
         if run is not None and run.info.run_id not in used:
             used.add(run.info.run_id)
-            _fill(client, row, run)
+            _fill(client, row, run, sweep_id)
     for r in runs:  # runs no recorded job accounts for
         if r.info.run_id not in used:
             row = JobRow(None, r.info.run_name, r.data.tags.get(schema.TAG_SLURM_JOB_ID, ""))
-            _fill(client, row, r)
+            _fill(client, row, r, sweep_id)
             rows.append(row)
     exp = client.get_experiment(exp_id)
     return SweepStatus(
@@ -176,8 +181,10 @@ def collect(
     )
 
 
-def _fill(client, row: JobRow, run) -> None:
+def _fill(client, row: JobRow, run, sweep_id: str) -> None:
     row.run_id, row.run_status = run.info.run_id, run.info.status
+    now_in = run.data.tags.get(schema.TAG_SWEEP_ID, "")
+    row.now_in = now_in if now_in != sweep_id else ""
     row.outcome = run.data.tags.get(schema.TAG_OUTCOME, "")
     row.step = last_step(client, run)
     row.val_loss = run.data.metrics.get(schema.VAL_LOSS)
@@ -207,7 +214,9 @@ def render(st: SweepStatus) -> str:
                 j.slurm_job_id or "-",
                 s.state if s else ("not in Slurm" if j.slurm_job_id else "-"),
                 s.elapsed if s else "-",
-                (s.detail if s else "") or "-",
+                (f"run now in sweep {j.now_in}" if j.now_in else "")
+                or (s.detail if s else "")
+                or "-",
                 j.run_status or "no run yet",
                 j.outcome or "-",
                 "-" if j.step is None else str(j.step),
@@ -231,7 +240,7 @@ def reconcile(client, st: SweepStatus) -> list[str]:
     """See the module docstring. Returns what was changed."""
     done = []
     for j in st.jobs:
-        if j.run_status != "RUNNING":
+        if j.run_status != "RUNNING" or j.now_in:  # a later sweep's to reconcile
             continue
         run = client.get_run(j.run_id)
         if j.slurm and j.slurm.terminal:

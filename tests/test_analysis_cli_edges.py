@@ -57,6 +57,25 @@ def test_fit_on_best_val_loss_leaves_the_diverged_run_out(store, tmp_path, capsy
     assert "on 12 points" in printed and "on 13 points" not in printed
 
 
+def test_a_diverged_seed_is_counted_in_its_cell(tmp_path, capsys):
+    """Left out of the fit, still counted: docs/analysis.md's "diverged seeds are left out and
+    counted" (n_diverged was 0 once diverged runs were dropped on loading)."""
+    sizes = (1e6, 2e6, 4e6, 8e6, 1.6e7)
+    lines = [
+        f"{n:g},{seed},{'nan' if (n, seed) == (1.6e7, 1) else 4 * n**-0.1 + 1 + 0.01 * seed}"
+        for n in sizes
+        for seed in (0, 1)
+    ]
+    (tmp_path / "runs.csv").write_text("N,seed,loss\n" + "\n".join(lines) + "\n")
+    argv = ["fit", "--csv", str(tmp_path / "runs.csv"), "--n-col", "N", "--x", "params"]
+    argv += ["--collapse-seeds", "--seed-column", "seed"]
+    assert main([*argv, "--bootstrap", "0", "--out", str(tmp_path / "o")]) == 0
+    assert "left out 1 row whose loss is not a finite number (diverged)" in capsys.readouterr().out
+    points = pd.read_csv(tmp_path / "o" / "points.csv")
+    assert points["n_runs"].tolist() == [2] * 5
+    assert points["n_diverged"].tolist() == [0, 0, 0, 0, 1]
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -185,14 +204,15 @@ def test_each_subcommand_has_its_own_default_folder_and_replaces_its_last_run(
     monkeypatch.chdir(tmp_path)
     assert _run(store, "fit", "--x", "flops", "--frontier", "--group-by", "model.name") == 0
     assert _run(store, "compare", "--group-by", "model.name", "--axes", "flops") == 0
-    fit, compare = tmp_path / "analysis_out" / "fit", tmp_path / "analysis_out" / "compare"
+    fit = tmp_path / "analysis_out" / "fit_flops_frontier"
+    compare = tmp_path / "analysis_out" / "compare"
     assert (fit / "winners_flops.csv").is_file() and (fit / "fit_flops.json").is_file()
     assert (compare / "winners_flops.csv").is_file() and (compare / "compare.json").is_file()
     assert not list(compare.glob("fit_*")) and not list(fit.glob("equal_*"))
     assert f"wrote 6 files to {Path('analysis_out/compare')}/" in capsys.readouterr().out
-    # fit again, on another axis: the last fit's files go, a file of the user's stays
+    # another fit into that folder: the last fit's files go, a file of the user's stays
     (fit / "notes.txt").write_text("mine\n")
-    assert _run(store, "fit", "--x", "params", "--group-by", "model.name") == 0
+    assert _run(store, "fit", "--x", "params", "--group-by", "model.name", "--out", str(fit)) == 0
     printed = capsys.readouterr().out
     assert sorted(p.name for p in fit.iterdir() if not p.name.startswith(".")) == [
         "fit_params.csv",
@@ -202,7 +222,7 @@ def test_each_subcommand_has_its_own_default_folder_and_replaces_its_last_run(
         "points.csv",
         "winners_params.csv",
     ]
-    assert "removed 4 files an earlier command wrote to analysis_out/fit/" in printed
+    assert f"removed 4 files an earlier command wrote to {fit}/" in printed
     assert "winners_flops.csv" in printed
 
 

@@ -179,6 +179,14 @@ def test_drop_highest_drops_the_highest_finite_losses_not_a_diverged_run(tmp_pat
 # --- 5, 8, 11: chinchilla with a negative exponent, an unidentified E, extrapolated budgets ---
 
 
+def test_a_level_that_needs_more_resamples_than_the_default_takes_them(runs_csv, tmp_path, capsys):
+    """--level 0.99 alone was refused ("--bootstrap 200: must be ... >= 500"), though the user
+    never gave --bootstrap."""
+    argv = ["fit", "--csv", runs_csv, "--n-col", "N", "--x", "params", "--level", "0.99"]
+    assert _main(*argv, "--out", tmp_path / "o") == 0
+    assert "n=500)" in capsys.readouterr().out
+
+
 def test_chinchilla_on_the_audit_sweep_says_what_is_undefined(runs_csv, tmp_path, capsys):
     argv = ["chinchilla", "--csv", runs_csv, "--n-col", "N", "--d-col", "tokens"]
     argv += ["--group-by", "arch", "--bootstrap", "100", "--out", tmp_path / "o"]

@@ -184,6 +184,21 @@ def test_a_sweep_run_again_takes_in_the_cells_that_finished_before(tmp_path, env
     (seed0,) = [x for x in jobs(uri)[1] if x.data.params["seed"] == "0"]
     assert seed0.data.tags[schema.TAG_EARLIER_SWEEPS] == first
 
+    def status(sweep, *more):
+        return subprocess.run(
+            [sys.executable, "-m", "sweeper", "status", "--sweep-id", sweep, *more],
+            cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+        ).stdout  # fmt: skip
+
+    assert f"run now in sweep {second}" in status(first)
+    # were the later sweep training it, the earlier one's --reconcile must leave it alone (it
+    # ended it KILLED); the later sweep's sees its process gone
+    client.update_run(seed0.info.run_id, status="RUNNING")
+    status(first, "--reconcile")
+    assert client.get_run(seed0.info.run_id).info.status == "RUNNING"
+    status(second, "--reconcile")
+    assert client.get_run(seed0.info.run_id).info.status == "FAILED"
+
 
 def test_rerun_skips_finished_jobs_and_reruns_deleted_ones(tmp_path, env):
     sweep = ["-m", "model=mixer,transformer", *TINY, "budget.steps=10"]

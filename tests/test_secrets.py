@@ -89,6 +89,30 @@ def test_redaction_and_moving_a_password_to_the_environment(monkeypatch):
     )
 
 
+@pytest.mark.parametrize(
+    "given, shown, moved",
+    [
+        # Hydra's quoting keeps a comma in a value; the password is hidden whole, and moved
+        ("'postgresql://u:a,b@db/m'", "'postgresql://u:***@db/m'", "postgresql://u:a,b@db/m"),
+        # unencoded: SQLAlchemy reads "#" and "?" in a password; urlsplit took "p" for it
+        ("'postgresql://u:p#s?s@db/m'", "'postgresql://u:***@db/m'", "postgresql://u:p#s?s@db/m"),
+        ("'postgresql://u:p@ss@db/m'", "'postgresql://u:***@db/m'", "postgresql://u:p@ss@db/m"),
+        ("http://u:h@h:5000", "http://u:***@h:5000", "http://u:h@h:5000"),  # the host unchanged
+        ("'http://[::1]:5000/?x=a@b'", "'http://[::1]:5000/?x=a@b'", None),  # no user info
+        ("'http://[::1]:5000?x=u:a@b'", "'http://[::1]:5000?x=u:a@b'", None),
+        ("http://u@h:5000", "http://u@h:5000", None),  # a user, no password
+        # a sweep over stores is refused later: every password hidden, none moved
+        ("http://u:p1@h:9,http://h:8", "http://u:***@h:9,http://h:8", None),
+    ],
+)
+def test_a_password_is_found_as_the_store_reads_it(given, shown, moved, monkeypatch):
+    monkeypatch.setenv(contract.TRACKING_URI_ENV, "")
+    assert contract.move_secrets([f"tracking.uri={given}"]) == [f"tracking.uri={shown}"]
+    assert (os.environ[contract.TRACKING_URI_ENV] or None) == moved
+    if moved:  # the redacted value given resolves to the one moved
+        assert contract.resolve_uri(shown.strip("'")) == moved
+
+
 def test_a_sweep_over_two_stores_is_refused_without_either_password(tmp_path, corpus):
     env = {"LMSWEEP_CACHE": str(link_corpus(tmp_path / "cache", corpus)), "MLFLOW_TRACKING_URI": ""}
     uris = f"http://alice:{SECRET}@127.0.0.1:9,http://bob:{SECRET}2@127.0.0.1:9"

@@ -59,6 +59,15 @@ def test_jobs_that_are_one_run_are_refused_before_anything_runs(sweep, tmp_path,
         assert not client.search_runs(experiments)
 
 
+def test_one_job_at_several_sizes_is_a_rerun_in_turn(tmp_path, env):
+    """docs/cluster.md's scaling-efficiency sweep: with hydra.sweeper.rerun=true the basic
+    launcher trains each in turn (its checkpoints cleared after each), so it is planned."""
+    sweep = ["dist=ddp", "dist.nproc=1,2", "train.micro_batch=8", "hydra.sweeper.rerun=true"]
+    args = [*sweep, f"tracking.uri=sqlite:///{tmp_path}/m.db", "hydra.sweeper.dry_run=true"]
+    r = run_launch("-m", *args, cwd=tmp_path, env=env)
+    assert r.returncode == 0 and "2 of 2 jobs to launch" in r.stdout, r.stderr[-2000:]
+
+
 def test_a_cluster_sweep_is_planned_on_a_machine_without_slurm(tmp_path, env):
     """A dry run of a Slurm sweep on a laptop prints its plan and GPU-hours (it failed: no
     sinfo); submitting still needs Slurm."""

@@ -134,8 +134,12 @@ def test_the_allowance_counts_time_spent_waiting_not_time_between_failures():
         ("'sqlite:///~/lmsweep-test.db'", "'~' is not expanded there; write sqlite:////"),
     ],
 )
-def test_a_store_lmsweep_cannot_open_is_one_line_before_anything_runs(uri, says, tmp_path, env):
-    r = run_launch("-m", *tiny("budget.steps=2"), f"tracking.uri={uri}", cwd=tmp_path, env=env)
+@pytest.mark.parametrize("dry", ["true", "false"])
+def test_a_store_lmsweep_cannot_open_is_one_line_before_anything_runs(
+    uri, says, dry, tmp_path, env
+):
+    args = [*tiny("budget.steps=2"), f"tracking.uri={uri}", f"hydra.sweeper.dry_run={dry}"]
+    r = run_launch("-m", *args, cwd=tmp_path, env=env)
     assert r.returncode != 0 and says in r.stderr, r.stderr[-3000:]
     assert "Traceback" not in r.stderr and "pw@" not in r.stdout + r.stderr
     assert not (tmp_path / "multirun").exists() and not (tmp_path / "~").exists()

@@ -20,7 +20,6 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
-from urllib.parse import urlsplit, urlunsplit
 
 from hydra.errors import CompactHydraException
 
@@ -45,14 +44,36 @@ def default_uri(cwd: Optional[Path] = None) -> str:
     return f"sqlite:///{(cwd or Path.cwd()).resolve() / 'mlflow.db'}"
 
 
+def _password_span(uri: str) -> Optional[tuple[int, int]]:
+    """Where the password of `uri`'s user info lies, None without one. Its authority runs to
+    the first "/" after "://" (and, for http(s), "?" or "#"), its user info to the last "@"
+    in that: a password with an unencoded "#", "?" (SQLAlchemy takes both) or "@" is hidden
+    whole, where urlsplit would take part of it for the host, or none of it."""
+    m = re.match(r"([A-Za-z][\w+.-]*)://([^/]*)@", uri)
+    if m is None:
+        return None
+    userinfo = m.group(2)
+    if m.group(1) in ("http", "https"):
+        userinfo = re.split(r"[?#]", userinfo, maxsplit=1)[0]
+        if len(userinfo) != len(m.group(2)):
+            return None  # the "@" is in a query or fragment: no user info
+    if ":" not in userinfo or "[" in userinfo:  # no password; an IPv6 host
+        return None
+    start = m.start(2) + userinfo.index(":") + 1
+    return (start, m.end(2)) if m.end(2) > start else None
+
+
+def password_of(uri: str) -> Optional[str]:
+    span = _password_span(uri)
+    return None if span is None or uri[span[0] : span[1]] == REDACTED else uri[slice(*span)]
+
+
 def redact(uri: str) -> str:
     """The URI with its password (if any) replaced by ***: what may be printed or written."""
-    parts = urlsplit(uri)
-    if parts.password is None or parts.password == REDACTED:
+    if password_of(uri) is None:
         return uri
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{user}:{REDACTED}@{host}"))
+    start, end = _password_span(uri)  # type: ignore[misc]
+    return uri[:start] + REDACTED + uri[end:]
 
 
 def has_secret(uri: str) -> bool:
@@ -63,8 +84,8 @@ def scrub(text: str, uri: str = "") -> str:
     """`text` (an error from MLflow or a database driver, say) without the password of the
     tracking URI in the environment, nor of `uri` (one given on a command line)."""
     for source in (os.environ.get(TRACKING_URI_ENV, ""), uri):
-        password = urlsplit(source).password
-        if password and password != REDACTED:
+        password = password_of(source)
+        if password:
             text = text.replace(password, REDACTED)
     return text
 
@@ -83,21 +104,31 @@ def move_secrets(argv: list[str]) -> list[str]:
     """Command-line arguments with a password in a `tracking.uri=` override replaced by ***;
     the full URI goes to $MLFLOW_TRACKING_URI of this process (and so of the jobs it starts),
     so Hydra's own files (multirun.yaml, .hydra/overrides.yaml), run params, logs and run
-    names never hold it."""
+    names never hold it. The value is read as Hydra reads it (quoted, or a sweep list, which
+    is refused later: every password in it is hidden, none moved)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
     out = []
     for arg in argv:
-        m = re.fullmatch(r"([+~]{0,2}tracking\.uri=)(['\"]?)(.*)\2", arg)
+        m = re.fullmatch(r"[+~]{0,2}tracking\.uri=(.*)", arg)
         if m:
-            key, quote, value = m.groups()
-            if len(PASSWORD.findall(value)) == 1:  # several: a sweep over stores, refused later
-                os.environ[TRACKING_URI_ENV] = value
-            arg = key + quote + PASSWORD.sub(rf"\1{REDACTED}@", value) + quote
+            try:
+                override = parser.parse_override(arg)
+                value = override.value()
+                values = list(value.list) if override.is_sweep_override() else [value]
+            except Exception:  # Hydra will refuse it and quote it: hide what looks secret
+                values = [m.group(1).strip("'\"")]
+            uris = [str(v) for v in values]
+            secrets = [p for p in map(password_of, uris) if p]
+            if len(uris) == 1 and secrets:
+                os.environ[TRACKING_URI_ENV] = uris[0]
+            for uri, secret in zip(uris, map(password_of, uris)):
+                if secret:  # the URI whole where Hydra kept it as given, else the password
+                    hidden = arg.replace(uri, redact(uri), 1)
+                    arg = hidden if hidden != arg else arg.replace(secret, REDACTED)
         out.append(arg)
     return out
-
-
-# scheme://user:PASSWORD@ anywhere in an override, also in a Hydra sweep list ("a,b")
-PASSWORD = re.compile(rf"(\w[\w+.-]*://[^:/@\s,]*:)(?!{re.escape(REDACTED)}@)[^/@\s,]+@")
 
 
 # --- what the sweep tells each job ------------------------------------------------------------

@@ -304,9 +304,9 @@ def _finish(
     tags = {schema.TAG_OUTCOME: outcome}
     if outcome == schema.OUTCOME_DIVERGED:
         tags[schema.TAG_DIVERGED_STEP] = s.progress.steps
-    tracking.retrying(lambda: run.set_tags(tags), limit, "closing the run")
+    tracking.retrying(lambda: run.set_tags(tags), limit, "closing the run", uri)
     # Divergence is a result, not a crash: the run is FINISHED and tagged `diverged`.
-    tracking.retrying(lambda: run.end("FINISHED"), limit, "closing the run")
+    tracking.retrying(lambda: run.end("FINISHED"), limit, "closing the run", uri)
 
 
 def _outage(uri: str, writer: MetricWriter, step: int) -> Exception:

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from trainer import schema
-from trainer.contract import Summary, redact
+from trainer.contract import REDACTED, Summary, redact
 from trainer.tables import format_table, human
 
 log = logging.getLogger("lmsweep")
@@ -238,7 +238,7 @@ def ui_hint(tracking_uri: str, experiment_id: str, view: str = "") -> str:
     a server URL goes without credentials (the browser asks), a store URI redacted."""
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {ui_url(tracking_uri, experiment_id, view)}"
-    secret = urlsplit(tracking_uri).password is not None
+    secret = f":{REDACTED}@" in redact(tracking_uri)
     return (
         f"mlflow ui --backend-store-uri {redact(tracking_uri)}"
         + ("   # with the password in place of ***" if secret else "")

@@ -37,6 +37,7 @@ T = TypeVar("T")
 
 # Schemes MLflow's tracking stores accept (mlflow/store/tracking/__init__.py + databricks).
 SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "file", "databricks")
+DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")  # SQLAlchemy's, each with its own driver
 PROBE_TIMEOUT_S = 5
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -104,9 +105,17 @@ def probe_server(uri: str) -> None:
     url = urlunsplit(parts).rstrip("/") + "/api/2.0/mlflow/experiments/search"
     token = os.environ.get("MLFLOW_TRACKING_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    # the TLS settings MLflow's client honours (mlflow/environment_variables.py)
+    insecure = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("true", "1")
+    verify = False if insecure else os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
     try:
         r = requests.get(
-            url, params={"max_results": 1}, auth=auth, headers=headers, timeout=PROBE_TIMEOUT_S
+            url,
+            params={"max_results": 1},
+            auth=auth,
+            headers=headers,
+            timeout=PROBE_TIMEOUT_S,
+            verify=verify,
         )
     except requests.RequestException as e:
         raise ConfigError(
@@ -171,10 +180,10 @@ def is_outage(error: BaseException) -> bool:
     return isinstance(error, OSError) or getattr(error, "error_code", "") in OUTAGE_CODES
 
 
-def retrying(call: Callable[[], T], limit_s: float, what: str) -> T:
+def retrying(call: Callable[[], T], limit_s: float, what: str, uri: str = "") -> T:
     """`call()`, retried through an outage of up to `limit_s` seconds (a store restarting
-    mid-sweep), then the last error."""
-    return Patience(limit_s).run(call, what)
+    mid-sweep), then the last error; `uri`'s password is kept out of the warnings."""
+    return Patience(limit_s, uri=uri).run(call, what)
 
 
 class Patience:
@@ -295,7 +304,7 @@ def connect(uri: str, wait_s: float = 0.0, cache_dir: Optional[Path] = None) -> 
     would otherwise race in alembic), as a copy of `empty_store(cache_dir)` when given."""
     check_uri(uri)
     if urlsplit(uri).scheme in ("http", "https"):
-        retrying(lambda: probe_server(uri), wait_s, f"connecting to {redact(uri)}")
+        retrying(lambda: probe_server(uri), wait_s, f"connecting to {redact(uri)}", uri)
     db = sqlite_path(uri)
     if db is None:
         return _answering(uri)
@@ -314,6 +323,8 @@ def _answering(uri: str) -> Any:
         client = client_for(uri)
         client.search_experiments(max_results=1)
     except ModuleNotFoundError as e:
+        if urlsplit(uri).scheme.split("+")[0] not in DATABASE_SCHEMES:
+            raise
         raise _bad_uri(
             uri,
             f"its database driver is not installed (no module {e.name!r}: pip install it, or "
