@@ -120,11 +120,10 @@ def open_store(tracking_uri: str) -> MlflowClient:
     elif tracking_uri.startswith("file:"):
         check_file_store(Path(url2pathname(urlsplit(tracking_uri).path)))
     elif urlsplit(tracking_uri).scheme in ("http", "https"):
-        try:
-            probe_server(tracking_uri)  # one request, a 5 s timeout, the password redacted
+        try:  # one request, a 5 s timeout, the password redacted
+            probe_server(tracking_uri, named=f"--tracking-uri {shown}", then="")
         except ConfigError as err:
-            why = str(err).split(": ", 1)[-1].removesuffix(" Nothing was launched.")
-            raise AnalysisError(f"--tracking-uri {shown}: {why}") from None
+            raise AnalysisError(str(err)) from None
         return client_for(tracking_uri)  # a few quick retries, no URL printed
     if tracking_uri.startswith("sqlite:"):
         path = make_url(tracking_uri).database

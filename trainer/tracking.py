@@ -92,10 +92,14 @@ def _http_auth() -> Any:
     return (user, password) if user and password else None
 
 
-def probe_server(uri: str) -> None:
+def probe_server(uri: str, named: str = "", then: str = " Nothing was launched.") -> None:
     """One request with a short timeout: MLflow's own client retries an unreachable server for
-    minutes (MLFLOW_HTTP_REQUEST_MAX_RETRIES with backoff) before it says anything."""
+    minutes (MLFLOW_HTTP_REQUEST_MAX_RETRIES with backoff) before it says anything. A failure
+    is a ConfigError that begins with `named` (default: tracking.uri='<uri, redacted>') and
+    ends with `then`."""
     import requests
+
+    named = named or f"tracking.uri={redact(uri)!r}"
 
     parts = urlsplit(uri)
     auth = _http_auth()
@@ -119,20 +123,18 @@ def probe_server(uri: str) -> None:
         )
     except requests.RequestException as e:
         raise ConfigError(
-            f"tracking.uri={redact(uri)!r}: no MLflow server answers there "
-            f"({type(e).__name__}); start it, or fix the URI. Nothing was "
-            "launched."
+            f"{named}: no MLflow server answers there ({type(e).__name__}); start it, or fix "
+            f"the URI.{then}"
         ) from None
     if r.status_code in (401, 403):
         raise ConfigError(
-            f"tracking.uri={redact(uri)!r}: the server refused the credentials "
-            f"(HTTP {r.status_code}); set MLFLOW_TRACKING_USERNAME/PASSWORD or "
-            "put them in the URI. Nothing was launched."
+            f"{named}: the server refused the credentials (HTTP {r.status_code}); set "
+            f"MLFLOW_TRACKING_USERNAME/PASSWORD or put them in the URI.{then}"
         )
     if r.status_code != 200:
         raise ConfigError(
-            f"tracking.uri={redact(uri)!r}: not an MLflow tracking server (HTTP "
-            f"{r.status_code} from {redact(url)}). Nothing was launched."
+            f"{named}: not an MLflow tracking server (HTTP {r.status_code} from "
+            f"{redact(url)}).{then}"
         )
 
 
