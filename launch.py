@@ -78,6 +78,20 @@ def discard_run_dir(run_dir: Path, job_name: str) -> None:
             break
 
 
+def refuse_cfg_of_sweep(args: list[str]) -> None:
+    """Hydra refuses `-m` with `--cfg` (or `--info`) in a ValueError raised outside its own
+    error report, so a traceback was the answer; say instead what shows a sweep's jobs."""
+    sweep = any(a in ("-m", "--multirun") for a in args)
+    show = next((a for a in args if a.split("=")[0] in ("-c", "--cfg", "-i", "--info")), None)
+    if sweep and show:
+        sys.exit(
+            f"lmsweep: {show} shows one job and cannot be combined with -m (Hydra). A sweep's "
+            "jobs: add hydra.sweeper.dry_run=true to the -m command (the plan, nothing "
+            "launched); one job's config: drop -m and give one value per option, e.g. "
+            "python launch.py model=mixer --cfg job"
+        )
+
+
 def cli() -> None:
     """`python launch.py ...` and the `lmsweep` command. A password in `tracking.uri=` moves to
     the environment before Hydra records the command line; Ctrl-C ends with one line."""
@@ -88,6 +102,7 @@ def cli() -> None:
 
     register_configs()
     sys.argv[1:] = move_secrets(sys.argv[1:])
+    refuse_cfg_of_sweep(sys.argv[1:])
     try:
         main()
         startup_gc.before_exit()

@@ -81,3 +81,22 @@ def test_a_cluster_sweep_is_planned_on_a_machine_without_slurm(tmp_path, env):
     assert "est. GPU-h" in r.stdout and "dry run: nothing launched" in r.stdout
     r = run_launch(*args, cwd=tmp_path, env=no_slurm)
     assert r.returncode != 0 and "`sinfo` is not on PATH" in r.stderr, r.stderr[-2000:]
+
+
+def test_sweep_params_from_the_command_line_are_swept(tmp_path, env):
+    """`+hydra.sweeper.params.seed=...` (what a preset's `hydra.sweeper.params` says, given on
+    the command line) adds to the sweep; it was an OmegaConf AssertionError."""
+    args = ["+hydra.sweeper.params.seed='0,1'", f"tracking.uri=sqlite:///{tmp_path}/m.db"]
+    r = run_launch("-m", *args, "hydra.sweeper.dry_run=true", cwd=tmp_path, env=env)
+    assert r.returncode == 0 and "2 of 2 jobs to launch" in r.stdout, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("show", ["--cfg", "--cfg=hydra", "--info"])
+def test_a_sweeps_config_is_one_line_naming_the_dry_run(tmp_path, env, show):
+    args = ["-m", "model=mixer,transformer", *([show, "job"] if show == "--cfg" else [show])]
+    (here := tmp_path / "here").mkdir()
+    r = run_launch(*args, cwd=here, env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    (line,) = r.stderr.strip().splitlines()
+    assert f"{show} shows one job and cannot be combined with -m" in line
+    assert "hydra.sweeper.dry_run=true" in line and not any(here.iterdir())

@@ -6,7 +6,7 @@ module imports nothing heavy: torch, mlflow and the sweeper's logic load in `swe
 Hydra's own launchers defer submitit "to ensure plugin discovery remains fast".
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_loader import ConfigLoader
@@ -19,7 +19,10 @@ from hydra.types import HydraContext
 class LmsweepSweeperConf:
     _target_: str = "hydra_plugins.lmsweep_sweeper.LmsweepSweeper"
     max_batch_size: Optional[int] = None  # jobs per launcher call (null: all at once)
-    params: Optional[Dict[str, str]] = None  # sweep overrides from a config (experiment presets)
+    # Sweep overrides from a config (experiment presets), or the command line's
+    # `+hydra.sweeper.params.seed='0,1'`: a dict by default, as OmegaConf cannot add a key
+    # to None (its AssertionError was the command's only output).
+    params: Dict[str, str] = field(default_factory=dict)
     dry_run: bool = False  # print the plan, launch nothing
     # Run jobs again even when a FINISHED run has their fingerprint. Fingerprints hash the
     # resolved config, not the code: after a code change, rerun (or sweep a new seed).
