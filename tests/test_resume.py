@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from analysis.load import load_experiment
-from tests.conftest import run_launch, start_launch, tiny
+from tests.conftest import run_launch, start_launch, store_uri, tiny
 from trainer import schema
 
 pytestmark = pytest.mark.slow
@@ -23,9 +23,9 @@ TINY = tiny(
 )
 
 
-def jobs(uri):
+def jobs(uri, experiment="lmsweep"):
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name("lmsweep")
+    exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return client, []
     runs = client.search_runs([exp.experiment_id], run_view_type=3)  # all, deleted included
@@ -149,17 +149,25 @@ def test_a_sweep_run_again_after_an_interrupt_owns_the_job_it_resumed(tmp_path, 
     assert steps == list(range(5, 121, 5))
 
 
-def test_a_sweep_run_again_takes_in_the_cells_that_finished_before(tmp_path, env):
+@pytest.mark.parametrize("store", ["sqlite", "server"])
+def test_a_sweep_run_again_takes_in_the_cells_that_finished_before(tmp_path, env, store, request):
     """Interrupted after its first job, then run again (or extended with a new cell): the new
     sweep's table, status and analysis show every cell, those that finished in the first
     sweep too (they were left there: --sweep-id found one of two, --attach refused), and the
-    first sweep's status and analysis still find its own runs."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first sweep's status and analysis still find its own runs. `server`: a tracking server,
+    as on a cluster (its searches go through the REST API), in an experiment of this test's
+    own (the server is the session's)."""
+    uri = store_uri(store, tmp_path, request)
+    exp = "lmsweep" if store == "sqlite" else f"take_in_{tmp_path.name}"
+    # sqlite: nothing set, the default store and experiment of the launch directory
+    where = [] if store == "sqlite" else [f"tracking.uri={uri}", f"tracking.experiment={exp}"]
+    status_where = [] if store == "sqlite" else ["--tracking-uri", uri, "--experiment", exp]
     cwd_env = dict(cwd=tmp_path, env=env)
-    assert run_launch("-m", "seed=0", *TINY, "budget.steps=10", **cwd_env).returncode == 0
-    r = run_launch("-m", "seed=0,1", *TINY, "budget.steps=10", **cwd_env)
+    r = run_launch("-m", "seed=0", *TINY, "budget.steps=10", *where, **cwd_env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    r = run_launch("-m", "seed=0,1", *TINY, "budget.steps=10", *where, **cwd_env)
     assert r.returncode == 0 and "skip (finished)" in r.stdout, r.stderr[-2000:]
-    client, runs = jobs(uri)
+    client, runs = jobs(uri, exp)
     first, second = (
         p.data.tags[schema.TAG_SWEEP_ID]
         for p in client.search_runs(
@@ -172,21 +180,21 @@ def test_a_sweep_run_again_takes_in_the_cells_that_finished_before(tmp_path, env
     assert "seed=0" in table and "seed=1" in table, r.stdout
     for sweep, cells in ((second, {"seed=0", "seed=1"}), (first, {"seed=0"})):
         status = subprocess.run(
-            [sys.executable, "-m", "sweeper", "status", "--sweep-id", sweep],
+            [sys.executable, "-m", "sweeper", "status", "--sweep-id", sweep, *status_where],
             cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert status.returncode == 0, status.stderr
         assert {c for c in ("seed=0", "seed=1") if c in status.stdout} == cells, status.stdout
-        loaded = load_experiment(uri, "lmsweep", sweep_id=sweep, metrics=None)
+        loaded = load_experiment(uri, exp, sweep_id=sweep, metrics=None)
         assert set(loaded.runs["seed"]) == {int(c[-1]) for c in cells}
         parent = client.get_run(loaded.parent_run_id())  # where --attach files the outputs
         assert parent.data.tags[schema.TAG_SWEEP_ID] == sweep
-    (seed0,) = [x for x in jobs(uri)[1] if x.data.params["seed"] == "0"]
+    (seed0,) = [x for x in jobs(uri, exp)[1] if x.data.params["seed"] == "0"]
     assert seed0.data.tags[schema.TAG_EARLIER_SWEEPS] == first
 
     def status(sweep, *more):
         return subprocess.run(
-            [sys.executable, "-m", "sweeper", "status", "--sweep-id", sweep, *more],
+            [sys.executable, "-m", "sweeper", "status", "--sweep-id", sweep, *status_where, *more],
             cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
         ).stdout  # fmt: skip
 
