@@ -69,8 +69,8 @@ class TrainConfig:
     checkpoint_dir: str = ".cache/lmsweep/checkpoints"  # one subdirectory per job fingerprint
     precision: str = "auto"  # auto: bf16 autocast on CUDA where supported, else fp32
     # torch.compile the model: null = on CUDA only, where the dist option compiles (not ZeRO-3)
-    # (on a 2-core CPU it paid ~1.02-1.1x after ~30 s of compiling and a recompile at the
-    # first evaluation: trainer/perf.py)
+    # (on a 2-core CPU it paid ~1.02-1.1x after ~30 s of compiling: trainer/perf.py);
+    # validation runs eagerly
     compile: Optional[bool] = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch intra-op threads on CPU; 0 = all cores

@@ -166,7 +166,7 @@ def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def wants_compile(setting: Optional[bool], device: torch.device) -> bool:
     """train.compile: null compiles on CUDA only. On 2 CPU cores torch.compile took ~27 s
-    (and recompiles at the first evaluation) for 1.09-1.13x after (issue 10; measure with
+    for 1.02-1.13x after (issue 10; validation runs eagerly, trainer/loop.py; measure with
     scripts/bench_trainer.py --extras compile): a loss for jobs of a few minutes. Compile with
     model.compile(), in place: state_dict keys stay as they are, so checkpoints of compiled
     and eager runs load into each other (CausalLM.forward computes the loss in the graph)."""
