@@ -273,6 +273,8 @@ def _launch(
                     rows.append(r.return_value)
                 else:
                     failed += 1
+                    # the error itself: the public return_value re-raises it, and Hydra
+                    # prints "Error executing job" first
                     err = r._return_value
                     rows.append(f"{name}: {type(err).__name__}: {contract.scrub(str(err))}")
     finally:

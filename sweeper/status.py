@@ -295,7 +295,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     args = p.parse_args(argv)
 
-    from trainer.tracking import connect
+    from trainer.tracking import connect, sqlite_path
 
     record = None
     if args.sweep_dir:
@@ -312,7 +312,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.sweep_id = args.sweep_id or record.sweep_id
         args.tracking_uri = args.tracking_uri or record.tracking_uri
     uri = resolve_uri(args.tracking_uri)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+    db = sqlite_path(uri)
+    if db and not db.exists():
         print(f"error: no MLflow store at {redact(uri)} (pass --tracking-uri)", file=sys.stderr)
         return 2
     from mlflow.exceptions import MlflowException

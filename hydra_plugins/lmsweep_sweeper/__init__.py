@@ -82,19 +82,12 @@ class ComposedOnce(ConfigLoader):
 
 
 class LmsweepSweeper(Sweeper):
-    def __init__(
-        self,
-        max_batch_size: Optional[int] = None,
-        params: Optional[Dict[str, str]] = None,
-        dry_run: bool = False,
-        rerun: bool = False,
-        gpu: str = "A100",
-        assumed_mfu: float = 0.4,
-    ) -> None:
-        self.max_batch_size = max_batch_size
-        self.params = dict(params or {})
-        self.dry_run, self.rerun = dry_run, rerun
-        self.gpu, self.assumed_mfu = gpu, assumed_mfu
+    def __init__(self, **conf: Any) -> None:
+        """Hydra passes LmsweepSweeperConf's fields; its defaults are the only ones."""
+        c = LmsweepSweeperConf(**conf)
+        self.max_batch_size, self.params = c.max_batch_size, dict(c.params)
+        self.dry_run, self.rerun = c.dry_run, c.rerun
+        self.gpu, self.assumed_mfu = c.gpu, c.assumed_mfu
         self.hydra_context = self.config = self.launcher = self.composer = None
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:

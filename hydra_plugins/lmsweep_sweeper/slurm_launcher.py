@@ -56,7 +56,7 @@ ConfigStore.instance().store(
 
 
 class LmsweepSlurmLauncher(SlurmLauncher):
-    def __init__(self, wait: bool = True, **params: Any) -> None:
+    def __init__(self, wait: bool, **params: Any) -> None:  # Hydra passes every field
         super().__init__(**params)
         self.wait = wait
 
@@ -75,7 +75,7 @@ class LmsweepSlurmLauncher(SlurmLauncher):
         ret = super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
         slurm.upload_job_logs(
             job_num,
-            getattr(ret._return_value, "run_id", None)
+            getattr(ret.return_value, "run_id", None)
             if ret.status == JobStatus.COMPLETED
             else None,
         )
