@@ -49,6 +49,10 @@ class Intervals:
     n_resamples: int
     seed: int
     resampled: str = POINTS  # what was resampled: POINTS (maybe "within ...") or SEEDS
+    # the full-data fit's log residuals (RMS, over the log losses' standard deviation, see
+    # LSEProblem.misfit): ~0 on noise-free data, where no resample can move the optimum;
+    # NaN where not measured (then read as not exact, see plausibility)
+    misfit: float = np.nan
 
     @property
     def n_failed(self) -> int:
@@ -126,7 +130,13 @@ def _seed_means(seeds: np.ndarray, n_resamples: int, rng: np.random.Generator) -
 
 
 def summarize(
-    point: Estimates, samples: pd.DataFrame, *, level: float, seed: int, resampled: str = POINTS
+    point: Estimates,
+    samples: pd.DataFrame,
+    *,
+    level: float,
+    seed: int,
+    resampled: str = POINTS,
+    misfit: float = np.nan,
 ) -> Intervals:
     """Percentile intervals (Efron & Tibshirani 1993, ch. 13) from per-resample estimates; NaN
     marks a quantity a resample could not estimate: each quantity uses the rest and counts
@@ -156,7 +166,12 @@ def summarize(
     )
     table.index.name = "quantity"
     return Intervals(
-        table=table, level=level, n_resamples=len(samples), seed=seed, resampled=resampled
+        table=table,
+        level=level,
+        n_resamples=len(samples),
+        seed=seed,
+        resampled=resampled,
+        misfit=misfit,
     )
 
 
@@ -202,7 +217,17 @@ def bootstrap_lse(
     # that estimate overflows to inf and counts as failed (see summarize), not warned about
     with np.errstate(over="ignore"):
         rows = [estimates(params) if good else failed for params, good in zip(x, ok)]
-    return summarize(point, pd.DataFrame(rows), level=level, seed=seed, resampled=draws.what)
+    # residuals against what is resampled: each seed where seeds are, else each point
+    with np.errstate(divide="ignore", invalid="ignore"):  # NaN padding, as in seed_matrix
+        observed = None if draws.values is None else np.log(seeds)
+    return summarize(
+        point,
+        pd.DataFrame(rows),
+        level=level,
+        seed=seed,
+        resampled=draws.what,
+        misfit=problem.misfit(best, observed),
+    )
 
 
 def cold_starts(problem: LSEProblem) -> np.ndarray:

@@ -144,6 +144,21 @@ class LSEProblem:
             x, fun = polished.x[0], float(polished.fun[0])
         return x, fun, int(converged.size)
 
+    def misfit(self, params: np.ndarray, log_y: np.ndarray | None = None) -> float:
+        """RMS of the log residuals at ``params`` over the standard deviation of ``self.log_y``
+        (both weighted by the user's weights): sqrt(1 - R^2) in log space for a least-squares
+        fit, 0 for a law through every point, NaN for constant losses. ``log_y`` (n, k),
+        NaN-padded: several values per point (its seeds), each against the law there."""
+        log_hat, _ = _log_sum_exp(self._terms(np.atleast_2d(params), self.log_x))
+        observed = self.log_y[:, None] if log_y is None else np.asarray(log_y, dtype=float)
+        point_weights = np.ones_like(self.log_y) if self.weights is None else self.weights
+        weights = np.where(np.isfinite(observed), point_weights[:, None], 0.0)
+        residual = np.where(weights > 0, log_hat[0][:, None] - observed, 0.0)
+        rms = np.sqrt(np.average(residual**2, weights=weights))
+        centre = np.average(self.log_y, weights=point_weights)
+        spread = np.sqrt(np.average((self.log_y - centre) ** 2, weights=point_weights))
+        return float(rms / spread) if spread > 0 else np.nan
+
     def _terms(self, params: np.ndarray, log_x: np.ndarray) -> np.ndarray:
         """(S, K[+1], n) log terms a_k - alpha_k log x_k [and e]; the term axis sits before the
         point axis so the reductions over it are contiguous elementwise ops."""

@@ -22,6 +22,9 @@
   [0.00024026, 0.00024032] with se 1.9e-5, while cold refits put E anywhere up to 1.8); with
   cold refits, a heavy tail (the Mixer's Chinchilla fit on the sweep of
   tests/test_analysis_edges.py, 200 resamples: B = 11.3 [10.1, 86.7] with se 2.2e5).
+  Neither is flagged where the law goes through every point (noise-free data): there no
+  resample can move the optimum, so a zero width is the precision the points have (see
+  ``EXACT_FIT``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,13 @@ ZERO_WIDTH = 1e-9
 MIN_MOVED = 10
 # an interval narrower than this many of the resamples' standard deviations
 NARROW = 0.1
+# Neither flag applies where the fit's log residuals (RMS) are at most this fraction of the
+# log losses' spread (Intervals.misfit): a resample only reweights the points, so when every
+# residual vanishes (noise-free data) every resample refits to the same optimum and a zero
+# width is precision. With any residual (seed noise is ~1e-3 of a loss) every parameter the
+# points determine moves, and one that stays put lies in a flat direction. Exact laws fit to
+# 1e-11..2e-8; a flat direction the fit stops short in stays above 1e-6 (Kaplan's L(N) with E).
+EXACT_FIT = 1e-6
 
 
 def _frontier_undefined(table) -> str:
@@ -61,11 +71,11 @@ def _frontier_undefined(table) -> str:
     )
 
 
-def _unidentified(name: str, row, moved: float) -> list[str]:
+def _unidentified(name: str, row, moved: float, exact: bool) -> list[str]:
     """A line when the interval is too narrow to mean precision: zero width, or far narrower
-    than the resamples' own standard deviation."""
+    than the resamples' own standard deviation; none when the fit is ``exact`` (EXACT_FIT)."""
     estimate, width = row["estimate"], row["hi"] - row["lo"]
-    if moved < MIN_MOVED or not np.isfinite(estimate):
+    if exact or moved < MIN_MOVED or not np.isfinite(estimate):
         return []
     interval = f"interval [{row['lo']:.4g}, {row['hi']:.4g}], se {row['se']:.2g} over {moved:.0f}"
     if width <= ZERO_WIDTH * abs(estimate):
@@ -87,6 +97,7 @@ def implausible(intervals: Intervals) -> list[str]:
     lines = []
     table = intervals.table
     undefined = _frontier_undefined(table)
+    exact = bool(intervals.misfit <= EXACT_FIT)  # False where not measured (NaN)
     for name, row in table.iterrows():
         if undefined and (name in FRONTIER or str(name).startswith(FRONTIER_AT)):
             continue
@@ -107,7 +118,7 @@ def implausible(intervals: Intervals) -> list[str]:
                     f"the interval of {name} spans {decades:.1f} orders of magnitude "
                     f"[{row['lo']:.3g}, {row['hi']:.3g}]: the points do not pin it down"
                 )
-        lines += _unidentified(name, row, intervals.n_resamples - row["failed"])
+        lines += _unidentified(name, row, intervals.n_resamples - row["failed"], exact)
     if undefined:
         lines.append(undefined)
     return lines

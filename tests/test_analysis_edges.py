@@ -397,6 +397,55 @@ def test_a_zero_width_interval_is_not_identified():
     assert any("no resample moved it" in line for line in implausible(stuck))
 
 
+def test_a_zero_or_narrow_width_is_precision_when_the_law_fits_every_point():
+    # noise-free points: every resample refits to the same optimum (zero width), and the few
+    # with too few distinct points to fix the law land elsewhere (a large se)
+    fits = dict(estimate=2.0, lo=2.0, hi=2.0, failed=0)
+    table = pd.DataFrame([fits, {**fits, "se": 0.11}], index=pd.Index(["E", "A"], name="q"))
+    table.loc["E", "se"] = 3e-13
+    exact = Intervals(table=table, level=0.95, n_resamples=200, seed=0, misfit=1e-8)
+    assert implausible(exact) == []
+    measured = Intervals(table=table, level=0.95, n_resamples=200, seed=0, misfit=0.03)
+    lines = implausible(measured)
+    assert len(lines) == 2 and all("is not identified" in line for line in lines)
+
+
+def _fit_csv(tmp_path, capsys, frame, *argv):
+    frame.to_csv(tmp_path / "points.csv", index=False)
+    assert _main(argv[0], "--csv", tmp_path / "points.csv", *argv[1:], "--out", tmp_path / "o") == 0
+    return capsys.readouterr().out
+
+
+def test_an_exact_chinchilla_law_is_not_flagged_as_unidentified(tmp_path, capsys):
+    # Hoffmann et al.'s law without noise: every resample refitted to the same optimum and
+    # E = 1.69 [1.69, 1.69] (se 3e-10), beta, a and b were flagged "no resample moved it"
+    n, d = np.meshgrid(np.geomspace(1e7, 1e9, 5), np.geomspace(1e9, 1e11, 5))
+    loss = 1.69 + 406.4 / n**0.34 + 410.7 / d**0.28
+    frame = pd.DataFrame({"N": n.ravel(), "D": d.ravel(), "loss": loss.ravel()})
+    printed = _fit_csv(
+        tmp_path, capsys, frame, "chinchilla", "--n-col", "N", "--d-col", "D", "--bootstrap", "100"
+    )
+    saved = json.loads((tmp_path / "o" / "chinchilla.json").read_text())["groups"]["all"]
+    e = saved["intervals"]["quantities"]["E"]
+    assert e["lo"] == pytest.approx(1.69, rel=1e-8) and e["hi"] == pytest.approx(1.69, rel=1e-8)
+    assert saved["intervals"]["implausible"] == []
+    assert "not identified" not in printed and "warning" not in printed
+
+
+def test_noisy_points_with_e_stuck_at_zero_are_still_flagged(tmp_path, capsys):
+    # a law with E = -0.3 (losses 0.70 .. 2.21, 0.2% noise) fitted with E = e^e > 0: E goes to
+    # 3e-13, far below the losses, where its gradient vanishes; A and alpha move, E does not
+    rng = np.random.default_rng(1)
+    n = np.geomspace(1e6, 1e10, 12)
+    loss = (-0.3 + 10 * n**-0.1) * np.exp(0.002 * rng.standard_normal(n.size))
+    frame = pd.DataFrame({"N": n, "loss": loss})
+    printed = _fit_csv(
+        tmp_path, capsys, frame, "fit", "--n-col", "N", "--x", "params", "--bootstrap", "100"
+    )
+    assert "warning: E = 2.706e-13 is not identified: no resample moved it" in printed
+    assert "warning: A" not in printed and "warning: alpha" not in printed
+
+
 def test_a_huge_interval_span_is_counted_without_overflow():
     # the audit's k of N_opt = k C^a with --from-curves: hi / lo overflows a float
     wide = _intervals(estimate=1.0, lo=1e-13, hi=1e300, se=1e299)
