@@ -5,6 +5,8 @@ python launch.py -m model=mixer,transformer optim=sm3,adam   # a sweep: one MLfl
 python launch.py --cfg job                              # show the resolved config
 """
 
+import contextlib
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -33,25 +35,46 @@ def main(cfg: DictConfig):
     from trainer.report import run_hint, table
 
     hc = HydraConfig.get()
-    try:
-        if hc.mode == RunMode.RUN and hc.sweeper.get("dry_run"):
-            raise contract.ConfigError(
-                "hydra.sweeper.dry_run=true plans a sweep and launches nothing: add -m "
-                "(python launch.py -m ...); without it, the job would run"
-            )
-        job = checked_job(cfg)  # a bad config: one clean line, without a traceback
-        overrides = " ".join(hc.overrides.task) or "defaults"
-        context = SweepContext.load() if hc.mode == RunMode.MULTIRUN else None
-        name = (context.run_name(hc.job.num) if context else "") or overrides
-        summary = run(train, job, name, overrides, context)  # dist: on every rank (trainer/dist)
-    except contract.ConfigError:  # e.g. a tracking.uri that does not answer, checked first
-        if hc.mode == RunMode.RUN:  # -m refuses before Hydra makes any directory
-            discard_run_dir(Path(hc.runtime.output_dir), hc.job.name)
-        raise
-    if hc.mode == RunMode.RUN:
-        uri = contract.resolve_uri(job.tracking.uri)
-        print("\n" + table([summary]) + "\n\nMLflow: " + run_hint(uri, summary), flush=True)
+    with in_launch_dir(Path(hc.runtime.cwd)):
+        try:
+            if hc.mode == RunMode.RUN and hc.sweeper.get("dry_run"):
+                raise contract.ConfigError(
+                    "hydra.sweeper.dry_run=true plans a sweep and launches nothing: add -m "
+                    "(python launch.py -m ...); without it, the job would run"
+                )
+            job = checked_job(cfg)  # a bad config: one clean line, without a traceback
+            overrides = " ".join(hc.overrides.task) or "defaults"
+            context = SweepContext.load() if hc.mode == RunMode.MULTIRUN else None
+            name = (context.run_name(hc.job.num) if context else "") or overrides
+            summary = run(train, job, name, overrides, context)  # dist: every rank (trainer/dist)
+        except contract.ConfigError:  # e.g. a tracking.uri that does not answer, checked first
+            if hc.mode == RunMode.RUN:  # -m refuses before Hydra makes any directory
+                discard_run_dir(Path(hc.runtime.output_dir), hc.job.name)
+            raise
+        if hc.mode == RunMode.RUN:
+            uri = contract.resolve_uri(job.tracking.uri)
+            print("\n" + table([summary]) + "\n\nMLflow: " + run_hint(uri, summary), flush=True)
     return summary
+
+
+@contextlib.contextmanager
+def in_launch_dir(launch_dir: Path):
+    """The job runs in the directory it was launched from (Hydra's hydra.runtime.cwd), whatever
+    hydra.job.chdir says. Its relative paths (data.cache_dir, train.checkpoint_dir, data files,
+    a sqlite:///x.db or file: tracking.uri, the default <launch dir>/mlflow.db and the ./mlruns
+    of an experiment it creates) then name what the sweep's pre-flight checked, planned and
+    fingerprinted there. Under chdir=true (Hydra's chdir into each job's output directory, on
+    a Slurm node too) each job fetched its own corpus, built its own data cache, wrote its
+    checkpoints where a re-run never looked, and a single run made a store of its own.
+    Resolving the paths in the config instead would miss those it does not hold (./mlruns) and
+    change the fingerprint of a relative data path. Ranks (trainer/dist) start from here."""
+    job_dir = Path.cwd()
+    os.chdir(launch_dir)
+    try:
+        yield
+    finally:
+        if job_dir.is_dir():  # gone if discard_run_dir removed a refused run's directory
+            os.chdir(job_dir)
 
 
 def discard_run_dir(run_dir: Path, job_name: str) -> None:
