@@ -39,6 +39,9 @@ COLD_GRID = dict(a_grid=(0.0,), e_grid=(-1.0,), alpha_grid=(0.0,))
 SEEDS = "seeds within cells"
 POINTS = "points"
 
+DEFAULT_LEVEL = 0.95  # of every interval: the bootstraps', and significance's over seeds
+DEFAULT_RESAMPLES = 200  # python -m analysis takes more where --level asks for them
+
 
 @dataclass(frozen=True)
 class Intervals:
@@ -182,7 +185,7 @@ def bootstrap_lse(
     *,
     n_resamples: int,
     seed: int,
-    level: float = 0.95,
+    level: float,
     seeds: np.ndarray | None = None,
 ) -> Intervals:
     """Refit ``problem`` on resamples, each from the full-data optimum ``best`` and from the

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.bootstrap import Intervals, bootstrap_lse
+from analysis.bootstrap import DEFAULT_LEVEL, Intervals, bootstrap_lse
 from analysis.budgets import budget_label
 from analysis.lse import LSEProblem, grid_starts, require_points, usable, user_weights
 
@@ -159,7 +159,7 @@ def bootstrap_chinchilla(
     *,
     n_resamples: int,
     seed: int,
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
     compute: tuple[float, ...] = (),
     weights: np.ndarray | None = None,
     seeds: np.ndarray | None = None,

@@ -12,22 +12,25 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from collections.abc import Sequence
 
 from mlflow.exceptions import MlflowException
 
 from analysis import commands
+from analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
+from analysis.budgets import BUDGET_GAP_DECADES, BUDGET_TOLERANCE
+from analysis.collapse import SEED_COLUMN
 from analysis.compare import COMPARE_AXES
 from analysis.curves import HOW
-from analysis.errors import AnalysisError
+from analysis.errors import AnalysisError, option_name
 from analysis.load import AXES, X_AXES
 from analysis.optimum import DEFAULT_METHOD, METHODS
 from analysis.outputs import Output
+from analysis.table import DEFAULT_LOSS
 from trainer import schema
+from trainer.contract import DEFAULT_EXPERIMENT, TRACKING_URI_ENV, default_uri, resolve_uri
 
-DEFAULT_URI = "sqlite:///mlflow.db"
 DEFAULT_OUT = "analysis_out"  # each subcommand writes into its own folder under it
 # options that only apply to one kind of input, and what to use instead on the other
 MLFLOW_ONLY = {
@@ -43,8 +46,9 @@ MLFLOW_ONLY = {
 # --bootstrap: at least this many resamples beyond each end of a percentile interval (fewer
 # put its ends on single resamples: 5 resamples gave E = 3.29578 the interval [3.29612, 3.30917])
 TAIL_RESAMPLES = 2.5
-DEFAULT_RESAMPLES = 200  # more where --level asks for them
 CSV_ONLY = ("n_col", "d_col", "c_col", "t_col", "loss_col", "weight_col", "run_col")
+# --n (isoflop, chinchilla): which parameter count of a run is N (keys of load.X_AXES)
+N_COUNTS, DEFAULT_N_COUNT = ("params", "non_embedding_params"), "params"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,20 +69,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _option(dest: str) -> str:
-    return "--" + dest.replace("_", "-")
-
-
 def _check_ranges(args: argparse.Namespace) -> None:
     """Numeric options outside their valid range: one line naming the value and the range."""
 
     def refuse(dest: str, value: object, valid: str) -> None:
-        raise AnalysisError(f"{_option(dest)} {value}: must be {valid}")
+        raise AnalysisError(f"{option_name(dest)} {value}: must be {valid}")
 
     if args.drop_highest < 0:
         refuse("drop_highest", args.drop_highest, "a count >= 0 of points to drop")
     if not 0 < args.level < 1:
-        refuse("level", args.level, "strictly between 0 and 1, e.g. 0.95")
+        refuse("level", args.level, f"strictly between 0 and 1, e.g. {DEFAULT_LEVEL:g}")
     least = math.ceil(TAIL_RESAMPLES / ((1 - args.level) / 2) - 1e-9)  # 100 at --level 0.95
     if args.bootstrap is None:  # not given: enough for the level
         args.bootstrap = max(DEFAULT_RESAMPLES, least)
@@ -146,25 +146,29 @@ def resolve(args: argparse.Namespace) -> None:
     (None until here, so that an option given can be told from a default)."""
     _check_ranges(args)
     args.out = args.out or f"{DEFAULT_OUT}/{default_folder(args)}"
+    # a --seed-column given must name a column; the default may be absent (one seed per config)
+    args.seed_column_given = args.seed_column is not None
+    args.seed_column = args.seed_column or SEED_COLUMN
     if args.csv:
         for dest, instead in MLFLOW_ONLY.items():
             if getattr(args, dest, None) not in (None, False):
-                raise AnalysisError(f"{_option(dest)} does not apply to --csv input{instead}")
+                raise AnalysisError(f"{option_name(dest)} does not apply to --csv input{instead}")
         if args.d_col and args.c_col:
             raise AnalysisError(
                 "--d-col and --c-col both given: name one (the other follows from C = 6 N D)"
             )
+        args.loss_col = args.loss_col or DEFAULT_LOSS
         return
     for dest in CSV_ONLY:
         if getattr(args, dest) is not None:
-            raise AnalysisError(f"{_option(dest)} applies only to --csv input")
+            raise AnalysisError(f"{option_name(dest)} applies only to --csv input")
     if args.y is not None:
         _refuse_ignored_y(args)
-    args.tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
-    args.experiment = args.experiment or "lmsweep"
+    args.tracking_uri = resolve_uri(args.tracking_uri)
+    args.experiment = args.experiment or DEFAULT_EXPERIMENT
     args.y = args.y or schema.FINAL_VAL_LOSS
     if hasattr(args, "n"):
-        args.n = args.n or "params"
+        args.n = args.n or DEFAULT_N_COUNT
     if hasattr(args, "metric"):
         args.metric = args.metric or schema.VAL_LOSS
 
@@ -186,10 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
         arg = p.add_argument_group("MLflow runs (the default input)").add_argument
         arg(
             "--tracking-uri",
-            help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
-            f"{DEFAULT_URI}, the store of a sweep launched from here)",
+            help=f"MLflow tracking URI (default: ${TRACKING_URI_ENV} or "
+            f"{default_uri()}, the store of a sweep launched from here)",
         )
-        arg("--experiment", help="experiment name or id (default: lmsweep)")
+        arg("--experiment", help=f"experiment name or id (default: {DEFAULT_EXPERIMENT})")
         arg("--sweep-id", help="only the runs of this sweep")
         arg(
             "--include-unfinished",
@@ -213,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         arg("--d-col", help="column of D, tokens (default: C / 6N)")
         arg("--c-col", help="column of C, FLOPs (default: 'Training FLOP' if present, else 6ND)")
         arg("--t-col", help="column of training wall-clock seconds")
-        arg("--loss-col", help="column of the loss (default: loss)")
+        arg("--loss-col", help=f"column of the loss (default: {DEFAULT_LOSS})")
         arg("--weight-col", help="column of per-point weights in the fits")
         arg(
             "--run-col",
@@ -233,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="average seeds (mean, sem) per config; bootstraps resample them",
         )
-        arg("--seed-column", help="column of the seed (default: seed)")
+        arg("--seed-column", help=f"column of the seed (default: {SEED_COLUMN})")
         arg(
             "--min-over",
             metavar="COL",
@@ -258,11 +262,20 @@ def build_parser() -> argparse.ArgumentParser:
             type=int,
             metavar="N",
             help=f"bootstrap resamples: 0 (no intervals) or enough for --level (default: "
-            f"{DEFAULT_RESAMPLES}, more above --level 0.975)",
+            f"{DEFAULT_RESAMPLES}, more above --level "
+            f"{1 - 2 * TAIL_RESAMPLES / DEFAULT_RESAMPLES:g})",
         )
         arg("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
-        arg("--level", type=float, default=0.95, help="interval level (default: %(default)s)")
+        arg(
+            "--level",
+            type=float,
+            default=DEFAULT_LEVEL,
+            help="interval level (default: %(default)s)",
+        )
         return p
+
+    def n_option(p: argparse.ArgumentParser) -> None:  # isoflop's and chinchilla's
+        p.add_argument("--n", choices=N_COUNTS, help=f"N (default: {DEFAULT_N_COUNT})")
 
     p = command("fit", commands.fit, "saturating power law L = E + A x^-alpha per group")
     p.add_argument("--x", choices=X_AXES, default="flops", help="x axis (default: %(default)s)")
@@ -305,16 +318,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--budget",
         metavar="COL",
-        help="column naming each run's compute budget "
-        "(default: by FLOPs; runs within 0.05 decade of each other share one)",
+        help="column naming each run's compute budget (default: by FLOPs; runs within "
+        f"{BUDGET_GAP_DECADES:g} decade of each other share one)",
     )
     p.add_argument(
         "--budgets",
         type=float,
         nargs="+",
         metavar="C",
-        help="the compute budgets in FLOPs: a run joins the one within 10%% of its "
-        "FLOPs (others are left out); with --from-curves, where curves are read",
+        # %% for argparse: 10%% shows as 10%
+        help=f"the compute budgets in FLOPs: a run joins the one within {BUDGET_TOLERANCE:.0%}% "
+        "of its FLOPs (others are left out); with --from-curves, where curves are read",
     )
     p.add_argument(
         "--from-curves",
@@ -322,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="read each run's val-loss curve at the budgets (default: 6 over the range "
         "where >= 3 sizes' curves overlap) instead of taking its final loss",
     )
-    p.add_argument("--n", choices=["params", "non_embedding_params"], help="N (default: params)")
+    n_option(p)
     p.add_argument(
         "--method",
         choices=METHODS,
@@ -358,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands.chinchilla,
         "Chinchilla Approach 3: L(N, D) = E + A/N^alpha + B/D^beta on runs, or on a CSV with --csv",
     )
-    p.add_argument("--n", choices=["params", "non_embedding_params"], help="N (default: params)")
+    n_option(p)
     p.add_argument(
         "--compute",
         type=float,

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from analysis.bootstrap import seed_matrix
 from analysis.errors import AnalysisError, unknown
 from trainer import schema
 
@@ -26,9 +27,12 @@ MEASURES = (
 # params that say where and as what a run was logged, not what it trained: sweep.run_name,
 # sweep.id, sweep.parent_run_id, tracking.uri, ... differ between seeds of one configuration
 BOOKKEEPING_PREFIXES = ("sweep.", "tracking.")
+SEED_COLUMN = "seed"  # the param of a run's seed (trainer/config.py: JobConfig.seed)
 
 
-def config_columns(param_columns: Sequence[str], exclude: Sequence[str] = ("seed",)) -> list[str]:
+def config_columns(
+    param_columns: Sequence[str], exclude: Sequence[str] = (SEED_COLUMN,)
+) -> list[str]:
     """The params that identify a configuration: all but bookkeeping and ``exclude``."""
     return [c for c in param_columns if c not in exclude and not c.startswith(BOOKKEEPING_PREFIXES)]
 
@@ -89,6 +93,13 @@ def collapse_seeds(
     out = out.join(cells[measures].mean())
     out["diverged"] = out["n_seeds"] == 0  # every seed of the cell diverged
     return out.reset_index(drop=True)
+
+
+def seed_values(points: pd.DataFrame, value: str) -> np.ndarray | None:
+    """Each point's seed values of ``value`` (its ``<value>_seeds`` from ``collapse_seeds``) as
+    a ``bootstrap.seed_matrix``; None for points not collapsed over seeds."""
+    column = f"{value}_seeds"
+    return seed_matrix(points[column]) if column in points else None
 
 
 def min_over(

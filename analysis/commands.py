@@ -10,8 +10,13 @@ import numpy as np
 import pandas as pd
 
 from analysis import plots
-from analysis.bootstrap import seed_matrix
-from analysis.budgets import budget_bins, budget_label, nearest_budget
+from analysis.budgets import (
+    BUDGET_GAP_DECADES,
+    BUDGET_TOLERANCE,
+    budget_bins,
+    budget_label,
+    nearest_budget,
+)
 from analysis.chinchilla import (
     HOFFMANN_2022_PARAMS,
     bootstrap_chinchilla,
@@ -25,6 +30,7 @@ from analysis.collapse import (
     config_columns,
     labels,
     min_over,
+    seed_values,
 )
 from analysis.compare import (
     COMPARE_AXES,
@@ -34,7 +40,7 @@ from analysis.compare import (
     winners_from_fits,
 )
 from analysis.curves import curve_points
-from analysis.errors import AnalysisError, unknown
+from analysis.errors import AnalysisError, option_name, unknown
 from analysis.groups import GroupFits, first_reasons, fit_groups
 from analysis.holdout import Extrapolation, held_out, holdout_json
 from analysis.isoflop import fit_isoflop, frontier_predict
@@ -122,7 +128,7 @@ def _read(args: argparse.Namespace, metrics: Sequence[str] | None) -> Experiment
                 d=args.d_col,
                 c=args.c_col,
                 t=args.t_col,
-                loss=args.loss_col or "loss",
+                loss=args.loss_col,
                 weight=args.weight_col,
                 run=args.run_col,
             ),
@@ -143,17 +149,16 @@ def _read(args: argparse.Namespace, metrics: Sequence[str] | None) -> Experiment
 
 
 def _loss(args: argparse.Namespace) -> str:
-    return (args.loss_col or "loss") if args.csv else args.y
+    return args.loss_col if args.csv else args.y
 
 
 def _seed_column(args: argparse.Namespace, exp: Experiment, needed: bool = False) -> str:
-    """--seed-column (default `seed`), which must exist when given or `needed`: a misspelt one
-    would leave every seed its own configuration. The default may be absent (a CSV of one
-    seed per configuration)."""
-    column = args.seed_column or "seed"
-    if args.seed_column or needed:
-        check_columns(exp.runs, [column], "--seed-column")
-    return column
+    """--seed-column, which must exist when given or `needed`: a misspelt one would leave every
+    seed its own configuration. The default may be absent (a CSV of one seed per
+    configuration)."""
+    if args.seed_column_given or needed:
+        check_columns(exp.runs, [args.seed_column], "--seed-column")
+    return args.seed_column
 
 
 def _losses(exp: Experiment) -> list[str]:
@@ -268,10 +273,6 @@ def _require(args: argparse.Namespace, points: pd.DataFrame, column: str, option
         check_columns(points, [column], option)
 
 
-def _seeds(rows: pd.DataFrame, y: str) -> np.ndarray | None:
-    return seed_matrix(rows[f"{y}_seeds"]) if f"{y}_seeds" in rows else None
-
-
 def _weights(args: argparse.Namespace, rows: pd.DataFrame) -> np.ndarray | None:
     return rows[args.weight_col].to_numpy(float) if args.weight_col else None
 
@@ -315,7 +316,7 @@ _POINT_OPTIONS = ("collapse_seeds", "min_over", "drop_highest")
 def _refuse_point_options(args: argparse.Namespace, where: str, instead: str) -> None:
     """``where`` reads whole curves, not the runs' final points: refuse the point options
     there rather than ignore them."""
-    given = ["--" + dest.replace("_", "-") for dest in _POINT_OPTIONS if getattr(args, dest)]
+    given = [option_name(dest) for dest in _POINT_OPTIONS if getattr(args, dest)]
     if given:
         raise AnalysisError(
             f"{', '.join(given)}: options for the runs' final points; {where} reads every "
@@ -649,7 +650,7 @@ def _budgets(args: argparse.Namespace, points: pd.DataFrame) -> tuple[np.ndarray
         if np.isnan(nominal).any():
             print(
                 f"left out {int(np.isnan(nominal).sum())} of {nominal.size} runs whose FLOPs are "
-                f"not within 10% of a budget in --budgets"
+                f"not within {BUDGET_TOLERANCE:.0%} of a budget in --budgets"
             )
         return np.array([budget_label(v) if np.isfinite(v) else "" for v in nominal]), compute
     return np.array([budget_label(v) for v in budget_bins(compute)]), compute
@@ -730,7 +731,7 @@ def isoflop(args: argparse.Namespace) -> None:
                 *arrays,
                 method=method,
                 weights=_weights(args, rows),
-                seeds=_seeds(rows, y),
+                seeds=seed_values(rows, y),
                 weighted=not args.unweighted,
                 drop_flagged=args.drop_flagged,
                 n_resamples=args.bootstrap,
@@ -763,7 +764,7 @@ def isoflop(args: argparse.Namespace) -> None:
                 or (
                     "per group: 6 over the range where >= 3 sizes' curves overlap"
                     if curves
-                    else "flops (runs within 0.05 decade)"
+                    else f"flops (runs within {BUDGET_GAP_DECADES:g} decade)"
                 )
             ),
             "from_curves": curves,
@@ -852,7 +853,7 @@ def chinchilla(args: argparse.Namespace) -> None:
     summaries, tables, skipped = {}, [], {}
     for g, rows in points.groupby(labels(points, _group_by(args)), sort=True):
         n, d, loss = (rows[c].to_numpy(float) for c in (n_col, schema.TOKENS, y))
-        weights, seeds = _weights(args, rows), _seeds(rows, y)
+        weights, seeds = _weights(args, rows), seed_values(rows, y)
         _warn_unidentified(g, n, d)
         try:  # like fit and isoflop: a group that cannot be fitted is skipped with its reason
             law = fit_chinchilla(n, d, loss, weights=weights)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis.bootstrap import DEFAULT_LEVEL
 from analysis.collapse import labels
 from analysis.curves import HOW, reached_by, run_curves
 from analysis.errors import AnalysisError, unknown
@@ -49,7 +50,7 @@ def compare_at_equal(
     metric: str = schema.VAL_LOSS,
     n_points: int = 8,
     how: str = "best",
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
 ) -> EqualBudget:
     """``variant``: columns naming a variant (e.g. model.name); ``cell``: columns naming one
     configuration (the config minus the seed). At each budget T of a grid from the first

@@ -1,4 +1,5 @@
-"""The one exception type the CLI turns into a one-line message instead of a traceback."""
+"""The one exception type the CLI turns into a one-line message instead of a traceback, and
+the pieces of its messages."""
 
 
 class AnalysisError(ValueError):
@@ -8,3 +9,8 @@ class AnalysisError(ValueError):
 def unknown(kind: str, value: object, valid: object) -> AnalysisError:
     choices = ", ".join(sorted(map(str, valid))) or "(none)"
     return AnalysisError(f"unknown {kind} {value!r}; valid: {choices}")
+
+
+def option_name(dest: str) -> str:
+    """The command-line option of an argparse ``dest``: min_over -> --min-over."""
+    return "--" + dest.replace("_", "-")

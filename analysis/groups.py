@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import Intervals, seed_matrix
+from analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, Intervals
 from analysis.budgets import budget_bins
-from analysis.collapse import labels
+from analysis.collapse import labels, seed_values
 from analysis.errors import AnalysisError
 from analysis.holdout import Extrapolation, held_out
 from analysis.lse import usable
@@ -69,10 +69,9 @@ def fit_groups(
     by: Sequence[str],
     *,
     irreducible: bool = True,
-    n_resamples: int = 200,
+    n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
-    level: float = 0.95,
-    starts: np.ndarray | None = None,
+    level: float = DEFAULT_LEVEL,
     weight: str | None = None,
 ) -> GroupFits:
     """Fit L = E + A x^-alpha (or A x^-alpha) to each group's (x, y) points; groups with too few
@@ -86,9 +85,9 @@ def fit_groups(
     for group, rows in points.groupby(labels(points, by), sort=True):
         xs, ys = rows[x].to_numpy(float), rows[y].to_numpy(float)
         ws = rows[weight].to_numpy(float) if weight else None
-        seeds = seed_matrix(rows[f"{y}_seeds"]) if f"{y}_seeds" in rows else None
+        seeds = seed_values(rows, y)
         try:
-            fit = fit_power_law(xs, ys, irreducible=irreducible, starts=starts, weights=ws)
+            fit = fit_power_law(xs, ys, irreducible=irreducible, weights=ws)
         except AnalysisError as err:
             skipped[group] = str(err)
             continue
@@ -96,22 +95,20 @@ def fit_groups(
         intervals[group] = bootstrap_power_law(
             xs, ys, fit, n_resamples=n_resamples, seed=seed, level=level, weights=ws, seeds=seeds
         )
-        held[group] = _holdout(xs, ys, np.ones(xs.size) if ws is None else ws, irreducible, starts)
+        held[group] = _holdout(xs, ys, np.ones(xs.size) if ws is None else ws, irreducible)
     if not fits:
         raise AnalysisError(f"no group could be fitted on {x!r}: {first_reasons(skipped)}")
     return GroupFits(x=x, y=y, fits=fits, intervals=intervals, extrapolation=held, skipped=skipped)
 
 
-def _holdout(
-    x: np.ndarray, y: np.ndarray, w: np.ndarray, irreducible: bool, starts: np.ndarray | None
-) -> Extrapolation | str:
+def _holdout(x: np.ndarray, y: np.ndarray, w: np.ndarray, irreducible: bool) -> Extrapolation | str:
     ok = usable(x, y) & (w > 0)
     x, y, w = x[ok], y[ok], w[ok]
     return held_out(
         budget_bins(x),
         y,
         lambda train, test: fit_power_law(
-            x[train], y[train], irreducible=irreducible, starts=starts, weights=w[train]
+            x[train], y[train], irreducible=irreducible, weights=w[train]
         ).predict(x[test]),
     )
 

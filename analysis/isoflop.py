@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import Intervals, resample, summarize
+from analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, Intervals, resample, summarize
 from analysis.errors import AnalysisError
 from analysis.lse import usable, user_weights
 from analysis.optimum import DEFAULT_METHOD, REMEDIES, Method, Optimum, locate
@@ -92,9 +92,9 @@ def fit_isoflop(
     seeds: np.ndarray | None = None,
     weighted: bool = True,
     drop_flagged: bool = False,
-    n_resamples: int = 200,
+    n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
 ) -> IsoFlopFit:
     """``budget`` labels each point's compute budget, ``compute`` its FLOPs (a budget's C is the
     median over its points); ``weights``: the user's per-point weights (parabola methods only:

@@ -20,6 +20,8 @@ from sqlalchemy.engine import make_url
 
 from analysis.errors import AnalysisError, unknown
 from trainer import schema
+from trainer.contract import ConfigError, redact
+from trainer.tracking import client_for, probe_server, search_all
 
 # --x choices -> runs-table columns
 X_AXES = {
@@ -91,9 +93,6 @@ def open_store(tracking_uri: str) -> MlflowClient:
     from urllib.parse import urlsplit
     from urllib.request import url2pathname
 
-    from trainer.contract import ConfigError, redact
-    from trainer.tracking import client_for, probe_server
-
     def check_file_store(path: Path) -> None:
         """A file store (mlruns/) must exist: MLflow would make an empty one there."""
         path = path.expanduser()
@@ -124,7 +123,6 @@ def open_store(tracking_uri: str) -> MlflowClient:
             probe_server(tracking_uri, named=f"--tracking-uri {shown}", then="")
         except ConfigError as err:
             raise AnalysisError(str(err)) from None
-        return client_for(tracking_uri)  # a few quick retries, no URL printed
     if tracking_uri.startswith("sqlite:"):
         path = make_url(tracking_uri).database
         if path and path != ":memory:" and not Path(path).exists():
@@ -133,7 +131,7 @@ def open_store(tracking_uri: str) -> MlflowClient:
                 f"from the launch directory, pass --tracking-uri sqlite:///<launch dir>/mlflow.db, "
                 f"or fit a table with --csv FILE"
             )
-    return MlflowClient(tracking_uri=tracking_uri)
+    return client_for(tracking_uri)  # a server: a few quick retries; no URL printed
 
 
 def load_experiment(
@@ -154,7 +152,7 @@ def load_experiment(
         exp = client.get_experiment(experiment)
     if exp is None:
         raise unknown("experiment", experiment, [e.name for e in client.search_experiments()])
-    runs = _search(client, exp.experiment_id, f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'")
+    runs = search_all(client, exp.experiment_id, f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'")
     if not runs:
         raise AnalysisError(
             f"experiment {exp.name!r} has no job runs (tag {schema.TAG_ROLE}={schema.ROLE_JOB})"
@@ -166,7 +164,7 @@ def load_experiment(
         if not runs:
             raise unknown(f"sweep id in experiment {exp.name!r}:", sweep_id, sweeps)
         role = f"tags.`{schema.TAG_ROLE}` = '{schema.ROLE_SWEEP}'"
-        parents = _search(
+        parents = search_all(
             client, exp.experiment_id, f"{role} and tags.`{schema.TAG_SWEEP_ID}` = '{sweep_id}'"
         )
         parent = parents[0].info.run_id if parents else None
@@ -224,16 +222,6 @@ def describe_unfinished(unfinished: pd.DataFrame) -> str | None:
         f"left out {len(unfinished)} runs whose MLflow status is not FINISHED "
         f"({_count(unfinished)}; --include-unfinished uses their partial curves): {names}"
     )
-
-
-def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], filter_string, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
 
 
 def _metric(run: Run, key: str) -> float:

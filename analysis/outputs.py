@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from analysis.bootstrap import Intervals
 from analysis.errors import AnalysisError
 from analysis.plausibility import implausible
+from trainer.tracking import client_for
 
 # in each output folder: the files the last command wrote there (and, until it finishes, the
 # ones the command before it wrote), so that a command removes its predecessor's files and
@@ -30,12 +30,12 @@ class Output:
     command wrote there that this one did not (named in ``MANIFEST``), so a folder never mixes
     two commands' results."""
 
-    def __init__(self, directory: str | Path, option: str = "--out"):
+    def __init__(self, directory: str | Path):
         self.dir = Path(directory)
         self.written: list[Path] = []
         self.removed: list[Path] = []
         self._made: list[Path] = []
-        where = f"{option} {directory}"
+        where = f"--out {directory}"
         missing = [p for p in [self.dir, *self.dir.parents] if not p.exists()]
         blocker = next((p for p in [self.dir, *self.dir.parents] if p.exists()), None)
         if blocker is not None and not blocker.is_dir():
@@ -136,7 +136,7 @@ def format_intervals(intervals: Intervals) -> str:
 
 def attach(tracking_uri: str, parent_run_id: str, out: Output, artifact_path: str) -> None:
     """Log every file written this invocation as an artifact of the sweep's parent run."""
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = client_for(tracking_uri)
     for path in out.written:
         client.log_artifact(parent_run_id, str(path), artifact_path=artifact_path)
 

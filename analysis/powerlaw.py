@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.bootstrap import Intervals, bootstrap_lse
+from analysis.bootstrap import DEFAULT_LEVEL, Intervals, bootstrap_lse
 from analysis.errors import AnalysisError
 from analysis.lse import LSEProblem, grid_starts, require_points, usable, user_weights
 
@@ -129,7 +129,7 @@ def bootstrap_power_law(
     *,
     n_resamples: int,
     seed: int,
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
     weights: np.ndarray | None = None,
     seeds: np.ndarray | None = None,
 ) -> Intervals:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from analysis.bootstrap import DEFAULT_LEVEL
+
 SIGNIFICANCE = 0.01
 
 
@@ -43,7 +45,7 @@ class Difference:
         )
 
 
-def difference(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Difference:
+def difference(a: np.ndarray, b: np.ndarray, level: float = DEFAULT_LEVEL) -> Difference:
     """A's losses ``a`` against B's ``b`` (one per seed; non-finite ones are left out)."""
     a, b = (np.asarray(v, dtype=float) for v in (a, b))
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]

@@ -25,6 +25,7 @@ N, D, C, T = "params_total", schema.TOKENS, schema.FLOPS, schema.WALL_CLOCK
 # The defaults of the N and C columns, used when the CSV has them: Epoch AI's extraction of
 # Hoffmann et al. 2022, Fig. 4 (tests/data/epoch_chinchilla_svg_extracted_data.csv).
 DEFAULT_N, DEFAULT_C = "Model Size", "Training FLOP"
+DEFAULT_LOSS = "loss"
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Columns:
     d: str | None = None
     c: str | None = None
     t: str | None = None
-    loss: str = "loss"
+    loss: str = DEFAULT_LOSS
     weight: str | None = None
     run: str | None = None
 

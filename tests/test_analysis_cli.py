@@ -16,7 +16,8 @@ from mlflow.tracking import MlflowClient
 
 from analysis.chinchilla import ChinchillaFit
 from analysis.cli import main
-from analysis.synthetic import demo_store, isoflop_sweep
+from analysis.synthetic import isoflop_sweep
+from tests.fake_store import demo_store
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "data" / "epoch_chinchilla_svg_extracted_data.csv"

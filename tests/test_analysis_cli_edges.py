@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main
-from analysis.synthetic import demo_store
+from tests.fake_store import demo_store
 
 
 @pytest.fixture(scope="module")

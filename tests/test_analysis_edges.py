@@ -18,8 +18,9 @@ from analysis.curves import curve_points
 from analysis.errors import AnalysisError
 from analysis.plausibility import implausible
 from analysis.powerlaw import PowerLawFit
-from analysis.synthetic import demo_store, isoflop_sweep
+from analysis.synthetic import isoflop_sweep
 from analysis.table import Columns, read_table
+from tests.fake_store import demo_store
 from trainer import schema
 
 # the audit sweep's runs: N parameters, tokens trained, final val loss, per architecture

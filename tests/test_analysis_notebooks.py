@@ -10,7 +10,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from analysis.synthetic import demo_store
+from tests.fake_store import demo_store
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
