@@ -134,7 +134,7 @@ def timed(f, *args):
 def stages(name: str, docs: list[str], pretrained: dict[str, Path]) -> None:
     """The filter and tokenizer stages alone, on the training documents."""
     from trainer.data.filters import FILTERS, apply
-    from trainer.data.tokenizers import TOKENIZERS, HFTokenizer, TokenizerConfig
+    from trainer.data.tokenizers import HFTokenizer, TokenizerConfig
 
     mb = sum(len(d.encode()) for d in docs) / 1e6
     for fname, kw in FILTERS_CASES:
@@ -143,7 +143,7 @@ def stages(name: str, docs: list[str], pretrained: dict[str, Path]) -> None:
             f"  {name:12s} filter={fname:16s} {wall:7.2f} s {mb / wall:8.1f} MB/s "
             f"(CPU {cpu:.2f} s; kept {len(kept) / len(docs):.1%} of documents)"
         )
-    tok, train_wall, train_cpu = timed(TOKENIZERS.build, TokenizerConfig(name="bpe"), docs)
+    tok, train_wall, train_cpu = timed(TokenizerConfig(name="bpe").build, docs)
     (ids, _), wall, cpu = timed(tok.encode, docs)
     print(
         f"  {name:12s} tokenizer=bpe        {train_wall + wall:7.2f} s "
@@ -157,7 +157,7 @@ def stages(name: str, docs: list[str], pretrained: dict[str, Path]) -> None:
         f"{mb / wall:.1f} MB/s (CPU {cpu:.2f} s), identical ids: {bool((ref == ids).all())}"
     )
     for kind, path in pretrained.items():
-        tok = TOKENIZERS.build(TokenizerConfig(name="pretrained", path=str(path)), docs)
+        tok = TokenizerConfig(name="pretrained", path=str(path)).build(docs)
         (ids, _), wall, cpu = timed(tok.encode, docs)
         (ref, _), ref_wall, _ = timed(HFTokenizer.encode, tok, docs)
         print(

@@ -28,8 +28,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from trainer.config import TrainConfig  # noqa: E402
 from trainer.models import build_model  # noqa: E402
 from trainer.models.transformer import TransformerConfig  # noqa: E402
+from trainer.objectives import CLMConfig  # noqa: E402
 from trainer.optim import build_optimizer  # noqa: E402
 from trainer.optim.elementwise import AdamWConfig  # noqa: E402
 from trainer.perf import configure_device, device_peak, to_device, wants_compile  # noqa: E402
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
         max_seq_len=args.seq_len,
         mlp=args.mlp,
     )
-    model = build_model(cfg, args.vocab).to(device)
+    model = build_model(cfg, args.vocab, causal=CLMConfig.causal).to(device)
     opt = build_optimizer(AdamWConfig(lr=6e-4), model)
     if compiled:
         model.compile()
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
         for _ in range(args.accum):
             w = to_device(rng.integers(0, args.vocab, (args.micro_batch, args.seq_len + 1)), device)
             with amp:
-                loss = model(w[:, :-1], w[:, 1:])
+                loss = model.loss(w[:, :-1], w[:, 1:], z_loss=TrainConfig.z_loss)
             (loss / args.accum).backward()
             loss_sum += loss.detach() / args.accum
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -9,9 +9,11 @@ import dataclasses
 
 import pytest
 import yaml
+from omegaconf import MISSING
 
 from tests.conftest import CONF
 from trainer.config import GROUPS
+from trainer.registry import Registry
 
 OPTIONS = [(g, o) for g, registry in GROUPS.items() for o in registry.names()]
 
@@ -38,8 +40,27 @@ def test_option_yaml_holds_no_default(group, option):
         )
 
 
-@pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}/{o}" for g, o in OPTIONS])
-def test_option_name_is_its_registry_key(group, option):
-    """`name` is the one default every option must state, in its dataclass."""
-    cls = GROUPS[group][option].config_cls
-    assert {f.name: f.default for f in dataclasses.fields(cls)}["name"] == option
+def test_an_option_is_registered_by_its_name_default():
+    """`name` is the one default every option must state, in its dataclass: the registry keys
+    the option by it, and refuses a class without one (a base class) or with a name already
+    taken (a subclass that forgot its own inherits its parent's)."""
+
+    @dataclasses.dataclass
+    class Base:
+        name: str = MISSING
+
+    @dataclasses.dataclass
+    class One(Base):
+        name: str = "one"
+
+    @dataclasses.dataclass
+    class Unnamed(One):
+        pass
+
+    things: Registry = Registry("thing")
+    things.register(One)(lambda cfg: "built")
+    assert things.names() == ["one"] and things.build(One()) == "built"
+    with pytest.raises(ValueError, match="Base has no `name` default: not a thing"):
+        things.register(Base)
+    with pytest.raises(ValueError, match="thing=one is registered twice"):
+        things.register(Unnamed)(lambda cfg: "other")

@@ -23,7 +23,6 @@ from trainer.data.sources import SOURCES, FilesConfig, HFConfig
 from trainer.data.tokenizers import (
     CL100K_PATTERNS,
     SEP,
-    TOKENIZERS,
     PiecewisePretrained,
     TokenizerConfig,
     load_pretrained,
@@ -164,7 +163,7 @@ def test_hf_unreachable_hub_fails_naming_the_dataset(tmp_path):
 def test_pretrained_tokenizer_uses_its_eos_token_as_separator(tmp_path):
     save_tokenizer(tmp_path / "gpt" / "tokenizer.json", special=["<|endoftext|>"])
     cfg = TokenizerConfig(name="pretrained", path=str(tmp_path / "gpt"))  # a directory
-    tok = TOKENIZERS.build(cfg, [])
+    tok = cfg.build([])
     assert tok.tok.id_to_token(tok.sep_id) == "<|endoftext|>" and tok.vocab_size == 300
     assert cfg.expected_vocab_size() == 300
 
@@ -172,7 +171,7 @@ def test_pretrained_tokenizer_uses_its_eos_token_as_separator(tmp_path):
 def test_pretrained_tokenizer_without_eos_gets_a_sep_token(tmp_path):
     save_tokenizer(tmp_path / "plain.json", special=[])
     cfg = TokenizerConfig(name="pretrained", path=str(tmp_path / "plain.json"))
-    tok = TOKENIZERS.build(cfg, [])
+    tok = cfg.build([])
     assert tok.tok.id_to_token(tok.sep_id) == SEP and tok.vocab_size == 301 == tok.sep_id + 1
     assert cfg.expected_vocab_size() == 301  # the added separator counts
 
@@ -188,7 +187,7 @@ def test_pretrained_tokenizer_reads_eos_from_tokenizer_config_and_skips_template
     (tmp_path / "t5" / "tokenizer_config.json").write_text(
         json.dumps({"eos_token": {"content": "[END]"}})
     )
-    ours = TOKENIZERS.build(TokenizerConfig(name="pretrained", path=str(tmp_path / "t5")), [])
+    ours = TokenizerConfig(name="pretrained", path=str(tmp_path / "t5")).build([])
     assert ours.sep_id == 1  # [END]
     assert 0 not in ours.encode(["the king"])[0]  # no template [BOS]
 

@@ -48,7 +48,7 @@ def variant_id(v) -> str:
 
 @pytest.mark.parametrize("name,overrides", VARIANTS, ids=variant_id)
 def test_every_parameter_has_exactly_one_role(name, overrides):
-    model = build_model(small(name, *overrides), VOCAB)
+    model = build_model(small(name, *overrides), VOCAB, causal=True)
     times = {p: torch.zeros(len(p)) for p in model.parameters()}
     for d in declarations(model):
         times[d.param][d.rows] += 1
@@ -57,7 +57,7 @@ def test_every_parameter_has_exactly_one_role(name, overrides):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_every_family_counts_its_sequence_mixing(name):
-    model = build_model(small(name), VOCAB)
+    model = build_model(small(name), VOCAB, causal=True)
     for block in model.blocks:
         assert type(block).mixing_flops_per_token is not Block.mixing_flops_per_token
         assert block.mixing_flops_per_token(24) > 0
@@ -122,7 +122,7 @@ def test_init_follows_the_declared_roles(name, overrides):
     """GPT-2: N(0, 0.02), 0.02/sqrt(2L) into the residual stream, zero biases; DeepNet: Xavier
     per matrix, gain 1 for queries/keys and (8N)^(-1/4) per decoder layer for the rest."""
     cfg = small(name, *overrides)
-    model = build_model(cfg, VOCAB)
+    model = build_model(cfg, VOCAB, causal=True)
     M = sum(len(b.branches) for b in model.blocks)
     for d in declarations(model):
         w = d.tensor()

@@ -64,7 +64,7 @@ def logits_after_perturbing(model):
 @pytest.mark.parametrize("name,overrides", VARIANTS, ids=variant_id)
 def test_future_tokens_do_not_change_earlier_logits(name, overrides):
     torch.manual_seed(0)
-    a, b = logits_after_perturbing(noisy(build_model(small(name, *overrides), VOCAB)))
+    a, b = logits_after_perturbing(noisy(build_model(small(name, *overrides), VOCAB, causal=True)))
     t = PERTURBED
     assert torch.allclose(a[:, :t], b[:, :t], atol=1e-6), "logits before t saw token t"
     assert not torch.allclose(a[:, t + 1 :], b[:, t + 1 :], atol=1e-4), "t reached nothing later"
@@ -82,12 +82,12 @@ def test_bidirectional_variant_sees_the_future(name, overrides):
 @pytest.mark.parametrize("name", FAMILIES)
 def test_each_family_trains(name):
     torch.manual_seed(0)
-    model = build_model(small(name), VOCAB)
+    model = build_model(small(name), VOCAB, causal=True)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     w = torch.randint(0, 16, (4, T + 1))  # a small alphabet: quick to learn
     losses = []
     for _ in range(8):
-        loss = model.loss(w[:, :-1], w[:, 1:])
+        loss = model.loss(w[:, :-1], w[:, 1:], z_loss=0.0)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -98,7 +98,7 @@ def test_each_family_trains(name):
 @pytest.mark.parametrize("name", FAMILIES)
 def test_param_counts_are_exact(name):
     cfg = small(name)
-    model = build_model(cfg, VOCAB)
+    model = build_model(cfg, VOCAB, causal=True)
     total, non_emb = model.param_counts()
     assert total == sum(p.numel() for p in model.parameters())  # tied head counted once
     positions = {"learned": cfg.max_seq_len * cfg.d_model, "scaled_sinusoidal": 1}
@@ -110,13 +110,21 @@ def test_causal_maps_store_only_live_weights_and_full_maps_when_bidirectional(na
     cfg = small(name)
     T_ = cfg.max_seq_len
     for causal, live in ((True, T_ * (T_ + 1) // 2), (False, T_ * T_)):
-        maps = [m for m in build_model(cfg, VOCAB, causal).modules() if isinstance(m, SequenceMap)]
+        maps = [
+            m
+            for m in build_model(cfg, VOCAB, causal=causal).modules()
+            if isinstance(m, SequenceMap)
+        ]
         assert maps and all(m.weight.numel() == live for m in maps)
 
 
 def test_random_synthesizer_stores_a_causal_logit_map_per_head():
     cfg = small("synthesizer", "model.synthesis=random")
-    (m,) = [m for m in build_model(cfg, VOCAB).blocks[0].modules() if isinstance(m, SequenceMap)]
+    (m,) = [
+        m
+        for m in build_model(cfg, VOCAB, causal=True).blocks[0].modules()
+        if isinstance(m, SequenceMap)
+    ]
     assert m.weight.shape == (cfg.n_heads, T * (T + 1) // 2)
     logits, past = m.matrix(T, fill=float("-inf")), torch.ones(T, T, dtype=torch.bool).tril()
     assert torch.isfinite(logits[:, past]).all() and torch.isinf(logits[:, ~past]).all()
@@ -124,7 +132,7 @@ def test_random_synthesizer_stores_a_causal_logit_map_per_head():
 
 def test_flops_per_token_follows_palm_for_the_transformer():
     cfg = small("transformer")
-    model = build_model(cfg, VOCAB)
+    model = build_model(cfg, VOCAB, causal=True)
     d, L = cfg.d_model, cfg.n_layers
     block_params = sum(p.numel() for p in model.blocks.parameters())
     assert model.flops_per_token(T) == 6 * block_params + 12 * L * T * d + 6 * d * VOCAB
@@ -141,7 +149,7 @@ def test_flops_per_token_follows_palm_for_the_transformer():
 )
 def test_flops_count_sequence_maps_per_channel_not_per_weight(name, mixing):
     cfg = small(name)
-    model = build_model(cfg, VOCAB)
+    model = build_model(cfg, VOCAB, causal=True)
     per_token = sum(p.numel() for p in model.blocks.parameters()) - sum(
         m.weight.numel() for m in model.blocks.modules() if isinstance(m, SequenceMap)
     )
@@ -151,7 +159,7 @@ def test_flops_count_sequence_maps_per_channel_not_per_weight(name, mixing):
 
 
 def test_rezero_blocks_start_as_the_identity():
-    model = build_model(small("mixer", "model.norm=none", "model.rezero=true"), VOCAB)
+    model = build_model(small("mixer", "model.norm=none", "model.rezero=true"), VOCAB, causal=True)
     x = torch.randint(0, VOCAB, (1, T))
     with torch.no_grad():
         assert torch.equal(model(x), model.head(model.norm(model.embed(x))))
@@ -161,7 +169,7 @@ def test_rezero_blocks_start_as_the_identity():
 
 def test_deepnet_scales_the_shortcut_and_the_init_by_depth():
     cfg = small("transformer", "model.norm=post", "model.deepnet=true")
-    model = build_model(cfg, VOCAB)
+    model = build_model(cfg, VOCAB, causal=True)
     branches = [m for m in model.modules() if isinstance(m, Residual)]
     N = cfg.n_layers  # decoder-only: alpha=(2N)^1/4, beta=(8N)^-1/4
     assert all(b.alpha == pytest.approx((2 * N) ** 0.25) for b in branches)
@@ -177,7 +185,7 @@ def test_attention_reads_queries_keys_and_values_from_the_rows_its_roles_declare
     module's output is causal softmax attention computed from those row blocks by hand."""
     torch.manual_seed(0)
     cfg = small("transformer", "model.n_heads=4")
-    attn = build_model(cfg, VOCAB).blocks[0].branches[0].f
+    attn = build_model(cfg, VOCAB, causal=True).blocks[0].branches[0].f
     d, H = cfg.d_model, cfg.n_heads
     x = torch.randn(2, T, d)
     wq, wk, wv = attn.qkv.weight.split(d)
@@ -210,7 +218,9 @@ def test_rotary_scores_depend_on_relative_position_only():
 
 
 def test_scaled_sinusoidal_positions_carry_one_learned_scale():
-    model = build_model(small("transformer", "model.positions=scaled_sinusoidal"), VOCAB)
+    model = build_model(
+        small("transformer", "model.positions=scaled_sinusoidal"), VOCAB, causal=True
+    )
     assert model.pos_scale.requires_grad and model.pos_scale.item() == pytest.approx(32**-0.5)
 
 
@@ -221,5 +231,5 @@ def test_rotary_is_refused_where_there_are_no_queries_and_keys():
 
 def test_shorter_sequences_than_max_are_supported():
     for name in FAMILIES:
-        model = build_model(small(name), VOCAB)
+        model = build_model(small(name), VOCAB, causal=True)
         assert model(torch.randint(0, VOCAB, (1, 10))).shape == (1, 10, VOCAB)

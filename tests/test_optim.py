@@ -36,12 +36,12 @@ def tiny_job(name: str, d_model: int):
 def tiny_lm(name: str, d_model: int = 16):
     job = tiny_job(name, d_model)
     torch.manual_seed(0)
-    model = build_model(job.model, VOCAB)
+    model = build_model(job.model, VOCAB, causal=True)
     return model, build_optimizer(job.optim, model)
 
 
 def step(model, opt, batch: torch.Tensor) -> float:
-    loss = model.loss(batch[:, :-1], batch[:, 1:])
+    loss = model.loss(batch[:, :-1], batch[:, 1:], z_loss=0.0)
     loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
@@ -147,7 +147,7 @@ def test_groups_follow_the_declared_roles(model_overrides):
     job = compose_job(
         "optim=muon", "model.d_model=16", "model.n_layers=1", "data.seq_len=8", *model_overrides
     )
-    model = build_model(job.model, VOCAB)
+    model = build_model(job.model, VOCAB, causal=True)
     opt = build_optimizer(job.optim, model)
     kinds = param_kinds(model)
     by_decay, by_muon = groups_by(opt, "weight_decay"), groups_by(opt, "use_muon")

@@ -49,15 +49,17 @@ def base():
 @pytest.mark.parametrize("name", FAMILIES)
 def test_every_family_matches_three_targets_within_one_percent(base, name):
     for target in ("200k", "1M", "4M"):
-        cfg = solve_width(replace(base[name], params=target), VOCAB)
+        cfg = solve_width(replace(base[name], params=target), VOCAB, causal=True)
         n = parse_count(target)
-        assert abs(count_params(cfg, VOCAB) - n) <= 0.01 * n, (target, cfg)
+        assert abs(count_params(cfg, VOCAB, causal=True) - n) <= 0.01 * n, (target, cfg)
         assert cfg.n_layers == 2 and cfg.d_model % cfg.width_multiple() == 0
 
 
 def test_heads_divide_the_solved_width_and_the_ffn_closes_the_gap(base):
     cfg = solve_width(
-        replace(base["transformer"], params="200k", n_heads=8, positions="rotary"), VOCAB
+        replace(base["transformer"], params="200k", n_heads=8, positions="rotary"),
+        VOCAB,
+        causal=True,
     )
     assert cfg.d_model % 16 == 0  # 8 heads of even size, for RoPE
     assert cfg.ffn_hidden is not None  # widths step by 16: too coarse alone
@@ -66,12 +68,14 @@ def test_heads_divide_the_solved_width_and_the_ffn_closes_the_gap(base):
 @pytest.mark.parametrize("target", ["200k", "1M", "4M"])
 def test_a_solved_hidden_width_is_as_aligned_as_the_tolerance_allows(base, target):
     """GEMM-friendly widths: on no coarser grid of ALIGNMENTS is there a width within 1%."""
-    cfg = solve_width(replace(base["transformer"], params=target), VOCAB)
+    cfg = solve_width(replace(base["transformer"], params=target), VOCAB, causal=True)
     assert cfg.ffn_hidden is not None, "the case needs the hidden width to close the gap"
     n, h = parse_count(target), cfg.ffn_hidden
     for align in (a for a in ALIGNMENTS if a > max(a for a in ALIGNMENTS if h % a == 0)):
         for other in (align * (h // align), align * (h // align + 1)):
-            assert abs(count_params(replace(cfg, ffn_hidden=other), VOCAB) - n) > 0.01 * n
+            assert (
+                abs(count_params(replace(cfg, ffn_hidden=other), VOCAB, causal=True) - n) > 0.01 * n
+            )
 
 
 def test_bidirectional_models_are_sized_as_built(base):
@@ -85,7 +89,7 @@ def test_too_small_a_target_fails_clearly(base):
         match=r"model.params='1k' is invalid: the smallest "
         r"model=transformer with model.n_layers=2 .* already has",
     ):
-        solve_width(replace(base["transformer"], params="1k"), VOCAB)
+        solve_width(replace(base["transformer"], params="1k"), VOCAB, causal=True)
 
 
 def solved(*overrides):
@@ -99,7 +103,7 @@ def solved(*overrides):
 def test_preflight_carries_the_solved_width_into_the_job():
     job = solved("model=mixer", "model.params=1M")
     assert job.model.params == "1M"
-    assert abs(count_params(job.model, VOCAB) - 1_000_000) <= 10_000
+    assert abs(count_params(job.model, VOCAB, causal=True) - 1_000_000) <= 10_000
     # a plain MLP: a GLU's width steps by 32 (GatedMLP), which could hide the difference
     mlm = solved("model=mixer", "model.params=1M", "objective=mlm", "model.mlp=gelu")
     clm = solved("model=mixer", "model.params=1M", "model.mlp=gelu")
@@ -134,7 +138,7 @@ def test_a_bpe_that_learns_fewer_tokens_than_declared_trains_the_planned_model(t
     ]  # fmt: skip
     job = compose_job(*overrides)
     preflight(job, local=False)  # the plan's figure
-    planned = count_params(job.model, job.vocab_size())
+    planned = count_params(job.model, job.vocab_size(), causal=job.objective.causal)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     done = run_launch(
         "-m", *overrides, "budget.steps=2", "train.eval_sequences=4", f"tracking.uri={uri}",

@@ -16,9 +16,9 @@ TINY = tiny("train.threads=1")
 
 def test_z_loss_adds_log_z_squared_in_training_only():
     job = compose_job(*TINY)
-    model = build_model(job.model, 257)
+    model = build_model(job.model, 257, causal=True)
     x = torch.randint(0, 257, (2, 33))
-    plain = model.loss(x[:, :-1], x[:, 1:]).item()
+    plain = model.loss(x[:, :-1], x[:, 1:], z_loss=0.0).item()
     z = torch.logsumexp(model(x[:, :-1]).float(), dim=-1).pow(2).mean().item()
     assert model.loss(x[:, :-1], x[:, 1:], z_loss=1e-2).item() == pytest.approx(
         plain + 1e-2 * z, rel=1e-5
@@ -78,7 +78,7 @@ def test_adaptive_clipping_is_pytorch_optimizers_agc_in_batched_kernels():
     from pytorch_optimizer.optimizer.agc import agc
 
     torch.manual_seed(0)
-    model = build_model(compose_job(*TINY, "model.bias=true").model, 257)
+    model = build_model(compose_job(*TINY, "model.bias=true").model, 257, causal=True)
     for p in model.parameters():  # small matrix gradients pass, large vector ones clip
         p.grad = torch.randn_like(p) * (1e-4 if p.ndim > 1 else 1.0)
     p0 = next(p for p in model.parameters() if p.ndim > 1)

@@ -15,6 +15,7 @@ printed carries `redact(uri)`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -39,9 +40,9 @@ MAX_TAG_LENGTH = 8000
 
 
 # --- where runs are recorded ------------------------------------------------------------------
-def default_uri(cwd: Optional[Path] = None) -> str:
+def default_uri() -> str:
     """A SQLite file in the launch directory (its artifacts in ./mlruns beside it)."""
-    return f"sqlite:///{(cwd or Path.cwd()).resolve() / 'mlflow.db'}"
+    return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
 
 
 def _password_span(uri: str) -> Optional[tuple[int, int]]:
@@ -186,6 +187,12 @@ class Summary:
     final_val_loss: float
     unigram_entropy: float
     experiment_id: str = ""
+
+    @classmethod
+    def skipped(cls, name: str, outcome: str) -> "Summary":
+        """The row of a job this process did not train (`outcome` says why): no run, no
+        figures."""
+        return cls("", name, outcome, 0, 0, 0, 0, 0.0, math.nan, math.nan)
 
 
 # --- what the user is told -------------------------------------------------------------------

@@ -16,7 +16,6 @@ Faults and what survives them (docs/faults.md has the tested list):
 from __future__ import annotations
 
 import logging
-import math
 import signal
 import sys
 import time
@@ -69,7 +68,7 @@ def train(
             f"[{run_name}] another process is training this job (fingerprint {key}, "
             f"claim {ckpt_dir / checkpoint.CLAIM_FILE}): not run again here"
         )
-        return Summary("", run_name, OUTCOME_ELSEWHERE, 0, 0, 0, 0, 0.0, math.nan, math.nan)
+        return Summary.skipped(run_name, OUTCOME_ELSEWHERE)
     try:
         summary = _train_claimed(job, run_name, overrides, context, key, ckpt_dir, client, uri)
     finally:
@@ -102,7 +101,7 @@ def _train_claimed(
     ):
         # The sweep planned this job, but another sweep finished it since: not trained twice.
         log.warning(f"[{run_name}] a FINISHED run has this job's fingerprint {key}: skipped")
-        return Summary("", run_name, OUTCOME_DONE, 0, 0, 0, 0, 0.0, math.nan, math.nan)
+        return Summary.skipped(run_name, OUTCOME_DONE)
     trainer = Trainer(job)
     store = dist_checkpoint.for_trainer(trainer, ckpt_dir)
     saved = store.latest()

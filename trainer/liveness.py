@@ -50,15 +50,15 @@ def alive(pid_tag: str) -> bool:
     return not started or _start_time(int(pid)) in ("", started)
 
 
-def why_dead(run: Any, now: Optional[float] = None) -> Optional[str]:
+def why_dead(run: Any) -> Optional[str]:
     """Why a RUNNING run's process is certainly gone, or None (alive, or cannot tell)."""
     tags = run.data.tags
     host, pid = tags.get(schema.TAG_HOST), tags.get(schema.TAG_PID)
     if host == socket.gethostname() and pid and not alive(pid):
         return f"its process {pid.split(':')[0]} on {host} is gone"
     beat = tags.get(schema.TAG_HEARTBEAT)
-    if beat and (now or time.time()) - float(beat) > STALE_AFTER_S:
-        return f"no heartbeat for {((now or time.time()) - float(beat)) / 60:.0f} min"
+    if beat and time.time() - float(beat) > STALE_AFTER_S:
+        return f"no heartbeat for {(time.time() - float(beat)) / 60:.0f} min"
     return None
 
 

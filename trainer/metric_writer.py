@@ -26,22 +26,15 @@ from trainer.contract import MAX_METRICS_PER_BATCH, scrub
 from trainer.tracking import is_permanent
 
 SPILL_FILE = "metrics_spill.jsonl"
+FLUSH_EVERY_S = 5.0  # the writer thread's pace
+HEARTBEAT_S = 30.0  # a write (at least the heartbeat tag) this often: trainer/liveness.py
+MAX_MEMORY_POINTS = 100_000  # held during an outage before they are spilled to disk
 
 
 class MetricWriter:
-    def __init__(
-        self,
-        client: Any,
-        run_id: str,
-        spill_dir: Path,
-        flush_every_s: float = 5.0,
-        heartbeat_s: float = 30.0,
-        max_memory_points: int = 100_000,
-    ):
+    def __init__(self, client: Any, run_id: str, spill_dir: Path):
         self.client, self.run_id = client, run_id
         self.spill_path = spill_dir / SPILL_FILE
-        self.flush_every_s, self.heartbeat_s = flush_every_s, heartbeat_s
-        self.max_memory_points = max_memory_points
         self._pending: list = []  # mlflow Metric objects, oldest first
         self._lock = threading.Lock()  # guards _pending
         self._io = threading.Lock()  # one writer (thread, flush or spill) at a time
@@ -119,14 +112,14 @@ class MetricWriter:
     # --- writing -----------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._closed:
-            self._wake.wait(self.flush_every_s)
+            self._wake.wait(FLUSH_EVERY_S)
             self._wake.clear()
             if self._closed:
                 return
-            due = time.monotonic() - self._last_write >= self.heartbeat_s
+            due = time.monotonic() - self._last_write >= HEARTBEAT_S
             if self._pending or self.spill_path.exists() or due:
                 self._write()
-                if self.outage_since is not None and len(self._pending) > self.max_memory_points:
+                if self.outage_since is not None and len(self._pending) > MAX_MEMORY_POINTS:
                     self.spill()
 
     def _write(self) -> bool:

@@ -47,10 +47,12 @@ def training_only(z_loss: float, step: Optional[int]) -> float:
     return 0.0 if step is None else z_loss
 
 
-@OBJECTIVES.register("clm", CLMConfig)
-def clm(cfg: CLMConfig, seed: int, z_loss: float = 0.0) -> Loss:
+@OBJECTIVES.register(CLMConfig)
+def clm(cfg: CLMConfig, seed: int, *, z_loss: float) -> Loss:
     """Next-token prediction: inputs x[:-1], targets x[1:]."""
-    return lambda model, w, step=None: model.loss(w[:, :-1], w[:, 1:], training_only(z_loss, step))
+    return lambda model, w, step=None: model.loss(
+        w[:, :-1], w[:, 1:], z_loss=training_only(z_loss, step)
+    )
 
 
 @dataclass
@@ -114,7 +116,7 @@ class MaskedLM:
     one process drawing the whole batch would. Evaluation re-seeds by seed alone on every
     call, so every evaluation (on every rank) scores the same positions of the same windows."""
 
-    def __init__(self, cfg: MLMConfig, seed: int, z_loss: float = 0.0, rank: int = 0):
+    def __init__(self, cfg: MLMConfig, seed: int, *, z_loss: float, rank: int):
         self.cfg, self.seed = cfg, seed % 2**64  # SeedSequence takes entropy >= 0
         self.z_loss, self.rank = z_loss, rank
         self._step: Optional[int] = None
@@ -133,9 +135,10 @@ class MaskedLM:
         x = w[:, :-1]  # the model supports T = seq_len positions
         mask_id = model.vocab_size - self.cfg.extra_tokens
         inputs, targets = mask_tokens(x, self.cfg, mask_id, self.generator(step, x.device))
-        return model.loss(inputs, targets, training_only(self.z_loss, step))
+        return model.loss(inputs, targets, z_loss=training_only(self.z_loss, step))
 
 
-@OBJECTIVES.register("mlm", MLMConfig)
-def mlm(cfg: MLMConfig, seed: int, z_loss: float = 0.0) -> Loss:
-    return MaskedLM(cfg, seed, z_loss, ranks.rank())  # this rank in a distributed job, else 0
+@OBJECTIVES.register(MLMConfig)
+def mlm(cfg: MLMConfig, seed: int, *, z_loss: float) -> Loss:
+    # this rank in a distributed job, else 0
+    return MaskedLM(cfg, seed, z_loss=z_loss, rank=ranks.rank())

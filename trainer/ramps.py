@@ -109,13 +109,13 @@ def _whole_micro_batches(batch: float, micro: int) -> int:
     return max(micro, int(batch // micro) * micro)
 
 
-@RAMPS.register("constant", ConstantRampConfig)
+@RAMPS.register(ConstantRampConfig)
 def constant(cfg: ConstantRampConfig, micro_batch: int) -> Ramp:
     size = _whole_micro_batches(cfg.start, micro_batch)
     return lambda f: size
 
 
-@RAMPS.register("linear", LinearRampConfig)
+@RAMPS.register(LinearRampConfig)
 def linear(cfg: LinearRampConfig, micro_batch: int) -> Ramp:
     def batch(f: float) -> int:
         t = min(max(f, 0.0) / cfg.fraction, 1.0)
@@ -124,7 +124,7 @@ def linear(cfg: LinearRampConfig, micro_batch: int) -> Ramp:
     return batch
 
 
-@RAMPS.register("staged", StagedRampConfig)
+@RAMPS.register(StagedRampConfig)
 def staged(cfg: StagedRampConfig, micro_batch: int) -> Ramp:
     starts, sizes = [s[0] for s in cfg.stages], [s[1] for s in cfg.stages]
     return lambda f: sizes[bisect.bisect_right(starts, max(f, 0.0)) - 1]

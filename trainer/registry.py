@@ -2,13 +2,16 @@
 
 Hydra composes configs by name; the trainer builds objects by the same name. Keeping both in
 one table means adding an option is one decorator, and an unknown name fails with the list of
-valid choices instead of falling through an if/elif chain.
+valid choices instead of falling through an if/elif chain. An option's name is written once,
+as its config class's `name` default, which is also its key here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, TypeVar
+
+from omegaconf import MISSING
 
 from trainer.contract import ConfigError
 
@@ -26,7 +29,12 @@ class Registry(Generic[T]):
         self.group = group
         self._entries: dict[str, Entry[T]] = {}
 
-    def register(self, name: str, config_cls: type) -> Callable[[T], T]:
+    def register(self, config_cls: type) -> Callable[[T], T]:
+        """Register `build` as the option named by `config_cls.name`'s default."""
+        name = config_cls.name
+        if name == MISSING:  # a base class, or an option that forgot to name itself
+            raise ValueError(f"{config_cls.__name__} has no `name` default: not a {self.group}")
+
         def deco(build: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.group}={name} is registered twice")

@@ -162,12 +162,12 @@ def clamp(f: float) -> float:
     return min(max(f, 0.0), 1.0)
 
 
-@SCHEDULES.register("constant", ConstantConfig)
+@SCHEDULES.register(ConstantConfig)
 def constant(cfg: ConstantConfig) -> Schedule:
     return lambda f: 1.0
 
 
-@SCHEDULES.register("warmup_cooldown", WarmupCooldownConfig)
+@SCHEDULES.register(WarmupCooldownConfig)
 def warmup_cooldown(cfg: WarmupCooldownConfig) -> Schedule:
     warmup, cooldown = cfg.fraction("warmup"), cfg.fraction("cooldown")
 
@@ -195,25 +195,25 @@ def two_phase(
     return lr
 
 
-@SCHEDULES.register("cosine", CosineConfig)
+@SCHEDULES.register(CosineConfig)
 def cosine(cfg: CosineConfig) -> Schedule:
     return two_phase(cfg, lambda t: t, lambda t: cos_anneal(1.0, cfg.final_ratio, t))
 
 
-@SCHEDULES.register("linear", LinearConfig)
+@SCHEDULES.register(LinearConfig)
 def linear(cfg: LinearConfig) -> Schedule:
     # BERT (Devlin et al. 2019, App. A.2): linear warmup, then linear decay.
     return two_phase(cfg, lambda t: t, lambda t: lerp(1.0, cfg.final_ratio, t))
 
 
-@SCHEDULES.register("inverse_sqrt", InverseSqrtConfig)
+@SCHEDULES.register(InverseSqrtConfig)
 def inverse_sqrt(cfg: InverseSqrtConfig) -> Schedule:
     # Vaswani et al. 2017, eq. 3: lr ~ min(step^-0.5, step * warmup^-1.5), scaled to peak at 1.
     warmup = cfg.fraction("warmup")
     return lambda f: min(clamp(f) / warmup, math.sqrt(warmup / max(clamp(f), warmup)))
 
 
-@SCHEDULES.register("one_cycle", OneCycleConfig)
+@SCHEDULES.register(OneCycleConfig)
 def one_cycle(cfg: OneCycleConfig) -> Schedule:
     # Smith & Topin 2019; torch.optim.lr_scheduler.OneCycleLR (anneal_strategy="cos",
     # three_phase=False): cosine up from initial_ratio to 1, cosine down to final_ratio.

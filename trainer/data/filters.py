@@ -154,12 +154,12 @@ def apply(cfg: FilterConfig, docs: Sequence[str]) -> tuple[list[str], list[dict]
     return list(docs), counts
 
 
-@FILTERS.register("none", NoFilterConfig)
+@FILTERS.register(NoFilterConfig)
 def none(cfg: NoFilterConfig) -> Filter:
     return list
 
 
-@FILTERS.register("compressibility", CompressibilityConfig)
+@FILTERS.register(CompressibilityConfig)
 def compressibility(cfg: CompressibilityConfig) -> Filter:
     from trainer.data.tokenizers import train_bpe
 
@@ -170,17 +170,17 @@ def compressibility(cfg: CompressibilityConfig) -> Filter:
     return keep
 
 
-@FILTERS.register("dedup", DedupConfig)
+@FILTERS.register(DedupConfig)
 def dedup(cfg: DedupConfig) -> Filter:
     return lambda docs: list(dict.fromkeys(docs))  # dicts keep insertion order
 
 
-@FILTERS.register("length", LengthConfig)
+@FILTERS.register(LengthConfig)
 def length(cfg: LengthConfig) -> Filter:
     hi = float("inf") if cfg.max_chars is None else cfg.max_chars
     return lambda docs: [d for d in docs if cfg.min_chars <= len(d) <= hi]
 
 
-@FILTERS.register("chain", ChainConfig)
+@FILTERS.register(ChainConfig)
 def chain(cfg: ChainConfig) -> Filter:
     return lambda docs: apply(cfg, docs)[0]

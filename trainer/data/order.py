@@ -69,13 +69,13 @@ def unigram_scores(inputs: np.ndarray, smoothing: float) -> np.ndarray:
     )
 
 
-@ORDERS.register("random", RandomOrderConfig)
+@ORDERS.register(RandomOrderConfig)
 def shuffled(cfg: RandomOrderConfig, inputs: np.ndarray, seed: int) -> Order:
     return lambda epoch: np.random.default_rng([seed, epoch]).permutation(len(inputs))
 
 
-@ORDERS.register("unigram", UnigramOrderConfig)
-@ORDERS.register("reverse_unigram", ReverseUnigramOrderConfig)
+@ORDERS.register(UnigramOrderConfig)
+@ORDERS.register(ReverseUnigramOrderConfig)
 def by_unigram(cfg: UnigramOrderConfig, inputs: np.ndarray, seed: int) -> Order:
     scores = unigram_scores(inputs, cfg.smoothing)
     order = np.argsort(scores if cfg.name == "reverse_unigram" else -scores, kind="stable")

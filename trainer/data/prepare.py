@@ -31,7 +31,6 @@ from trainer.contract import ConfigError
 from trainer.data.filters import FilterConfig, apply
 from trainer.data.order import ORDERS, OrderConfig, RandomOrderConfig
 from trainer.data.sources import SOURCES, DataConfig
-from trainer.data.tokenizers import TOKENIZERS
 
 CACHE_FORMAT = 4  # bump when the on-disk layout or the tokens change
 NOT_IN_KEY = ("seq_len", "cache_dir")
@@ -153,7 +152,7 @@ def _build(data: DataConfig, filt: FilterConfig, out: Path) -> None:
             f"filter={filt.name} removed every one of the {len(train_docs)} training documents "
             f"of data={data.name} ({asdict(filt)}): loosen it, or use filter=none"
         )
-    tok = TOKENIZERS.build(data.tokenizer, kept)
+    tok = data.tokenizer.build(kept)
     if tok.vocab_size < data.tokenizer.expected_vocab_size():
         log.warning(
             f"data.tokenizer.vocab_size={data.tokenizer.vocab_size}: the BPE learned "

@@ -358,14 +358,14 @@ def load_texts(
     return [t for t in texts if t and not t.isspace()]
 
 
-@SOURCES.register("shakespeare", ShakespeareConfig)
+@SOURCES.register(ShakespeareConfig)
 def shakespeare(cfg: ShakespeareConfig) -> Source:
     from trainer.data.corpus import shakespeare_documents
 
     return lambda: shakespeare_documents(cfg.cache_path(), cfg.doc_chars)
 
 
-@SOURCES.register("files", FilesConfig)
+@SOURCES.register(FilesConfig)
 def files(cfg: FilesConfig) -> Source:
     fmt, paths = cfg.resolve()
     text_field, options = (
@@ -385,7 +385,7 @@ def files(cfg: FilesConfig) -> Source:
     )
 
 
-@SOURCES.register("hf", HFConfig)
+@SOURCES.register(HFConfig)
 def hf(cfg: HFConfig) -> Source:
     what = (
         f"the dataset data.path={cfg.path!r} (data.subset={cfg.subset!r}, data.split={cfg.split!r})"

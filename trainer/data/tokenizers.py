@@ -19,7 +19,7 @@ from typing import Callable, Optional, Protocol, Sequence
 import numpy as np
 
 from trainer.data import words
-from trainer.registry import Registry, check, check_choice
+from trainer.registry import check, check_choice
 
 SEP = "<sep>"
 # End-of-text tokens by convention: GPT-2, T5/Llama-2, Llama-3, Gemma.
@@ -39,17 +39,18 @@ class Tokenizer(Protocol):
     def save(self, directory: Path) -> None: ...
 
 
-TOKENIZERS: Registry = Registry("data.tokenizer")
-
-
 @dataclass
 class TokenizerConfig:
+    """Every tokenizer's fields in one class, `name` picking the builder (TOKENIZERS): a field
+    of `data`, not a config group, so `data.tokenizer.name=bpe` switches it on the command line
+    and every job's fingerprint and data cache key see the same fields whatever the name."""
+
     name: str = "byte"
     vocab_size: int = 4096  # bpe only: merges learned up to this size
     path: Optional[str] = None  # pretrained only: a tokenizer.json, or a directory holding one
 
     def __post_init__(self) -> None:
-        check_choice("data.tokenizer.name", self.name, TOKENIZERS.names())
+        check_choice("data.tokenizer.name", self.name, sorted(TOKENIZERS))
         check(
             self.vocab_size > 257,
             "data.tokenizer.vocab_size",
@@ -60,6 +61,10 @@ class TokenizerConfig:
     def preflight(self) -> None:
         """What reads files: a pretrained tokenizer must exist and load."""
         self.expected_vocab_size()
+
+    def build(self, train_docs: Sequence[str]) -> Tokenizer:
+        """The tokenizer, trained on `train_docs` where it learns (bpe)."""
+        return TOKENIZERS[self.name](self, train_docs)
 
     def file(self) -> Path:
         """The pretrained tokenizer.json."""
@@ -107,7 +112,7 @@ class HFTokenizer:
     """A `tokenizers` Tokenizer; the separator is a special token of its vocabulary, added
     if missing."""
 
-    def __init__(self, tok, sep_token: str = SEP):  # tok: tokenizers.Tokenizer
+    def __init__(self, tok, sep_token: str):  # tok: tokenizers.Tokenizer
         self.tok = tok
         sep = tok.token_to_id(sep_token)
         if sep is None:
@@ -395,7 +400,6 @@ def byte_level_words(docs: Sequence[str], words_per_text: int = 4096) -> list[st
     return pc.binary_join(texts, pa.scalar(" ", pa.large_string())).to_pylist()
 
 
-@TOKENIZERS.register("byte", TokenizerConfig)
 def byte(cfg: TokenizerConfig, train_docs: Sequence[str]) -> Tokenizer:
     return ByteTokenizer()
 
@@ -452,11 +456,17 @@ def _pretrained_vocab_size(file: str, size: int, mtime_ns: int) -> int:
     return _load(Path(file)).vocab_size
 
 
-@TOKENIZERS.register("bpe", TokenizerConfig)
 def bpe(cfg: TokenizerConfig, train_docs: Sequence[str]) -> Tokenizer:
     return train_bpe(train_docs, cfg.vocab_size)
 
 
-@TOKENIZERS.register("pretrained", TokenizerConfig)
 def pretrained(cfg: TokenizerConfig, train_docs: Sequence[str]) -> Tokenizer:
     return load_pretrained(cfg)
+
+
+# data.tokenizer.name -> builder (TokenizerConfig.build)
+TOKENIZERS: dict[str, Callable[[TokenizerConfig, Sequence[str]], Tokenizer]] = {
+    "byte": byte,
+    "bpe": bpe,
+    "pretrained": pretrained,
+}

@@ -180,4 +180,4 @@ def _build(cfg: DistConfig, *args: Any, **kwargs: Any) -> Any:
 
 
 for _cls in (NoDistConfig, DDPConfig, FSDPConfig, DeepSpeedConfig):
-    DISTS.register(_cls.name, _cls)(_build)
+    DISTS.register(_cls)(_build)

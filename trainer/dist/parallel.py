@@ -47,8 +47,8 @@ class ModelView:
     def __init__(self, wrapper: Any, model: nn.Module):
         self._wrapper, self._model = wrapper, model
 
-    def loss(self, *args: Any) -> torch.Tensor:
-        return self._wrapper(*args)
+    def loss(self, idx: torch.Tensor, targets: torch.Tensor, *, z_loss: float) -> torch.Tensor:
+        return self._wrapper(idx, targets, z_loss)
 
     @property
     def module(self) -> nn.Module:

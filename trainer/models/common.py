@@ -379,9 +379,13 @@ class CausalLM(nn.Module):
             yield Declared(self.head.weight, Role.EMBEDDING)
 
     def forward(
-        self, idx: torch.Tensor, targets: Optional[torch.Tensor] = None, z_loss: float = 0.0
+        self,
+        idx: torch.Tensor,
+        targets: Optional[torch.Tensor] = None,
+        z_loss: Optional[float] = None,
     ) -> torch.Tensor:
-        """Logits [B, T, vocab]; given targets, the loss (one graph for torch.compile)."""
+        """Logits [B, T, vocab]; given targets and z_loss (`loss`), the loss (one graph for
+        torch.compile)."""
         T = idx.size(1)
         x = self.embed(idx)
         if self.pos_embed is not None:
@@ -394,7 +398,7 @@ class CausalLM(nn.Module):
         logits = self.head(self.norm(x))
         return logits if targets is None else self._loss(logits, targets, z_loss)
 
-    def loss(self, idx: torch.Tensor, targets: torch.Tensor, z_loss: float = 0.0) -> torch.Tensor:
+    def loss(self, idx: torch.Tensor, targets: torch.Tensor, *, z_loss: float) -> torch.Tensor:
         """Mean cross-entropy over targets; positions with target -100 are not scored.
 
         z_loss > 0 adds z_loss * mean(log Z)^2 over scored positions (PaLM, Chowdhery et al.

@@ -93,6 +93,6 @@ class GAUBlock(Block):
         return 6 * seq_len * self.mixing_width
 
 
-@MODELS.register("gau", GAUConfig)
-def build(cfg: GAUConfig, vocab_size: int, causal: bool = True) -> CausalLM:
+@MODELS.register(GAUConfig)
+def build(cfg: GAUConfig, vocab_size: int, *, causal: bool) -> CausalLM:
     return CausalLM(cfg, vocab_size, [GAUBlock(cfg, causal) for _ in range(cfg.n_layers)])

@@ -65,6 +65,6 @@ class GMLPBlock(Block):
         return 6 * seq_len * self.half
 
 
-@MODELS.register("gmlp", GMLPConfig)
-def build(cfg: GMLPConfig, vocab_size: int, causal: bool = True) -> CausalLM:
+@MODELS.register(GMLPConfig)
+def build(cfg: GMLPConfig, vocab_size: int, *, causal: bool) -> CausalLM:
     return CausalLM(cfg, vocab_size, [GMLPBlock(cfg, causal) for _ in range(cfg.n_layers)])

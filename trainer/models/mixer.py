@@ -59,6 +59,6 @@ class MixerBlock(Block):
         return 2 * 6 * seq_len * self.d_model
 
 
-@MODELS.register("mixer", MixerConfig)
-def build(cfg: MixerConfig, vocab_size: int, causal: bool = True) -> CausalLM:
+@MODELS.register(MixerConfig)
+def build(cfg: MixerConfig, vocab_size: int, *, causal: bool) -> CausalLM:
     return CausalLM(cfg, vocab_size, [MixerBlock(cfg, causal) for _ in range(cfg.n_layers)])

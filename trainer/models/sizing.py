@@ -69,13 +69,13 @@ def on_meta() -> Iterator[None]:
         yield
 
 
-def count_params(cfg: ModelConfig, vocab_size: int, causal: bool = True) -> int:
+def count_params(cfg: ModelConfig, vocab_size: int, *, causal: bool) -> int:
     """Trainable parameters of the model build_model would build, without allocating it."""
     with on_meta():
         return MODELS.build(cfg, vocab_size, causal=causal).param_counts()[0]
 
 
-def solve_width(cfg: ModelConfig, vocab_size: int, causal: bool = True) -> ModelConfig:
+def solve_width(cfg: ModelConfig, vocab_size: int, *, causal: bool) -> ModelConfig:
     """cfg with d_model (and, when widths alone miss, ffn_hidden) set so that the model has
     model.params trainable parameters within 1%; n_layers and every other field are kept.
     Unchanged when model.params is null. Any d_model/ffn_hidden given with params is replaced."""
@@ -88,7 +88,7 @@ def solve_width(cfg: ModelConfig, vocab_size: int, causal: bool = True) -> Model
     def count(d: int, hidden: Optional[int] = None) -> int:
         if (d, hidden) not in cache:
             cache[d, hidden] = count_params(
-                replace(cfg, d_model=d, ffn_hidden=hidden), vocab_size, causal
+                replace(cfg, d_model=d, ffn_hidden=hidden), vocab_size, causal=causal
             )
         return cache[d, hidden]
 

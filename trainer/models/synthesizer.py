@@ -98,6 +98,6 @@ class SynthesizerBlock(Block):
         return 6 * seq_len * self.d_model
 
 
-@MODELS.register("synthesizer", SynthesizerConfig)
-def build(cfg: SynthesizerConfig, vocab_size: int, causal: bool = True) -> CausalLM:
+@MODELS.register(SynthesizerConfig)
+def build(cfg: SynthesizerConfig, vocab_size: int, *, causal: bool) -> CausalLM:
     return CausalLM(cfg, vocab_size, [SynthesizerBlock(cfg, causal) for _ in range(cfg.n_layers)])

@@ -103,6 +103,6 @@ class TransformerBlock(Block):
         return 12 * seq_len * self.d_model
 
 
-@MODELS.register("transformer", TransformerConfig)
-def build(cfg: TransformerConfig, vocab_size: int, causal: bool = True) -> CausalLM:
+@MODELS.register(TransformerConfig)
+def build(cfg: TransformerConfig, vocab_size: int, *, causal: bool) -> CausalLM:
     return CausalLM(cfg, vocab_size, [TransformerBlock(cfg, causal) for _ in range(cfg.n_layers)])

@@ -18,7 +18,7 @@ OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optim")
 @dataclass
 class OptimConfig:
     name: str = MISSING
-    lr: float = 1e-3
+    lr: float = MISSING  # every optimizer states its own (and where it comes from)
     weight_decay: float = 0.0  # decoupled; never applied to norms and biases
 
     def __post_init__(self) -> None:

@@ -36,7 +36,6 @@ class AdamWConfig(AdamConfig):
     decay 0.1 as in GPT-3 (Brown et al. 2020, App. B) and Chinchilla; lr as AdamConfig."""
 
     name: str = "adamw"
-    lr: float = 3e-3
     beta2: float = 0.95
     weight_decay: float = 0.1
 
@@ -73,11 +72,12 @@ class SGDConfig(OptimConfig):
 class LionConfig(OptimConfig):
     """Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms") from
     pytorch-optimizer. betas (0.9, 0.99) as in the paper; the paper advises an lr 3-10x smaller
-    than AdamW's (a sign update has a larger norm), so AdamConfig's 3e-3 / 10. Weight decay is
+    than AdamW's (a sign update has a larger norm), so AdamConfig's / 10. Weight decay is
     3-10x larger than AdamW's in the paper; AdamConfig has none, so neither does this."""
 
     name: str = "lion"
-    lr: float = 3e-4
+    # rounded to the decimal: 3e-3 / 10 is 3.0000000000000003e-4 in binary floating point
+    lr: float = round(AdamConfig.lr / 10, 12)
     beta1: float = 0.9  # interpolation for the update's sign
     beta2: float = 0.99  # momentum tracking
 
@@ -95,7 +95,7 @@ class TigerConfig(OptimConfig):
     reference scales them per tensor), so its lr is set as for Lion (LionConfig)."""
 
     name: str = "tiger"
-    lr: float = 3e-4
+    lr: float = LionConfig.lr
     weight_decay: float = 0.01
     beta: float = 0.965  # Lion with beta1 = beta2: one buffer serves both
 
@@ -104,8 +104,8 @@ class TigerConfig(OptimConfig):
         check_unit("beta", self.beta)
 
 
-@OPTIMIZERS.register("adamw", AdamWConfig)
-@OPTIMIZERS.register("adam", AdamConfig)
+@OPTIMIZERS.register(AdamWConfig)
+@OPTIMIZERS.register(AdamConfig)
 def adam(cfg: AdamConfig, model: nn.Module) -> torch.optim.Optimizer:
     # AdamW with weight_decay=0 is Adam; a non-zero decay is decoupled (Loshchilov & Hutter 2019).
     # fused: one kernel for all parameters, on CUDA and on CPU alike (3.6-5x faster than
@@ -119,7 +119,7 @@ def adam(cfg: AdamConfig, model: nn.Module) -> torch.optim.Optimizer:
     )
 
 
-@OPTIMIZERS.register("sgd", SGDConfig)
+@OPTIMIZERS.register(SGDConfig)
 def sgd(cfg: SGDConfig, model: nn.Module) -> torch.optim.Optimizer:
     # Nesterov in torch's form (Sutskever et al. 2013): b = mu*b + g; x -= lr * (g + mu*b).
     return torch.optim.SGD(
@@ -127,7 +127,7 @@ def sgd(cfg: SGDConfig, model: nn.Module) -> torch.optim.Optimizer:
     )
 
 
-@OPTIMIZERS.register("lion", LionConfig)
+@OPTIMIZERS.register(LionConfig)
 def lion(cfg: LionConfig, model: nn.Module) -> torch.optim.Optimizer:
     from pytorch_optimizer import Lion
 
@@ -135,7 +135,7 @@ def lion(cfg: LionConfig, model: nn.Module) -> torch.optim.Optimizer:
     return Lion(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
 
-@OPTIMIZERS.register("tiger", TigerConfig)
+@OPTIMIZERS.register(TigerConfig)
 def tiger(cfg: TigerConfig, model: nn.Module) -> torch.optim.Optimizer:
     from pytorch_optimizer import Tiger
 

@@ -72,7 +72,7 @@ class AdafactorConfig(OptimConfig):
         check(self.clip_threshold > 0, "optim.clip_threshold", self.clip_threshold, "> 0")
 
 
-@OPTIMIZERS.register("sm3", SM3Config)
+@OPTIMIZERS.register(SM3Config)
 def sm3(cfg: SM3Config, model: nn.Module) -> torch.optim.Optimizer:
     from pytorch_optimizer import SM3
 
@@ -87,7 +87,7 @@ def sm3(cfg: SM3Config, model: nn.Module) -> torch.optim.Optimizer:
     )
 
 
-@OPTIMIZERS.register("adafactor", AdafactorConfig)
+@OPTIMIZERS.register(AdafactorConfig)
 def adafactor(cfg: AdafactorConfig, model: nn.Module) -> torch.optim.Optimizer:
     from pytorch_optimizer import AdaFactor
 

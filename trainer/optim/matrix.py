@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from trainer.optim.base import OPTIMIZERS, OptimConfig, check_eps, check_unit, param_groups
+from trainer.optim.elementwise import AdamConfig
 from trainer.registry import check, check_choice
 
 GRAFTS = ("none", "sgd", "adagrad", "rmsprop", "sqrtn")
@@ -26,7 +27,7 @@ class ShampooConfig(OptimConfig):
     300-step demo run not even once. The graft sets the step size, so lr is AdamConfig's."""
 
     name: str = "shampoo"
-    lr: float = 3e-3
+    lr: float = AdamConfig.lr
     beta1: float = 0.9  # momentum
     beta2: float = 0.999  # EMA of the statistics (and of the graft's)
     nesterov: bool = True
@@ -88,7 +89,7 @@ class MuonConfig(OptimConfig):
     AdamW's lr and decay: lr as AdamConfig, weight decay 0.1 as in Moonlight."""
 
     name: str = "muon"
-    lr: float = 3e-3
+    lr: float = AdamConfig.lr
     weight_decay: float = 0.1
     momentum: float = 0.95
     nesterov: bool = True
@@ -104,7 +105,7 @@ class MuonConfig(OptimConfig):
         check_unit("adam_beta2", self.adam_beta2)
 
 
-@OPTIMIZERS.register("shampoo", ShampooConfig)
+@OPTIMIZERS.register(ShampooConfig)
 def shampoo(cfg: ShampooConfig, model: nn.Module) -> torch.optim.Optimizer:
     from pytorch_optimizer import ScalableShampoo
     from pytorch_optimizer.optimizer.utils import graft, partition, preconditioner
@@ -142,7 +143,7 @@ def shampoo(cfg: ShampooConfig, model: nn.Module) -> torch.optim.Optimizer:
     )
 
 
-@OPTIMIZERS.register("soap", SOAPConfig)
+@OPTIMIZERS.register(SOAPConfig)
 def soap(cfg: SOAPConfig, model: nn.Module) -> torch.optim.Optimizer:
     from pytorch_optimizer import SOAP
 
@@ -158,7 +159,7 @@ def soap(cfg: SOAPConfig, model: nn.Module) -> torch.optim.Optimizer:
     )
 
 
-@OPTIMIZERS.register("muon", MuonConfig)
+@OPTIMIZERS.register(MuonConfig)
 def muon(cfg: MuonConfig, model: nn.Module) -> torch.optim.Optimizer:
     from pytorch_optimizer import Muon
 
