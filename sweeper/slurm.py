@@ -155,6 +155,14 @@ def rank_scaled(params: Mapping[str, Any], nodes: int, nproc: int) -> dict[str, 
             "task per rank, set by the job's dist.nproc (and dist.nodes); leave "
             "tasks_per_node at 1. Nothing was submitted."
         )
+    # `nodes` is replaced by the job's dist.nodes below: a launcher value other than 1 was
+    # dropped without a word (hydra.launcher.nodes=2 ran each job on one node).
+    if int(params.get("nodes") or 1) != 1:
+        raise ConfigError(
+            f"hydra.launcher.nodes={params['nodes']} is invalid: a job's nodes are set by its "
+            f"dist.nodes (e.g. dist=ddp dist.nodes={params['nodes']}); leave hydra.launcher.nodes "
+            "at 1. Nothing was submitted."
+        )
     out = {**params, "nodes": nodes, "tasks_per_node": nproc}
     for key in ("gpus_per_node", "mem_gb"):
         if params.get(key):
@@ -250,6 +258,7 @@ def check_resources(
     parsed `sinfo` (queried when None)."""
     if not is_slurm_launcher(launcher_cfg):
         return
+    check_time(launcher_cfg)
     req = requested(launcher_cfg)
     parts = partitions if partitions is not None else partitions_from_sinfo()
     default = [p.rstrip("*") for p in parts if p.endswith("*")]
@@ -294,6 +303,31 @@ def check_resources(
     )
 
 
+def check_time(launcher_cfg: Mapping[str, Any]) -> None:
+    """Refuse a time limit that cannot work. sbatch takes `--time=0` as no limit and accepted
+    a negative one: a job that pends forever where partitions have a MaxTime, and that
+    submitit, measuring time-outs against the limit, requeues as timed out at every
+    preemption. A limit not above `signal_delay_s` has Slurm send SIGUSR2 as each attempt
+    starts: every attempt was stopped and requeued until max_num_timeout ran out."""
+    minutes = launcher_cfg.get("timeout_min")
+    if minutes is None:  # not a submitit_slurm config (its field has a default)
+        return
+    delay = int(launcher_cfg.get("signal_delay_s") or 0)
+    if int(minutes) < 1:
+        raise ConfigError(
+            f"hydra.launcher.timeout_min={minutes} is invalid: the time limit of one attempt, "
+            "in minutes, must be at least 1 (Slurm takes 0 as no limit, which lmsweep's "
+            "requeue on time-outs and preemption cannot work with). Nothing was submitted."
+        )
+    if int(minutes) * 60 <= delay:
+        raise ConfigError(
+            f"hydra.launcher.timeout_min={minutes} ({int(minutes) * 60} s) must be longer than "
+            f"hydra.launcher.signal_delay_s={delay}: Slurm sends SIGUSR2 that long before the "
+            "limit, so every attempt would be stopped and requeued as it starts. Raise "
+            "timeout_min or lower signal_delay_s. Nothing was submitted."
+        )
+
+
 def _short(names: list[str], n: int = 4) -> str:
     return ", ".join(names[:n]) + (f", ... (+{len(names) - n})" if len(names) > n else "")
 
@@ -322,6 +356,35 @@ class SlurmJobEnded(RuntimeError):
             f"Slurm job {job.job_id} ended without a result (state: "
             f"{m.group(1) if m else 'unknown'}); log: {job.paths.stderr}"
         )
+
+
+def sbatch_refused(error: Exception, earlier: Sequence[Any]) -> ConfigError:
+    """The error for a job array sbatch refused (a node feature, account, QOS or partition
+    limit only the controller judges): sbatch's own line instead of submitit's traceback.
+    `earlier`: the jobs of this sweep's other arrays, submitted before it."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    why = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else str(error))
+    ids = ", ".join(str(j.job_id) for j in earlier)
+    done = (
+        f"Already submitted: Slurm jobs {ids} (scancel them, or fix the request and run the "
+        "same command again: it skips what finished)."
+        if earlier
+        else "Nothing was submitted."
+    )
+    return ConfigError(f"sbatch refused the sweep's jobs: {why}. {done}")
+
+
+def log_job_error(error: Any) -> None:
+    """In the job: its exception, with the traceback, to the job's stderr (the Slurm log
+    `<job id>_<task>_log.err`, uploaded with the run). One line for a ConfigError."""
+    import traceback
+
+    if isinstance(error, ConfigError):
+        print(f"the job failed: {error}", file=sys.stderr, flush=True)
+    elif isinstance(error, BaseException):
+        print("the job failed:", file=sys.stderr)
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+        sys.stderr.flush()
 
 
 @dataclass

@@ -217,7 +217,8 @@ def render(st: SweepStatus) -> str:
                 (f"run now in sweep {j.now_in}" if j.now_in else "")
                 or (s.detail if s else "")
                 or "-",
-                j.run_status or "no run yet",
+                # "yet" no more once its Slurm job has ended: it failed before its run existed
+                j.run_status or ("no run" if s and s.terminal else "no run yet"),
                 j.outcome or "-",
                 "-" if j.step is None else str(j.step),
                 loss,
@@ -233,7 +234,22 @@ def render(st: SweepStatus) -> str:
         key = j.slurm.state if j.slurm else (j.run_status or "no run yet")
         counts[key] = counts.get(key, 0) + 1
     foot = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    # A job that fails before its MLflow run exists ends COMPLETED in Slurm (Hydra hands the
+    # error back as its result): only its log says why. Point there.
+    logs = {r.slurm_job_id: r.stderr for r in st.record.jobs} if st.record else {}
+    runless = [j for j in st.jobs if not j.run_status and j.slurm and j.slurm.terminal]
+    if runless and logs.get(runless[0].slurm_job_id):
+        more = len(runless) - 1
+        others = f" and {_n(more, 'more log')} beside it" if more else ""
+        foot += (
+            f"\n{_n(len(runless), 'job')} ended without an MLflow run: see "
+            f"{logs[runless[0].slurm_job_id]}{others}"
+        )
     return f"{head}\n{format_table(header, rows)}\n{foot}"
+
+
+def _n(count: int, what: str) -> str:
+    return f"{count} {what}{'' if count == 1 else 's'}"
 
 
 def reconcile(client, st: SweepStatus) -> list[str]:

@@ -229,6 +229,94 @@ def test_oversized_request_is_refused_before_anything_is_submitted(tmp_path, cac
     assert not list(tmp_path.glob("multirun/*/*/.submitit"))
 
 
+@on_slurm
+@pytest.mark.parametrize(
+    "override, says",
+    [
+        # sbatch --time=0 is "no limit" (a pending-forever job where partitions have MaxTime),
+        # and submitit then counts every preemption as a time-out: it was submitted silently
+        ("hydra.launcher.timeout_min=0", "hydra.launcher.timeout_min=0 is invalid"),
+        ("hydra.launcher.timeout_min=-5", "hydra.launcher.timeout_min=-5 is invalid"),
+        # SIGUSR2 signal_delay_s=120 s before a 1-minute limit: at once, every attempt
+        ("hydra.launcher.timeout_min=1", "must be longer than hydra.launcher.signal_delay_s"),
+        # replaced by dist.nodes without a word, as tasks_per_node is by dist.nproc
+        ("hydra.launcher.nodes=2", "hydra.launcher.nodes=2 is invalid"),
+    ],
+)
+def test_bad_time_limit_or_nodes_is_refused_before_anything_is_submitted(
+    tmp_path, cache_dir, override, says
+):
+    r = run_launch(
+        "-m",
+        *SLURM,
+        "model=mixer,transformer",
+        *TINY,
+        override,
+        f"tracking.uri=sqlite:///{tmp_path / 'm.db'}",
+        cwd=tmp_path,
+        env={**ENV, "LMSWEEP_CACHE": str(cache_dir)},
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out[-3000:]
+    assert says in out and "Nothing was submitted" in out and "Traceback" not in out, out[-3000:]
+    assert slurm_jobs_from(tmp_path) == []
+
+
+@on_slurm
+def test_a_request_sbatch_refuses_is_one_line_not_a_traceback(tmp_path, cache_dir):
+    """What only sbatch can judge (a node feature, an account or QOS the site enforces) was
+    a 40-line traceback ending in submitit's FailedJobError."""
+    r = run_launch(
+        "-m",
+        *SLURM,
+        "model=mixer,transformer",
+        *TINY,
+        "hydra.launcher.constraint=no_such_feature",
+        f"tracking.uri=sqlite:///{tmp_path / 'm.db'}",
+        cwd=tmp_path,
+        env={**ENV, "LMSWEEP_CACHE": str(cache_dir)},
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert "Traceback" not in out, out[-3000:]
+    assert "sbatch refused" in out and "Invalid feature specification" in out, out[-3000:]
+    assert "Nothing was submitted" in out
+    assert slurm_jobs_from(tmp_path) == []
+
+
+@on_slurm
+def test_a_job_that_fails_on_the_node_before_its_run_says_why_in_its_log_and_status(
+    tmp_path, cache_dir
+):
+    """A value only the node sees (here its data cache, from the batch script's setup) fails
+    the job before it has an MLflow run. Hydra hands the error back as the job's result, so
+    submitit logged "Job completed successfully", Slurm said COMPLETED and `status` "no run
+    yet": with wait=false nothing told the user the job had failed, or why."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    setup = (
+        "hydra.launcher.setup=['export PYTHONPATH=${lmsweep.root:}:$PYTHONPATH',"
+        "'export LMSWEEP_CACHE=/proc/no_such_cache']"
+    )
+    r = run_launch(
+        "-m",
+        *SLURM,
+        *TINY,
+        setup,
+        f"tracking.uri={uri}",
+        cwd=tmp_path,
+        env={**ENV, "LMSWEEP_CACHE": str(cache_dir)},
+    )
+    assert r.returncode != 0 and "FileNotFoundError" in r.stdout + r.stderr
+    rec = sweep_record(tmp_path)
+    (job,) = rec["jobs"]
+    err = Path(job["stderr"]).read_text()
+    assert "FileNotFoundError" in err and "/proc/no_such_cache" in err, err
+    out = status(tmp_path, uri, rec["sweep_id"])
+    line = status_line(out, job["slurm_job_id"])
+    assert "no run yet" not in line and "no run" in line, out
+    assert f"ended without an MLflow run: see {job['stderr']}" in out, out
+
+
 # --- hydra.launcher.wait=false, status, scancel --------------------------------------------
 @on_slurm
 def test_nonblocking_submission_then_status_shows_running_and_cancelled_jobs(tmp_path, cache_dir):

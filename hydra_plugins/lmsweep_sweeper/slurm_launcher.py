@@ -73,6 +73,12 @@ class LmsweepSlurmLauncher(SlurmLauncher):
         from sweeper import slurm
 
         ret = super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
+        if ret.status == JobStatus.FAILED:
+            # Hydra hands the job's exception back as its result: submitit then logs "Job
+            # completed successfully" and Slurm says COMPLETED, and an error raised before the
+            # job's MLflow run existed (a path only the node sees) was written nowhere but the
+            # result pickle: with wait=false nobody saw it. Into the job's stderr log, then.
+            slurm.log_job_error(ret._return_value)
         slurm.upload_job_logs(
             job_num,
             getattr(ret.return_value, "run_id", None)
@@ -90,7 +96,7 @@ class LmsweepSlurmLauncher(SlurmLauncher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        from submitit.core.utils import UncompletedJobError
+        from submitit.core.utils import FailedJobError, UncompletedJobError
 
         from sweeper import slurm
         from trainer.contract import SweepContext
@@ -114,7 +120,11 @@ class LmsweepSlurmLauncher(SlurmLauncher):
                 )
                 for i in members
             ]
-            for i, job in zip(members, executor.map_array(self, *zip(*args))):
+            try:
+                submitted = executor.map_array(self, *zip(*args))
+            except FailedJobError as e:  # sbatch refused: one line, not submitit's traceback
+                raise slurm.sbatch_refused(e, [j for j in jobs if j is not None]) from None
+            for i, job in zip(members, submitted):
                 jobs[i] = job
                 log.info(
                     f"\t#{initial_job_idx + i} : {' '.join(job_overrides[i])}  "
