@@ -181,20 +181,23 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
         if plugin.rerun or client is None
         else tracking.finished_runs(client, settings.experiment)
     )
+    running = {} if client is None else tracking.running_runs(client, settings.experiment)
     launcher_cfg = OmegaConf.to_container(plugin.config.hydra.launcher, resolve=True)
     plans = [
-        planning.plan(j.index, name, fingerprint(j.config), j.config, finished, launcher_cfg)
+        planning.plan(
+            j.index, name, fingerprint(j.config), j.config, finished, running, launcher_cfg
+        )
         for j, name in zip(jobs, names)
     ]
     in_turn = plugin.config.hydra.launcher.get("_target_", "").endswith(".BasicLauncher")
     one_run_per_job(plans, plugin.rerun, in_turn)
     print(planning.render(plans, throughput), flush=True)
-    todo = [jobs[p.index] for p in plans if p.action != planning.SKIP]
+    todo = [jobs[p.index] for p in plans if p.action not in planning.SKIPPED]
     # Slurm: refuse a request no node of the partition can hold, before any submission.
     requests = {
         tuple(sorted(map(str, p.launcher_params.items()))): p.launcher_params
         for p in plans
-        if p.action != planning.SKIP
+        if p.action not in planning.SKIPPED
     }.values()
     try:
         for request in requests:
@@ -207,14 +210,18 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
         print("dry run: nothing launched", flush=True)
         return []
     if not todo:
+        busy = sum(p.action == planning.RUNNING for p in plans)
         print(
-            f"all {len(plans)} jobs already have a FINISHED run in experiment "
-            f"'{settings.experiment}': nothing to launch (hydra.sweeper.rerun=true runs "
-            "them again)",
+            f"nothing to launch: every job has a FINISHED run in experiment "
+            f"'{settings.experiment}' (hydra.sweeper.rerun=true runs them again)"
+            if not busy
+            else f"nothing to launch: {len(plans) - busy} of {len(plans)} jobs have a FINISHED "
+            f"run in experiment '{settings.experiment}', {busy} another sweep trains now "
+            "(python -m sweeper status follows them)",
             flush=True,
         )
         return []
-    taken = [finished[p.fingerprint] for p in plans if p.action == planning.SKIP]
+    taken = [{**running, **finished}[p.fingerprint] for p in plans if p.action in planning.SKIPPED]
     return _launch(plugin, todo, [names[j.index] for j in todo], taken, client, uri, settings)
 
 
@@ -227,7 +234,8 @@ def _launch(
     uri: str,
     settings: Any,
 ) -> Any:
-    """Launch `todo`; `taken`: the FINISHED runs of the sweep's other cells, taken in."""
+    """Launch `todo`; `taken`: the runs of the sweep's other cells (FINISHED, or trained by
+    another sweep's job now), taken in."""
     from mlflow.entities import RunTag
 
     from trainer import tracking
@@ -295,6 +303,8 @@ def _launch(
                 ids = {run.info.run_id for run in taken}
                 ran = [r for r in ran_in(client, experiment_id, sweep_id) if r.run_id not in ids]
                 rows = [*ran, *(r for r in rows if isinstance(r, str))]
+            # the taken runs as they are now: one another sweep trained has finished since
+            taken = [client.get_run(run.info.run_id) for run in taken]
             summary = table([*map(summary_of, taken), *rows])
             tracking.retrying(
                 lambda: parent.describe(command, summary),

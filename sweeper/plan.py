@@ -20,7 +20,8 @@ from trainer.perf import GPU_NAMES, peak_flops
 from trainer.registry import check
 from trainer.tables import format_table, human
 
-RUN, RESUME, SKIP = "run", "resume", "skip (finished)"
+RUN, RESUME, SKIP, RUNNING = "run", "resume", "skip (finished)", "skip (running)"
+SKIPPED = (SKIP, RUNNING)  # not launched: the run is taken into the sweep as it is
 
 
 @dataclass
@@ -62,10 +63,12 @@ def plan(
     fingerprint: str,
     job: JobConfig,
     finished: Container[str],  # fingerprints of FINISHED runs
+    running: Container[str],  # fingerprints of runs a live process trains
     launcher_cfg: dict[str, Any],
 ) -> JobPlan:
     """The job's cost and resources, and what the sweep does with it: skip it (a FINISHED run
-    has its fingerprint), resume it (it has a checkpoint) or run it."""
+    has its fingerprint, or another sweep's job trains it now: a second job would find its
+    claim taken and end without a run), resume it (it has a checkpoint) or run it."""
     p = JobPlan(index, name, fingerprint, *size(job), planned_tokens(job), nodes=job.dist.nodes)
     if slurm.is_slurm_launcher(launcher_cfg):
         p.launcher_params = slurm.rank_scaled(launcher_cfg, job.dist.nodes, job.dist.nproc)
@@ -74,6 +77,8 @@ def plan(
         p.gpus = job.dist.world_size
     if fingerprint in finished:
         p.action = SKIP
+    elif fingerprint in running:
+        p.action = RUNNING
     elif any(contract.checkpoint_dir(job.train.checkpoint_dir, fingerprint).glob("step_*")):
         p.action = RESUME
     return p
@@ -139,7 +144,7 @@ def render(plans: Sequence[JobPlan], throughput: Throughput) -> str:
                 p.action,
             )
         )
-    todo = [p for p in plans if p.action != SKIP]
+    todo = [p for p in plans if p.action not in SKIPPED]
     total_h = sum(p.flops for p in todo if p.flops is not None) / flops_per_gpu_second / 3600
     return (
         format_table(header, rows)

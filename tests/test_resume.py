@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -206,6 +207,32 @@ def test_a_sweep_run_again_takes_in_the_cells_that_finished_before(tmp_path, env
     assert client.get_run(seed0.info.run_id).info.status == "RUNNING"
     status(second, "--reconcile")
     assert client.get_run(seed0.info.run_id).info.status == "FAILED"
+
+
+def test_a_sweep_run_again_while_its_job_trains_takes_that_run_in(tmp_path, env):
+    """Run again while a cell still trains (another terminal, or a Slurm job of a wait=false
+    sweep): the plan said "run", and the second job found the claim taken and ended without a
+    run ("no run" for good; --reconcile then failed the sweep). The cell is skipped as running
+    and its run taken into the new sweep, whose table shows it finished once it has."""
+    budget = [*TINY, "budget=seconds", "budget.seconds=20"]  # the same jobs in both sweeps
+    first = start_launch(["-m", "seed=0", *budget], tmp_path, env)
+    for line in first.stdout:
+        if "] step 10 " in line:
+            break
+    threading.Thread(target=first.stdout.read, daemon=True).start()  # its pipe never fills
+    here = dict(cwd=tmp_path, env=env)
+    plan = run_launch("-m", "seed=0", *budget, "hydra.sweeper.dry_run=true", **here)
+    assert "skip (running)" in plan.stdout and "0 of 1 jobs to launch" in plan.stdout, plan.stdout
+    r = run_launch("-m", "seed=0,1", *budget, **here)
+    assert r.returncode == 0 and "skip (running)" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
+    assert first.wait(timeout=120) == 0
+    client, runs = jobs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert sorted(x.data.params["seed"] for x in runs) == ["0", "1"], "seed 0 trained twice"
+    assert {x.info.status for x in runs} == {"FINISHED"}
+    sweeps = {x.data.params["seed"]: x.data.tags[schema.TAG_SWEEP_ID] for x in runs}
+    assert sweeps["0"] == sweeps["1"]  # taken in
+    table = r.stdout.split("1 of 2 jobs to launch")[1]
+    assert "running elsewhere" not in table and table.count("finished") == 2, table
 
 
 def test_rerun_skips_finished_jobs_and_reruns_deleted_ones(tmp_path, env):

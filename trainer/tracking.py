@@ -413,6 +413,17 @@ def finished_runs(
     return {r.data.tags.get(schema.TAG_FINGERPRINT): r for r in runs}
 
 
+def running_runs(client: Any, experiment_name: str) -> dict[str, Any]:
+    """The experiment's job runs a live process trains now (RUNNING and not dead by
+    trainer/liveness.py's tests), by fingerprint."""
+    exp = client.get_experiment_by_name(experiment_name)
+    if exp is None:
+        return {}
+    filt = f"attributes.status = 'RUNNING' and tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'"
+    runs = search_all(client, exp.experiment_id, filt)
+    return {r.data.tags.get(schema.TAG_FINGERPRINT): r for r in runs if not liveness.why_dead(r)}
+
+
 def joined_sweep(tags: Mapping[str, str], sweep_id: str, parent_run_id: str) -> dict[str, str]:
     """The tags that move a run into sweep `sweep_id`: a sweep run again (after an interrupt,
     or with new cells) takes in the runs of its cells it resumes and those it finds FINISHED,
