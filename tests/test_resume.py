@@ -72,6 +72,7 @@ def test_preempted_run_resumes_into_the_same_run_bit_exact(tmp_path, env):
     assert r.returncode == 0, r.stderr[-2000:]
     client, runs = jobs(uri)
     assert len(runs) == 1, "resumed into a new run"
+    assert f"resumed run {runs[0].info.run_id} from step " in r.stdout  # the log says so
     run = client.get_run(runs[0].info.run_id)
     assert run.info.status == "FINISHED" and run.data.tags[schema.TAG_RESUMES] == "1"
 

@@ -16,6 +16,7 @@ Faults and what survives them (docs/faults.md has the tested list):
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -237,6 +238,10 @@ def _open_run(
         )
         writer = MetricWriter(client, run.run_id, ckpt_dir)
         writer.resume()
+        log.info(
+            f"[{run_name}] resumed run {run.run_id} from step {trainer.state.progress.steps} "
+            f"(resume {resumes})"
+        )
         return run, writer
     if context is None:  # a sweep's sweeper did this for the experiment
         experiment_id = tracking.ensure_experiment(client, job.tracking.experiment)
@@ -336,9 +341,13 @@ def _stop(trainer: Trainer, run, writer: MetricWriter, stop: checkpoint.StopSign
     if stop.signum == signal.SIGINT:
         raise KeyboardInterrupt(f"interrupted at step {step}; checkpoint saved")
     if ranks.is_main():  # the exit status alone does not say that nothing was lost
+        # Under Slurm a SIGTERM may be `scontrol requeue` as well as scancel: a requeued job
+        # resumes by itself, and nothing here tells the two apart.
+        again = "run the same command again to resume" + (
+            " (a job Slurm requeues resumes by itself)" if "SLURM_JOB_ID" in os.environ else ""
+        )
         print(
-            f"{signal.Signals(stop.signum).name} at step {step}: checkpoint saved; run the same "
-            "command again to resume",
+            f"{signal.Signals(stop.signum).name} at step {step}: checkpoint saved; {again}",
             file=sys.stderr,
             flush=True,
         )
