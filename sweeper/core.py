@@ -73,6 +73,11 @@ def expand(arguments: Sequence[str], config_loader: Any) -> List[List[str]]:
     return jobs
 
 
+# where and how a job runs, not what it trains (the fingerprint leaves them out too): kept out
+# of a one-job sweep's run name, which is otherwise every override
+NOT_IN_NAMES = ("tracking.", "hydra.", "hydra/", "cluster=", "cluster/")
+
+
 def run_names(jobs: List[List[str]]) -> List[str]:
     """Name each run by the overrides that differ between jobs ("model=mixer optim=sm3");
     overrides shared by the whole sweep stay in the lmsweep.overrides tag."""
@@ -84,7 +89,7 @@ def run_names(jobs: List[List[str]]) -> List[str]:
     }
     names = [
         " ".join(o for o in job if o.split("=", 1)[0] in varying)
-        or " ".join(o for o in job if not o.lstrip("+~").startswith("tracking."))
+        or " ".join(o for o in job if not o.lstrip("+~").startswith(NOT_IN_NAMES))
         or "defaults"
         for job in jobs
     ]

@@ -37,6 +37,9 @@ def test_an_empty_sweep_says_so():
 def test_a_name_without_varying_overrides_is_readable():
     (name,) = run_names([["seed=0", "tracking.uri=sqlite\\:////tmp/m.db"]])
     assert name == "seed=0"
+    # where it runs is not part of the name (a Slurm one-job sweep's was every launcher option)
+    job = ["+cluster=local", "hydra/launcher=slurm", "hydra.launcher.timeout_min=30", "seed=1"]
+    assert run_names([job]) == ["seed=1"]
 
 
 @pytest.mark.parametrize(
