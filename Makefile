@@ -3,7 +3,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 INPUTS := constraints.txt pyproject.toml setup.py
 STAMP  := $(VENV)/.installed-$(shell cat $(INPUTS) | md5sum | cut -c1-12)
-CACHE  ?= .cache/lmsweep
+# The default data cache, read from its one source (make cannot import Python)
+DEFAULT_CACHE := $(shell sed -n 's/^DEFAULT_CACHE = "\(.*\)"$$/\1/p' trainer/contract.py)
+$(if $(DEFAULT_CACHE),,$(error trainer/contract.py has no line DEFAULT_CACHE = "..."))
+CACHE  ?= $(DEFAULT_CACHE)
 TORCH_INDEX ?=  # e.g. https://download.pytorch.org/whl/cpu: torch without CUDA's wheels
 
 .PHONY: setup demo lint test bench clean

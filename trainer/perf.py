@@ -53,18 +53,18 @@ GPU_PEAKS: tuple[tuple[str, float, float], ...] = (
     (r"\bRTX 3090\b", 71, 35.6),
     (r"\bV100\b", 15.7, 15.7),  # no bf16 or TF32 units: both run at FP32 rate
 )
-UNKNOWN_GPU = (312, 156)  # an A100's, for names not above
+UNKNOWN_GPU = "A100"  # a name not above is estimated as this one
 GPU_NAMES = ("B200", "H100", "H200", "A100", "L40S", "L4", "A10", "RTX 4090", "V100")
 
 
 def peak_flops(device_name: str, dtype: str) -> Peak:
     """Dense peak FLOP/s of a GPU by its torch.cuda.get_device_name(); dtype "bf16" | "fp32".
-    A name not in GPU_PEAKS gets an A100's figures, marked as an estimate."""
+    A name not in GPU_PEAKS gets UNKNOWN_GPU's figures, marked as an estimate."""
     column = DTYPES.index(dtype)
     for pattern, *tflops in GPU_PEAKS:
         if re.search(pattern, device_name, re.IGNORECASE):
             return Peak(tflops[column] * 1e12, "datasheet")
-    return Peak(UNKNOWN_GPU[column] * 1e12, "estimate")
+    return Peak(peak_flops(UNKNOWN_GPU, dtype).flops, "estimate")
 
 
 def measure_matmul_flops(device: torch.device, dtype: str, seconds: float = 0.5) -> float:

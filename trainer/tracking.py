@@ -27,6 +27,7 @@ from trainer.contract import (
     MAX_PARAMS_PER_BATCH,
     MAX_TAG_LENGTH,
     MAX_TAGS_PER_BATCH,
+    PROJECT_ROOT,
     ConfigError,
     redact,
     scrub,
@@ -40,7 +41,6 @@ SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "file", "d
 DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")  # SQLAlchemy's, each with its own driver
 PROBE_TIMEOUT_S = 5
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 # --- connecting -------------------------------------------------------------------------------

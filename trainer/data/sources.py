@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 
 from omegaconf import MISSING
 
-from trainer.contract import ConfigError
+from trainer.contract import DEFAULT_CACHE, ConfigError
 from trainer.data.tokenizers import TokenizerConfig
 from trainer.registry import Registry, check, check_choice
 
@@ -54,7 +54,7 @@ class DataConfig:
     seq_len: int = 128
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     val_fraction: float = 0.05  # share of documents held out, chosen by content hash
-    cache_dir: str = ".cache/lmsweep"  # preprocessed data, keyed by a hash of this config
+    cache_dir: str = DEFAULT_CACHE  # preprocessed data, keyed by a hash of this config
 
     def __post_init__(self) -> None:
         check(self.seq_len > 0, "data.seq_len", self.seq_len, "> 0 tokens")
