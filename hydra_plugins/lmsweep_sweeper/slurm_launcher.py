@@ -32,13 +32,14 @@ from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import OmegaConf
 
+from trainer.contract import PROJECT_ROOT  # the standard library and hydra.errors only
+
 log = logging.getLogger(__name__)
 
 # For the preset's setup lines (conf/hydra/launcher/slurm.yaml): the submitting Python's
 # environment (the venv) and the project checkout, both assumed visible from the nodes.
-PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 OmegaConf.register_new_resolver("lmsweep.venv", lambda: sys.prefix, replace=True)
-OmegaConf.register_new_resolver("lmsweep.root", lambda: PROJECT_ROOT, replace=True)
+OmegaConf.register_new_resolver("lmsweep.root", lambda: str(PROJECT_ROOT), replace=True)
 
 
 @dataclass
