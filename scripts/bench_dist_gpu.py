@@ -126,7 +126,7 @@ def one_case(name: str, small: bool, compile: bool) -> dict:
         job = to_job(compose(config_name="config", overrides=overrides))
     preflight(job)
     warmup, steps = STEPS[shape]
-    if job.dist.name == "none":
+    if not job.dist.runs_ranks:
         return measure(job, warmup, steps)
     return spawn.start(nproc, rank_main, (measure, job, warmup, steps))
 

@@ -1,13 +1,16 @@
-"""Where a rank sits in a Slurm job: its GPU among those it sees, and its rendezvous port."""
+"""Where a rank sits in a Slurm job: its GPU among those it sees, and its rendezvous port; what
+each dist option's config says about its ranks, its Parallel and its checkpoint format."""
 
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 
 from trainer.contract import ConfigError
 from trainer.dist import env
+from trainer.dist.config import DISTS, DDPConfig, DeepSpeedConfig, FSDPConfig, NoDistConfig
 
 RENDEZVOUS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -62,3 +65,33 @@ def test_jobs_sharing_a_node_get_distinct_ports_outside_the_ephemeral_range(monk
 def test_a_user_s_own_srun_keeps_the_port_its_script_chose(monkeypatch):
     got = slurm_task(monkeypatch, 101, MASTER_PORT="29511")  # no submitit in sight
     assert got["RANK"] == "1" and got["MASTER_PORT"] == "29511"
+
+
+@pytest.mark.parametrize(
+    "cfg, parallel, store",
+    [
+        (NoDistConfig(), "Parallel", "Checkpoints"),
+        (DDPConfig(), "DDP", "Sharded"),
+        (FSDPConfig(), "FSDP", "Sharded"),
+        (DeepSpeedConfig(), "DeepSpeed", "DeepSpeedCheckpoints"),
+    ],
+)
+def test_each_option_builds_its_own_parallel_which_names_its_checkpoint_format(
+    cfg, parallel, store
+):
+    par = DISTS.build(cfg)  # no process group: rank 0 of 1
+    assert type(par).__name__ == parallel and par.checkpoints.__name__ == store
+    assert cfg.runs_ranks == (cfg.name != "none")
+
+
+@pytest.mark.parametrize("cuda", [False, True])
+def test_only_deepspeed_prepares_its_ranks_environment(cuda):
+    for key in ("DS_ACCELERATOR", "TORCH_EXTENSIONS_DIR"):
+        os.environ.pop(key, None)
+    with warnings.catch_warnings():  # its filter stays in this block
+        for cfg in (NoDistConfig(), DDPConfig(), FSDPConfig()):
+            cfg.prepare_rank(cuda)
+        assert "DS_ACCELERATOR" not in os.environ and "TORCH_EXTENSIONS_DIR" not in os.environ
+        DeepSpeedConfig().prepare_rank(cuda)
+    assert os.environ.get("DS_ACCELERATOR") == (None if cuda else "cpu")
+    assert os.environ["TORCH_EXTENSIONS_DIR"] == str(env.TORCH_EXTENSIONS_DIR)

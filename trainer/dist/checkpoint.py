@@ -12,6 +12,9 @@ RNG) of every rank, plain values and tensors (weights_only loads). A directory i
 `step_<n>.tmp/` and renamed once every rank has finished, so a directory named `step_<n>` is
 complete; before resuming, rank 0 checks the newest one's files and falls back past a
 damaged one (renamed `*.corrupt`), as for files. Older directories are pruned like files.
+
+Which of these a job uses is named by its dist option's Parallel class (`checkpoints`:
+trainer/dist/parallel.py, zero.py).
 """
 
 from __future__ import annotations
@@ -206,7 +209,5 @@ class DeepSpeedCheckpoints(Sharded):
 
 
 def for_trainer(trainer: Any, directory: Path) -> Checkpoints:
-    cls = {"none": Checkpoints, "deepspeed": DeepSpeedCheckpoints}.get(
-        trainer.job.dist.name, Sharded
-    )
-    return cls(trainer, directory)
+    """The trainer's checkpoints in the format of its dist option (its Parallel's)."""
+    return trainer.par.checkpoints(trainer, directory)

@@ -5,11 +5,19 @@ nodes: torch DistributedDataParallel, FSDP2 (`fully_shard`) or DeepSpeed ZeRO. O
 rank is one task (the launcher's resources describe one rank); locally `launch.py` starts the
 ranks itself. The global batch (ramp) and the schedule mean the same at any world size: each
 rank takes its share of the global batch's micro-batches.
+
+An option is its config class, which says what it refuses (`check_job`), whether it compiles,
+whether it runs ranks and what a rank's environment needs (`prepare_rank`), and one builder
+registered in DISTS that returns its Parallel (trainer/dist/parallel.py: how a step runs, and
+the checkpoint format). Nothing else branches on `dist.name`. The builders import torch (and
+deepspeed) only when called: composing a job imports neither.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -53,8 +61,18 @@ class DistConfig:
         where it does)."""
         return True
 
+    @property
+    def runs_ranks(self) -> bool:
+        """Whether the job runs as the ranks of a process group (started by lmsweep, torchrun
+        or Slurm), rather than in the launching process."""
+        return True
+
     def check_job(self, job: "JobConfig") -> None:
         """What this option cannot run, refused with the job's other groups in view."""
+
+    def prepare_rank(self, cuda: bool) -> None:
+        """In a rank, before its process group exists: what this option needs of the process's
+        environment (`cuda`: the rank trains on its GPU)."""
 
 
 @dataclass
@@ -70,10 +88,28 @@ class NoDistConfig(DistConfig):
             "dist=none runs one process: for several ranks choose dist=ddp, fsdp or deepspeed",
         )
 
+    @property
+    def runs_ranks(self) -> bool:
+        return False
+
+
+@DISTS.register(NoDistConfig)
+def _one_process(cfg: NoDistConfig, job: Any = None) -> Any:
+    from trainer.dist.parallel import Parallel  # torch, only when training
+
+    return Parallel(cfg, job)
+
 
 @dataclass
 class DDPConfig(DistConfig):
     name: str = "ddp"
+
+
+@DISTS.register(DDPConfig)
+def _ddp(cfg: DDPConfig, job: Any = None) -> Any:
+    from trainer.dist.parallel import DDP
+
+    return DDP(cfg, job)
 
 
 class _Sharded:
@@ -110,6 +146,13 @@ class FSDPConfig(_Sharded, DistConfig):
         check_choice("dist.sharding", self.sharding, SHARDINGS)
 
 
+@DISTS.register(FSDPConfig)
+def _fsdp(cfg: FSDPConfig, job: Any = None) -> Any:
+    from trainer.dist.parallel import FSDP
+
+    return FSDP(cfg, job)
+
+
 @dataclass
 class DeepSpeedConfig(_Sharded, DistConfig):
     name: str = "deepspeed"
@@ -136,6 +179,25 @@ class DeepSpeedConfig(_Sharded, DistConfig):
             "not trace: use train.compile=false (or null), zero_stage 1 or 2, or dist=fsdp",
         )
 
+    def prepare_rank(self, cuda: bool) -> None:
+        from trainer.dist.env import TORCH_EXTENSIONS_DIR  # env imports this module
+
+        if not cuda:
+            # Read when deepspeed is first imported: its CPU accelerator, without the warning.
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(TORCH_EXTENSIONS_DIR))
+        # DeepSpeed's calls, not the user's: nothing to act on, once per call in every rank
+        warnings.filterwarnings(
+            "ignore", category=FutureWarning, message=r"`torch\.distributed\.\w+` is deprecated"
+        )
+
+
+@DISTS.register(DeepSpeedConfig)
+def _deepspeed(cfg: DeepSpeedConfig, job: Any = None) -> Any:
+    from trainer.dist.zero import DeepSpeed  # deepspeed itself, only in DeepSpeed.wrap
+
+    return DeepSpeed(cfg, job)
+
 
 def check_job(job: "JobConfig") -> None:
     """Cross-group checks of `dist`, run with the job's other checks at composition: every
@@ -152,7 +214,7 @@ def check_job(job: "JobConfig") -> None:
             f"{micro * world} (global batch = micro-batch x accumulation x ranks); "
             f"{_batch_fix(sizes, micro, world)}",
         )
-    if job.dist.name != "none":
+    if job.dist.runs_ranks:
         check(
             ":" not in job.train.device,
             "train.device",
@@ -171,13 +233,3 @@ def _batch_fix(sizes: list[int], micro: int, world: int) -> str:
     if fits:
         return f"e.g. train.micro_batch={fits[0]}"
     return f"e.g. ramp.start={micro * world} (and other anchors multiples of it)"
-
-
-def _build(cfg: DistConfig, *args: Any, **kwargs: Any) -> Any:
-    from trainer.dist.parallel import build  # torch.distributed, only when training
-
-    return build(cfg, *args, **kwargs)
-
-
-for _cls in (NoDistConfig, DDPConfig, FSDPConfig, DeepSpeedConfig):
-    DISTS.register(_cls)(_build)

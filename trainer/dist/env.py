@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 from trainer.config import JobConfig
-from trainer.contract import ConfigError
+from trainer.contract import DEFAULT_CACHE, PROJECT_ROOT, ConfigError
 
 log = logging.getLogger("lmsweep")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # DeepSpeed JIT-builds C++ ops on first use (its shm comm op: ~27 s on 2 cores); a stable
 # directory in the project's cache makes that once per machine (and per CI cache).
-TORCH_EXTENSIONS_DIR = PROJECT_ROOT / ".cache" / "lmsweep" / "torch_extensions"
+TORCH_EXTENSIONS_DIR = PROJECT_ROOT / DEFAULT_CACHE / "torch_extensions"
 TIMEOUT_S = 600.0  # a collective waiting longer than this fails the rank
 
 
@@ -161,15 +158,7 @@ def init(job: JobConfig, slurm_task: bool = False) -> Place:
     cuda = wants_cuda(job.train.device)
     if cuda:
         torch.cuda.set_device(gpu_index(where, torch.cuda.device_count()))
-    elif job.dist.name == "deepspeed":
-        # Read when deepspeed is first imported: its CPU accelerator, without the warning.
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    if job.dist.name == "deepspeed":
-        os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(TORCH_EXTENSIONS_DIR))
-        # DeepSpeed's calls, not the user's: nothing to act on, once per call in every rank
-        warnings.filterwarnings(
-            "ignore", category=FutureWarning, message=r"`torch\.distributed\.\w+` is deprecated"
-        )
+    job.dist.prepare_rank(cuda)  # dist=deepspeed: its accelerator and build directory
     # The other ranks wait while rank 0 alone talks to MLflow, which may retry for up to
     # tracking.outage_limit_s: no collective gives up before that.
     timeout = timedelta(seconds=max(TIMEOUT_S, 2 * job.tracking.outage_limit_s + 60))

@@ -9,8 +9,10 @@ view of distribution.
             par.backward(loss / accumulation)
     loss = par.mean(loss)                          # the global batch's mean loss
 
-`Parallel` itself is dist=none and does exactly what the Trainer did before there was a
-`dist` group, so a one-process run is unchanged bit for bit.
+Each option's builder (trainer/dist/config.py) names its class here; the class also names the
+option's checkpoint format (`checkpoints`, trainer/dist/checkpoint.py). `Parallel` itself is
+dist=none and does exactly what the Trainer did before there was a `dist` group, so a
+one-process run is unchanged bit for bit.
 
 The global batch of a step is micro-batch x accumulation x ranks. Rank r's i-th micro-batch
 is the (i * ranks + r)-th micro-batch a one-process run would read, so together the ranks
@@ -31,6 +33,7 @@ from torch import nn
 
 from trainer import schema
 from trainer.dist import ranks
+from trainer.dist.checkpoint import Checkpoints, Sharded
 from trainer.dist.config import DistConfig
 from trainer.perf import uses_bf16
 
@@ -70,6 +73,7 @@ class Parallel:
     """dist=none: one process, one device."""
 
     owns_step = False  # True: the wrapper clips, steps and skips non-finite steps itself
+    checkpoints: type[Checkpoints] = Checkpoints  # the format of the job's checkpoints
 
     def __init__(self, cfg: DistConfig, job: Any = None):
         self.cfg, self.job = cfg, job
@@ -125,7 +129,10 @@ class Parallel:
 
 
 class DataParallel(Parallel):
-    """What every multi-rank option shares: the loss average and the run's description."""
+    """What every multi-rank option shares: the loss average, the run's description and
+    torch.distributed.checkpoint."""
+
+    checkpoints = Sharded
 
     def mean(self, rank_mean: float) -> float:
         return ranks.total(rank_mean) / self.world
@@ -205,11 +212,3 @@ class FSDP(DataParallel):
             param_groups=[{"params": [local(p) for p in g["params"]]} for g in opt.param_groups],
             state={k: {n: local(v) for n, v in st.items()} for k, st in opt.state.items()},
         )
-
-
-def build(cfg: DistConfig, job: Any = None) -> Parallel:
-    if cfg.name == "deepspeed":
-        from trainer.dist.zero import DeepSpeed
-
-        return DeepSpeed(cfg, job)
-    return {"none": Parallel, "ddp": DDP, "fsdp": FSDP}[cfg.name](cfg, job)

@@ -18,7 +18,7 @@ from trainer.dist import env, ranks, spawn
 
 
 def run(train: Callable[..., Any], job: JobConfig, *args: Any) -> Any:
-    if job.dist.name == "none":
+    if not job.dist.runs_ranks:
         return train(job, *args)
     how = env.source(job.dist.world_size)
     if how != "spawn":
@@ -32,7 +32,7 @@ def check_here(job: JobConfig) -> None:
     a backend this machine has. Run by the pre-flight of a local launch (trainer/config.py's
     `preflight`), before any run exists, and by `run` itself. Nothing to check when this
     process is already a rank (a Slurm task, torchrun): its nodes and GPUs are its launcher's."""
-    if job.dist.name == "none" or env.source(job.dist.world_size) != "spawn":
+    if not job.dist.runs_ranks or env.source(job.dist.world_size) != "spawn":
         return
     if job.dist.nodes > 1:
         raise ConfigError(

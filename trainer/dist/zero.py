@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainer.dist.checkpoint import DeepSpeedCheckpoints
 from trainer.dist.parallel import BuildOptimizer, DataParallel, ModelView
 from trainer.perf import uses_bf16
 
@@ -60,6 +61,7 @@ def ds_config(job: Any, world: int, cuda: bool) -> dict[str, Any]:
 
 class DeepSpeed(DataParallel):
     owns_step = True
+    checkpoints = DeepSpeedCheckpoints  # its own save and load, in step_<n>/zero/
 
     def wrap(self, model: nn.Module, build_optimizer: BuildOptimizer):
         import deepspeed
