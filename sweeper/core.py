@@ -308,8 +308,11 @@ def _launch(
                 ids = {run.info.run_id for run in taken}
                 ran = [r for r in ran_in(client, experiment_id, sweep_id) if r.run_id not in ids]
                 rows = [*ran, *(r for r in rows if isinstance(r, str))]
-            # the taken runs as they are now: one another sweep trained has finished since
-            taken = [client.get_run(run.info.run_id) for run in taken]
+            # runs another sweep was training, as they are now: finished since, maybe
+            taken = [
+                client.get_run(run.info.run_id) if run.info.status == "RUNNING" else run
+                for run in taken
+            ]
             summary = table([*map(summary_of, taken), *rows])
             tracking.retrying(
                 lambda: parent.describe(command, summary),

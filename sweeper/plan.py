@@ -12,7 +12,7 @@ from typing import Any, Container, Optional, Sequence
 import torch
 
 from sweeper import slurm
-from trainer import contract
+from trainer import checkpoint, contract
 from trainer.config import JobConfig
 from trainer.models import build_model
 from trainer.models.sizing import on_meta
@@ -75,11 +75,12 @@ def plan(
         p.gpus = int(p.launcher_params.get("gpus_per_node") or 0) * p.nodes
     elif job.train.device != "cpu" and torch.cuda.is_available():
         p.gpus = job.dist.world_size
+    checkpoints = contract.checkpoint_dir(job.train.checkpoint_dir, fingerprint)
     if fingerprint in finished:
         p.action = SKIP
-    elif fingerprint in running:
+    elif fingerprint in running and checkpoint.claimed(checkpoints):
         p.action = RUNNING
-    elif any(contract.checkpoint_dir(job.train.checkpoint_dir, fingerprint).glob("step_*")):
+    elif any(checkpoints.glob("step_*")):
         p.action = RESUME
     return p
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from trainer import schema
-from trainer.contract import ConfigError, SweepContext, redact, resolve_uri
+from trainer.contract import ConfigError, SweepContext, redact, resolve_uri, scrub
 
 log = logging.getLogger("lmsweep")
 
@@ -380,11 +380,10 @@ def log_job_error(error: Any) -> None:
     import traceback
 
     if isinstance(error, ConfigError):
-        print(f"the job failed: {error}", file=sys.stderr, flush=True)
-    elif isinstance(error, BaseException):
-        print("the job failed:", file=sys.stderr)
-        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
-        sys.stderr.flush()
+        print(f"the job failed: {scrub(str(error))}", file=sys.stderr, flush=True)
+    elif isinstance(error, BaseException):  # scrubbed: the log is uploaded with the run
+        lines = traceback.format_exception(type(error), error, error.__traceback__)
+        print("the job failed:\n" + scrub("".join(lines)), file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -444,6 +443,8 @@ def record_submission(
             wait,
         )
     for i, (overrides, job) in enumerate(zip(job_overrides, jobs), first_index):
+        if job is None:  # its array was refused by sbatch: not submitted
+            continue
         record.jobs.append(
             JobRecord(
                 i,

@@ -238,13 +238,14 @@ def render(st: SweepStatus) -> str:
     # error back as its result): only its log says why. Point there.
     logs = {r.slurm_job_id: r.stderr for r in st.record.jobs} if st.record else {}
     runless = [j for j in st.jobs if not j.run_status and j.slurm and j.slurm.terminal]
-    if runless and logs.get(runless[0].slurm_job_id):
-        more = len(runless) - 1
+    # a job cancelled while PENDING never ran: no log
+    written = [
+        logs[j.slurm_job_id] for j in runless if Path(logs.get(j.slurm_job_id) or "").is_file()
+    ]
+    if written:
+        more = len(written) - 1
         others = f" and {_n(more, 'more log')} beside it" if more else ""
-        foot += (
-            f"\n{_n(len(runless), 'job')} ended without an MLflow run: see "
-            f"{logs[runless[0].slurm_job_id]}{others}"
-        )
+        foot += f"\n{_n(len(runless), 'job')} ended without an MLflow run: see {written[0]}{others}"
     return f"{head}\n{format_table(header, rows)}\n{foot}"
 
 

@@ -93,6 +93,8 @@ def test_each_family_trains(name):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] - 0.5, losses
+    with pytest.raises(TypeError, match="needs z_loss="):  # its one source: TrainConfig
+        model(w[:, :-1], w[:, 1:])
 
 
 @pytest.mark.parametrize("name", FAMILIES)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -234,6 +235,35 @@ def test_a_sweep_run_again_while_its_job_trains_takes_that_run_in(tmp_path, env)
     assert sweeps["0"] == sweeps["1"]  # taken in
     table = r.stdout.split("1 of 2 jobs to launch")[1]
     assert "running elsewhere" not in table and table.count("finished") == 2, table
+
+
+def test_a_run_whose_process_died_elsewhere_is_not_taken_for_running(tmp_path, env):
+    """A job killed without its handler on another node (the OOM killer, a node failure)
+    leaves its run RUNNING with a heartbeat that looks fresh for 15 minutes: the claim its
+    process held, released by the OS, tells it is dead, so the plan runs the cell again.
+    Held, the cell is running."""
+    from trainer import checkpoint, contract
+
+    here = dict(cwd=tmp_path, env=env)
+    assert run_launch("-m", "seed=0", *TINY, "budget.steps=10", **here).returncode == 0
+    client, (run,) = jobs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client.update_run(run.info.run_id, status="RUNNING")
+    client.set_tag(run.info.run_id, schema.TAG_HOST, "node17")
+    client.set_tag(run.info.run_id, schema.TAG_HEARTBEAT, str(time.time()))
+    claim = checkpoint.Claim(
+        contract.checkpoint_dir(env["LMSWEEP_CHECKPOINTS"], run.data.tags[schema.TAG_FINGERPRINT])
+    )
+    assert claim.acquire()  # as the killed process did: its lock file is left, unlocked
+    claim.release()
+    plan = ["-m", "seed=0", *TINY, "budget.steps=10", "hydra.sweeper.dry_run=true"]
+    r = run_launch(*plan, **here)
+    assert "1 of 1 jobs to launch" in r.stdout and "skip (running)" not in r.stdout, r.stdout
+    assert claim.acquire()  # a live process trains it
+    try:
+        r = run_launch(*plan, **here)
+        assert "0 of 1 jobs to launch" in r.stdout and "skip (running)" in r.stdout, r.stdout
+    finally:
+        claim.release()
 
 
 def test_rerun_skips_finished_jobs_and_reruns_deleted_ones(tmp_path, env):

@@ -377,6 +377,17 @@ def test_nonblocking_submission_then_status_shows_running_and_cancelled_jobs(tmp
 
 
 # --- no cluster needed ---------------------------------------------------------------------
+def test_a_failed_jobs_error_in_its_log_has_no_password(monkeypatch, capsys):
+    """The log is uploaded with the run: the store's password is scrubbed from it."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://u:s3cret-pw@mlflow.example:5000")
+    try:
+        raise RuntimeError("connecting to http://u:s3cret-pw@mlflow.example:5000 failed")
+    except RuntimeError as e:
+        slurm.log_job_error(e)
+    err = capsys.readouterr().err
+    assert "the job failed:" in err and "Traceback" in err and "s3cret-pw" not in err
+
+
 def test_gres_and_memory_parsing():
     assert slurm.gres_gpus("gpu:2") == 2
     assert slurm.gres_gpus("gpu:a100:4(S:0-1)") == 4

@@ -92,6 +92,9 @@ def test_sweep_params_from_the_command_line_are_swept(tmp_path, env):
     args = ["+hydra.sweeper.params.seed='0,1'", f"tracking.uri=sqlite:///{tmp_path}/m.db"]
     r = run_launch("-m", *args, "hydra.sweeper.dry_run=true", cwd=tmp_path, env=env)
     assert r.returncode == 0 and "2 of 2 jobs to launch" in r.stdout, r.stderr[-2000:]
+    args = ["hydra.sweeper.params=null", "seed=0,1", f"tracking.uri=sqlite:///{tmp_path}/m.db"]
+    r = run_launch("-m", *args, "hydra.sweeper.dry_run=true", cwd=tmp_path, env=env)
+    assert r.returncode == 0 and "2 of 2 jobs to launch" in r.stdout, r.stderr[-2000:]
 
 
 @pytest.mark.parametrize("show", ["--cfg", "--cfg=hydra", "--info"])

@@ -116,6 +116,23 @@ class Claim:
         self._lock.release()
 
 
+def claimed(directory: Path) -> bool:
+    """Whether a live process holds the claim of the job in `directory`: False once it died,
+    however (the OS released its lock), where a run's heartbeat still looks fresh for minutes
+    (a Slurm job killed by the OOM killer or a node failure). True where nothing here can tell:
+    no claim file (checkpoints on another machine's disk)."""
+    lock = directory / CLAIM_FILE
+    if not lock.exists():
+        return True
+    probe = FileLock(str(lock))
+    try:
+        probe.acquire(timeout=0)
+    except Timeout:
+        return True
+    probe.release()
+    return False
+
+
 class StopSignals:
     """Defers the signals that end a job to the next step boundary, so the loop saves first.
 

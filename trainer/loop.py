@@ -70,7 +70,7 @@ class LoopState:
 def evaluate(model, objective, windows: torch.Tensor, micro_batch: int, amp) -> float:
     """The validation loss, run eagerly under train.compile: no_grad, eval mode and the last
     partial batch are new guards, so the compiled model recompiled at the first evaluation
-    (~10 s of a 75 s demo job on 2 CPU cores), more than a few passes can win back."""
+    (12.9 s of a 75 s demo job on 2 CPU cores), more than a few passes can win back."""
     model.eval()
     total = torch.zeros((), device=windows.device)
     for i in range(0, len(windows), micro_batch):

@@ -403,25 +403,27 @@ def finished_runs(
 ) -> dict[str, Any]:
     """The experiment's FINISHED job runs by fingerprint, the latest of each (only
     `fingerprint`'s, if given)."""
-    exp = client.get_experiment_by_name(experiment_name)
-    if exp is None:
-        return {}
-    filt = f"attributes.status = 'FINISHED' and tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'"
-    if fingerprint:
-        filt += f" and tags.`{schema.TAG_FINGERPRINT}` = '{fingerprint}'"
-    runs = sorted(search_all(client, exp.experiment_id, filt), key=lambda r: r.info.start_time)
-    return {r.data.tags.get(schema.TAG_FINGERPRINT): r for r in runs}
+    return _job_runs(client, experiment_name, "FINISHED", fingerprint)
 
 
 def running_runs(client: Any, experiment_name: str) -> dict[str, Any]:
     """The experiment's job runs a live process trains now (RUNNING and not dead by
-    trainer/liveness.py's tests), by fingerprint."""
+    trainer/liveness.py's tests; the plan also probes the job's claim), by fingerprint."""
+    runs = _job_runs(client, experiment_name, "RUNNING")
+    return {key: run for key, run in runs.items() if not liveness.why_dead(run)}
+
+
+def _job_runs(
+    client: Any, experiment_name: str, status: str, fingerprint: Optional[str] = None
+) -> dict[str, Any]:
     exp = client.get_experiment_by_name(experiment_name)
     if exp is None:
         return {}
-    filt = f"attributes.status = 'RUNNING' and tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'"
-    runs = search_all(client, exp.experiment_id, filt)
-    return {r.data.tags.get(schema.TAG_FINGERPRINT): r for r in runs if not liveness.why_dead(r)}
+    filt = f"attributes.status = '{status}' and tags.`{schema.TAG_ROLE}` = '{schema.ROLE_JOB}'"
+    if fingerprint:
+        filt += f" and tags.`{schema.TAG_FINGERPRINT}` = '{fingerprint}'"
+    runs = sorted(search_all(client, exp.experiment_id, filt), key=lambda r: r.info.start_time)
+    return {r.data.tags.get(schema.TAG_FINGERPRINT): r for r in runs}
 
 
 def joined_sweep(tags: Mapping[str, str], sweep_id: str, parent_run_id: str) -> dict[str, str]:

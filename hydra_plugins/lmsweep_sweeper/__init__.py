@@ -22,7 +22,7 @@ class LmsweepSweeperConf:
     # Sweep overrides from a config (experiment presets), or the command line's
     # `+hydra.sweeper.params.seed='0,1'`: a dict by default, as OmegaConf cannot add a key
     # to None (its AssertionError was the command's only output).
-    params: Dict[str, str] = field(default_factory=dict)
+    params: Optional[Dict[str, str]] = field(default_factory=dict)
     dry_run: bool = False  # print the plan, launch nothing
     # Run jobs again even when a FINISHED run has their fingerprint. Fingerprints hash the
     # resolved config, not the code: after a code change, rerun (or sweep a new seed).
@@ -85,7 +85,7 @@ class LmsweepSweeper(Sweeper):
     def __init__(self, **conf: Any) -> None:
         """Hydra passes LmsweepSweeperConf's fields; its defaults are the only ones."""
         c = LmsweepSweeperConf(**conf)
-        self.max_batch_size, self.params = c.max_batch_size, dict(c.params)
+        self.max_batch_size, self.params = c.max_batch_size, dict(c.params or {})
         self.dry_run, self.rerun = c.dry_run, c.rerun
         self.gpu, self.assumed_mfu = c.gpu, c.assumed_mfu
         self.hydra_context = self.config = self.launcher = self.composer = None

@@ -124,7 +124,12 @@ class LmsweepSlurmLauncher(SlurmLauncher):
             try:
                 submitted = executor.map_array(self, *zip(*args))
             except FailedJobError as e:  # sbatch refused: one line, not submitit's traceback
-                raise slurm.sbatch_refused(e, [j for j in jobs if j is not None]) from None
+                earlier = [j for j in jobs if j is not None]
+                if earlier:  # status and --reconcile follow what was submitted
+                    slurm.record_submission(
+                        sweep_dir, SweepContext.load(), job_overrides, initial_job_idx, jobs, False
+                    )
+                raise slurm.sbatch_refused(e, earlier) from None
             for i, job in zip(members, submitted):
                 jobs[i] = job
                 log.info(

@@ -396,7 +396,11 @@ class CausalLM(nn.Module):
         for block in self.blocks:
             x = block(x)
         logits = self.head(self.norm(x))
-        return logits if targets is None else self._loss(logits, targets, z_loss)
+        if targets is None:
+            return logits
+        if z_loss is None:  # one source: TrainConfig.z_loss, passed by the objectives
+            raise TypeError("CausalLM(idx, targets) needs z_loss=: use loss(idx, targets, z_loss=)")
+        return self._loss(logits, targets, z_loss)
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor, *, z_loss: float) -> torch.Tensor:
         """Mean cross-entropy over targets; positions with target -100 are not scored.
