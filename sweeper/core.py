@@ -226,7 +226,8 @@ def run_sweep(plugin: Any, arguments: List[str]) -> Any:
             flush=True,
         )
         return []
-    taken = [{**running, **finished}[p.fingerprint] for p in plans if p.action in planning.SKIPPED]
+    known = {**running, **finished}
+    taken = [known[p.fingerprint] for p in plans if p.action in planning.SKIPPED]
     return _launch(plugin, todo, [names[j.index] for j in todo], taken, client, uri, settings)
 
 

@@ -32,6 +32,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from trainer import schema
 from trainer.contract import ConfigError, SweepContext, redact, resolve_uri, scrub
+from trainer.tables import counted
 
 log = logging.getLogger("lmsweep")
 
@@ -55,8 +56,6 @@ TERMINAL_STATES = {
 
 
 # --- calling Slurm ---------------------------------------------------------------------------
-def _n(count: int, what: str) -> str:
-    return f"{count} {what}{'' if count == 1 else 's'}"
 
 
 def _run(cmd: Sequence[str]) -> subprocess.CompletedProcess:
@@ -76,7 +75,7 @@ class NodeShape:
     gpus: int
 
     def describe(self) -> str:
-        return f"{_n(self.cpus, 'CPU')}, {self.mem_mb} MB memory, {_n(self.gpus, 'GPU')}"
+        return f"{counted(self.cpus, 'CPU')}, {self.mem_mb} MB memory, {counted(self.gpus, 'GPU')}"
 
 
 @dataclass
@@ -91,7 +90,7 @@ class Request:
     def describe(self) -> str:
         mem = "default memory" if self.mem_mb is None else f"{self.mem_mb} MB memory"
         per = " per node" + (f" on {self.nodes} nodes" if self.nodes > 1 else "")
-        return f"{_n(self.gpus, 'GPU')}, {_n(self.cpus, 'CPU')}, {mem}{per}"
+        return f"{counted(self.gpus, 'GPU')}, {counted(self.cpus, 'CPU')}, {mem}{per}"
 
     def fits(self, node: NodeShape) -> bool:
         return (
@@ -180,9 +179,9 @@ def scale_gres(gres: str, factor: int) -> str:
         parts = item.strip().split(":")
         if parts[0] != "gpu":
             return item
-        counted = len(parts) > 1 and parts[-1].isdigit()
-        n = int(parts[-1]) if counted else 1
-        return ":".join([*(parts[:-1] if counted else parts), str(n * factor)])
+        numbered = len(parts) > 1 and parts[-1].isdigit()
+        n = int(parts[-1]) if numbered else 1
+        return ":".join([*(parts[:-1] if numbered else parts), str(n * factor)])
 
     return ",".join(one(item) for item in gres.split(","))
 

@@ -31,7 +31,7 @@ from typing import Optional, Sequence
 from sweeper import slurm
 from trainer import liveness, schema
 from trainer.contract import DEFAULT_EXPERIMENT, ConfigError, redact, resolve_uri, scrub
-from trainer.tables import format_table
+from trainer.tables import counted, format_table
 
 
 class StatusError(RuntimeError):
@@ -244,13 +244,10 @@ def render(st: SweepStatus) -> str:
     ]
     if written:
         more = len(written) - 1
-        others = f" and {_n(more, 'more log')} beside it" if more else ""
-        foot += f"\n{_n(len(runless), 'job')} ended without an MLflow run: see {written[0]}{others}"
+        others = f" and {counted(more, 'more log')} beside it" if more else ""
+        ended = counted(len(runless), "job")
+        foot += f"\n{ended} ended without an MLflow run: see {written[0]}{others}"
     return f"{head}\n{format_table(header, rows)}\n{foot}"
-
-
-def _n(count: int, what: str) -> str:
-    return f"{count} {what}{'' if count == 1 else 's'}"
 
 
 def reconcile(client, st: SweepStatus) -> list[str]:

@@ -121,13 +121,10 @@ def claimed(directory: Path) -> bool:
     however (the OS released its lock), where a run's heartbeat still looks fresh for minutes
     (a Slurm job killed by the OOM killer or a node failure). True where nothing here can tell:
     no claim file (checkpoints on another machine's disk)."""
-    lock = directory / CLAIM_FILE
-    if not lock.exists():
+    if not (directory / CLAIM_FILE).exists():
         return True
-    probe = FileLock(str(lock))
-    try:
-        probe.acquire(timeout=0)
-    except Timeout:
+    probe = Claim(directory)
+    if not probe.acquire():
         return True
     probe.release()
     return False

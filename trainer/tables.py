@@ -16,6 +16,11 @@ def human(n: Optional[float]) -> str:
     return f"{n:.0f}"
 
 
+def counted(count: int, what: str) -> str:
+    """ "1 GPU", "2 GPUs": a count and its noun."""
+    return f"{count} {what}{'' if count == 1 else 's'}"
+
+
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
 
